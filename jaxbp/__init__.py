@@ -1,0 +1,1 @@
+"""jaxbp: backpropagation by hand in JAX, checked against jax.grad."""
