@@ -1,0 +1,163 @@
+"""Models: a sequence of layers with the input shape fixed, and ``mlp``.
+
+A :class:`Model` is a thin, hashable wrapper around ``serial(*layers)``: it
+knows its input shape and dtype, creates parameters and state, checks inputs,
+and exposes the forward pass (which keeps caches) and the backward pass
+(which threads ``dy`` back through the caches, output to input).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxbp import activations, initializers
+from jaxbp.layers import Layer, dense, serial_backward, serial_forward
+from jaxbp.layers import activation as activation_layer
+from jaxbp.layers._serial import split_key
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A sequential model: ``layers`` applied in order to inputs of ``in_shape``.
+
+    ``params`` and ``state`` are tuples with one entry per layer.
+    """
+
+    layers: tuple[Layer, ...]
+    in_shape: tuple[int, ...]
+    dtype: Any = jnp.float32
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "in_shape", tuple(self.in_shape))
+        object.__setattr__(self, "dtype", jnp.dtype(self.dtype))
+        if not self.layers:
+            raise ValueError("a model needs at least one layer; got none")
+
+    # ------------------------------------------------------------- creation
+
+    def init_with_state(self, key) -> tuple[Any, Any]:
+        """(params, state): parameters drawn with ``key``, and the initial state."""
+        params, state, shape = [], [], self.in_shape
+        for layer, k in zip(self.layers, split_key(key, len(self.layers))):
+            shape, p, s = layer.init(k, shape, self.dtype)
+            params.append(p)
+            state.append(s)
+        return tuple(params), tuple(state)
+
+    def init(self, key):
+        """The parameters, a pytree of arrays (a tuple with one entry per layer)."""
+        return self.init_with_state(key)[0]
+
+    def init_state(self):
+        """The initial state (e.g. batch norm's running averages; ``()`` entries
+        for stateless layers). It does not depend on the key."""
+        return _initial_state(self)
+
+    @functools.cached_property
+    def out_shape(self) -> tuple[int, ...]:
+        """The per-example output shape."""
+        shape = self.in_shape
+        for layer in self.layers:
+            shape = _out_shape(layer, shape, self.dtype)
+        return shape
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return tuple(layer.name for layer in self.layers)
+
+    # ------------------------------------------------------------- passes
+
+    def check_input(self, x) -> jax.Array:
+        """``x`` as an array of the model's dtype, after checking its shape."""
+        x = jnp.asarray(x)
+        if x.ndim != len(self.in_shape) + 1 or x.shape[1:] != self.in_shape:
+            expected = ", ".join(["batch", *map(str, self.in_shape)])
+            raise ValueError(
+                f"model expects inputs of shape ({expected}); got shape {x.shape}"
+            )
+        return x.astype(self.dtype)
+
+    def forward(self, params, state, x, *, key=None, train=True):
+        """(out, caches, new_state): the forward pass, keeping each layer's cache."""
+        x = self.check_input(x)
+        return serial_forward(self.layers, params, state, x, key=key, train=train)
+
+    def backward(self, params, caches, dout):
+        """(grads, dx): the chain rule from dL/dout back through every layer."""
+        return serial_backward(self.layers, params, caches, dout)
+
+    def apply(self, params, x, *, state=None, key=None, train=False):
+        """The model's output for inputs ``x`` (evaluation mode by default)."""
+        if state is None:
+            state = self.init_state()
+        out, _, _ = self.forward(params, state, x, key=key, train=train)
+        return out
+
+
+@functools.lru_cache(maxsize=128)
+def _initial_state(model: Model):
+    """A model's initial state, computed once, concretely even inside a trace."""
+    with jax.ensure_compile_time_eval():
+        return model.init_with_state(jax.random.key(0))[1]
+
+
+def _out_shape(layer, in_shape, dtype):
+    """A layer's output shape, from its init traced abstractly (no arrays made)."""
+    shapes = []
+
+    def init_shape(key):
+        out_shape, params, state = layer.init(key, in_shape, dtype)
+        shapes.append(out_shape)
+        return params, state
+
+    jax.eval_shape(init_shape, jax.random.key(0))
+    return tuple(shapes[0])
+
+
+def sequential(*layers: Layer, in_shape: Sequence[int], dtype=jnp.float32) -> Model:
+    """A model from layers applied in order to inputs of per-example ``in_shape``."""
+    return Model(tuple(layers), tuple(in_shape), dtype)
+
+
+def _check_sizes(sizes) -> list[int]:
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"mlp needs at least [inputs, outputs] sizes; got {sizes!r}")
+    for s in sizes:
+        if not (isinstance(s, int) and s > 0):
+            raise ValueError(
+                f"mlp layer sizes must be positive integers; got {sizes!r}"
+            )
+    return sizes
+
+
+def mlp(
+    sizes: Sequence[int],
+    activation: str = "relu",
+    init: str | initializers.Initializer | None = None,
+    *,
+    dtype=jnp.float32,
+) -> Model:
+    """A multilayer perceptron: dense layers of ``sizes`` with ``activation`` between.
+
+    ``mlp([64, 128, 10])`` is ``dense(128) → activation → dense(10)``; the last
+    layer is linear (its outputs are the logits / predictions the loss takes).
+    ``init`` defaults to ``he`` for the ReLU family and ``xavier`` otherwise.
+    """
+    sizes = _check_sizes(sizes)
+    activations.get(activation)
+    init = initializers.default_for(activation) if init is None else init
+    initializers.get(init)
+    layers: list[Layer] = []
+    for i, width in enumerate(sizes[1:]):
+        layers.append(dense(width, init=init))
+        if i < len(sizes) - 2:
+            layers.append(activation_layer(activation))
+    return Model(tuple(layers), (sizes[0],), dtype)

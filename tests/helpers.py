@@ -1,0 +1,139 @@
+"""Helpers shared by the tests: error measures, hypothesis strategies for random
+models, data and targets."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import strategies as st
+
+from jaxbp import activations, losses
+
+ACTIVATION_NAMES = tuple(activations.ACTIVATIONS)
+LOSS_NAMES = tuple(losses.LOSSES)
+DTYPES = ("float32", "float64")
+
+
+def make_targets(
+    rng: np.random.Generator, loss: str, batch: int, n_out: int, soft: bool
+):
+    """Targets of the right kind for ``loss`` and a model with ``n_out`` outputs."""
+    if loss == "mse":
+        return rng.normal(size=(batch, n_out))
+    if loss == "cross_entropy":
+        if soft:
+            p = rng.random((batch, n_out)) + 0.05
+            return p / p.sum(axis=1, keepdims=True)
+        return rng.integers(0, n_out, size=batch).astype(np.int32)
+    if loss == "binary_cross_entropy":
+        return rng.integers(0, 2, size=batch).astype(np.float64)
+    if n_out == 1:  # hinge, one output
+        return rng.integers(0, 2, size=batch).astype(np.int32)
+    return rng.integers(0, n_out, size=batch).astype(np.int32)
+
+
+def outputs_for(loss: str, draw) -> int:
+    if loss == "binary_cross_entropy":
+        return 1
+    if loss == "cross_entropy":
+        return draw(st.sampled_from([2, 5]))
+    if loss == "hinge":
+        return draw(st.sampled_from([1, 3]))
+    return draw(st.sampled_from([1, 3]))
+
+
+@st.composite
+def mlp_problems(draw, dtypes=DTYPES, max_depth=3, activation=None, loss=None):
+    """A random MLP problem: (sizes, activation, loss, x, y, seed, dtype)."""
+    dtype = draw(st.sampled_from(dtypes))
+    activation = activation or draw(st.sampled_from(ACTIVATION_NAMES))
+    loss = loss or draw(st.sampled_from(LOSS_NAMES))
+    # sizes from small sets: every new shape costs a compilation
+    depth = draw(st.integers(0, max_depth))
+    n_in = draw(st.sampled_from([1, 4]))
+    hidden = draw(st.lists(st.sampled_from([1, 3, 8]), min_size=depth, max_size=depth))
+    n_out = outputs_for(loss, draw)
+    batch = draw(st.sampled_from([1, 5, 8]))
+    seed = draw(st.integers(0, 2**31 - 1))
+    soft = draw(st.booleans())
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, n_in)).astype(dtype)
+    y = make_targets(rng, loss, batch, n_out, soft)
+    if y.dtype.kind == "f":
+        y = y.astype(dtype)
+    return {
+        "sizes": [n_in, *hidden, n_out],
+        "activation": activation,
+        "loss": loss,
+        "x": jnp.asarray(x),
+        "y": jnp.asarray(y),
+        "seed": seed,
+        "dtype": dtype,
+    }
+
+
+def distance_to_kinks(model, params, x, y, loss: str) -> float:
+    """How far the forward pass is from any kink (ReLU-family z = 0, hinge margin 0).
+
+    Finite differences are wrong within a step of a kink, so FD tests skip
+    draws that come too close.
+    """
+    from jaxbp.backprop import prepare
+
+    x, target, _loss_fn, state = prepare(model, params, x, y, loss, None)
+    out, caches, _ = model.forward(params, state, x, train=True)
+    distances = [np.inf]
+    for layer, cache in zip(model.layers, caches):
+        if layer.name in activations.KINKED:
+            distances.append(float(jnp.min(jnp.abs(cache[0]))))
+    if loss == "hinge":
+        if out.shape[1] == 1:
+            margins = 1 - target * out
+        else:
+            margins = losses._multiclass_margins(out, target)
+            margins = jnp.where(target > 0, jnp.inf, margins)
+        distances.append(float(jnp.min(jnp.abs(margins))))
+    return min(distances)
+
+
+def random_key(seed: int):
+    return jax.random.key(seed)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def max_relative_error(a, b) -> float:
+    """max|a − b| / max(max|a|, max|b|) over two arrays (0 when both are zero)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.size == 0:
+        return 0.0
+    scale = max(np.max(np.abs(a)), np.max(np.abs(b)))
+    return float(np.max(np.abs(a - b)) / scale) if scale > 0 else 0.0
+
+
+def assert_trees_rel_close(got, want, rtol):
+    """Every leaf of ``got`` within relative error ``rtol`` of ``want``; same structure.
+
+    As in ``check_grads``, a leaf whose own relative error is spoilt by
+    cancellation passes when its max difference is within ``rtol`` times the
+    largest entry of the whole tree.
+    """
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    leaves = [np.asarray(w, np.float64) for w in jax.tree.leaves(want)]
+    scale = max((float(np.max(np.abs(w))) for w in leaves if w.size), default=0.0)
+    paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(got)[0]]
+    for path, a, b in zip(paths, jax.tree.leaves(got), leaves):
+        assert a.shape == b.shape, (path, a.shape, b.shape)
+        err = max_relative_error(a, b)
+        diff = np.abs(np.asarray(a, np.float64) - b)
+        max_abs = float(np.max(diff)) if diff.size else 0.0
+        assert err <= rtol or max_abs <= rtol * scale, (
+            f"{jax.tree_util.keystr(path)}: relative error {err:.3e} > {rtol:g} "
+            f"and max difference {max_abs:.3e} > {rtol:g} x tree scale {scale:.3e}"
+        )
+
+
+RTOL = {"float64": 1e-10, "float32": 1e-5}
+FD_RTOL = 1e-6

@@ -1,0 +1,109 @@
+"""Each activation's hand-written derivative against jax.grad and finite differences."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import ACTIVATION_NAMES, max_relative_error
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jaxbp import activations
+
+finite = st.floats(-30, 30, allow_nan=False, width=32)
+# a fixed length keeps one compilation per activation and dtype
+arrays = st.lists(finite, min_size=8, max_size=8)
+
+
+def autodiff_derivative(fn, z):
+    return jax.vmap(jax.grad(fn.forward))(z)
+
+
+def manual_derivative(fn, z):
+    return fn.derivative(z, fn.forward(z))
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@given(values=arrays)
+def test_derivative_matches_jax_grad(name, dtype, values):
+    fn = activations.get(name)
+    z = jnp.asarray(values, dtype)
+    want = autodiff_derivative(fn, z)
+    rtol = 1e-12 if dtype == "float64" else 1e-6
+    for got in (
+        manual_derivative(fn, z),
+        jax.jit(manual_derivative, static_argnums=0)(fn, z),
+        jax.vmap(lambda zi: manual_derivative(fn, zi))(z),
+    ):
+        assert got.dtype == z.dtype
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+@given(values=arrays)
+def test_derivative_matches_finite_differences(name, values):
+    fn = activations.get(name)
+    z = jnp.asarray(values, jnp.float64)
+    if name in activations.KINKED:
+        z = jnp.where(jnp.abs(z) < 1e-2, z + 0.05, z)
+    h = 1e-3  # fourth-order centred stencil: truncation O(h⁴), rounding ~1e-13
+    f = fn.forward
+    fd = (-f(z + 2 * h) + 8 * f(z + h) - 8 * f(z - h) + f(z - 2 * h)) / (12 * h)
+    assert max_relative_error(manual_derivative(fn, z), fd) < 1e-6
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_kink_follows_the_usual_rule_and_jax_grad(name):
+    fn = activations.get(name)
+    zero = jnp.zeros((1,))
+    got = manual_derivative(fn, zero)
+    assert got == autodiff_derivative(fn, zero)
+    expected_at_zero = {
+        "relu": 0.0,
+        "leaky_relu": activations.LEAKY_RELU_SLOPE,
+        "elu": activations.ELU_ALPHA,
+        "identity": 1.0,
+        "sigmoid": 0.25,
+        "tanh": 1.0,
+        "softplus": 0.5,
+        "gelu": 0.5,
+        "silu": 0.5,
+    }[name]
+    np.testing.assert_allclose(got, expected_at_zero)
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_finite_for_large_inputs(name):
+    fn = activations.get(name)
+    z = jnp.array([-1e4, -100.0, 100.0, 1e4])
+    assert jnp.all(jnp.isfinite(fn.forward(z)))
+    assert jnp.all(jnp.isfinite(manual_derivative(fn, z)))
+    assert jnp.all(jnp.isfinite(autodiff_derivative(fn, z)))
+
+
+def test_values_against_reference_formulas():
+    z = jnp.linspace(-4, 4, 41, dtype=jnp.float64)
+    zn = np.asarray(z)
+    from scipy.special import erf
+
+    want = {
+        "identity": zn,
+        "sigmoid": 1 / (1 + np.exp(-zn)),
+        "tanh": np.tanh(zn),
+        "relu": np.maximum(zn, 0),
+        "leaky_relu": np.where(zn > 0, zn, 0.01 * zn),
+        "elu": np.where(zn > 0, zn, np.exp(zn) - 1),
+        "softplus": np.log1p(np.exp(zn)),
+        "gelu": zn * 0.5 * (1 + erf(zn / np.sqrt(2))),
+        "silu": zn / (1 + np.exp(-zn)),
+    }
+    for name, expected in want.items():
+        np.testing.assert_allclose(
+            activations.get(name).forward(z), expected, rtol=1e-12, atol=1e-14
+        )
+
+
+def test_unknown_activation_lists_valid_names():
+    with pytest.raises(ValueError, match=r"unknown activation 'sigmod'.*sigmoid.*relu"):
+        activations.get("sigmod")
