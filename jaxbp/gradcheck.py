@@ -16,11 +16,13 @@ References:
   (tolerance 1e-10 in float64, 1e-5 in float32);
 - when asked, centred finite differences in float64, one coordinate at a time
   with the fourth-order stencil
-  ``(−f(θ+2h) + 8 f(θ+h) − 8 f(θ−h) + f(θ−2h)) / 12h`` (truncation error
-  O(h⁴), so h = 1e-4 keeps both truncation and rounding near 1e-12);
-  tolerance 1e-6 relative; a leaf whose gradient is exactly zero passes when
-  the differences are within rounding (``max_abs <= 1e-9``), since no relative
-  error can be small there. All coordinates are evaluated in one compiled,
+  ``(−f(θ+2h) + 8 f(θ+h) − 8 f(θ−h) + f(θ−2h)) / 12h`` with h = 1e-6: its
+  truncation error is O(h⁴), negligible, so what is left is rounding,
+  about 1.5 ε|f|/h ≈ 3e-10 |f|, and the small step keeps a ReLU unit from
+  crossing its kink during the check in all but rare cases;
+  tolerance 1e-6 relative; a leaf whose gradient is zero or tiny passes when
+  the differences are within that rounding (``max_abs <= 1e-9``), since no
+  relative error can be small there. All coordinates are evaluated in one compiled,
   batched ``lax.map``.
 
 Finite differences are only meaningful where the loss is smooth: a ReLU unit
@@ -44,7 +46,7 @@ from jaxbp.model import Model
 AUTODIFF_RTOL = {"float64": 1e-10, "float32": 1e-5, "bfloat16": 1e-2, "float16": 1e-2}
 FD_RTOL = 1e-6
 FD_ATOL = 1e-9
-FD_EPS = 1e-4
+FD_EPS = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
