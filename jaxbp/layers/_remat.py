@@ -21,20 +21,25 @@ nets with sublinear memory cost"; Griewank & Walther's checkpointing in reverse-
 The last segment need not be checkpointed: its caches are used as soon as the
 forward pass ends, so recomputing them saves nothing (``checkpoint_last``).
 
-Two details make this real under ``jit``:
+Under ``jit`` the saving has to survive XLA:
 
-- XLA eliminates common subexpressions: the recomputed forward is the same
-  computation as the original one, so XLA would merge the two and keep the
-  original caches alive, undoing the saving. The backward pass therefore routes
-  the segment input through ``lax.optimization_barrier`` together with ``dy``:
-  the recomputation reads a value XLA cannot prove equal to the original input,
-  and cannot start before ``dy`` exists (that is, before the later segments'
-  backward passes have run and freed their caches).
+- XLA eliminates common subexpressions (CSE): the recomputed forward is the
+  same computation as the original one, so XLA merges the two, keeps the
+  original caches alive and the saving is gone. ``jax.checkpoint`` guards
+  against that with ``lax.optimization_barrier``, but XLA:CPU removes
+  barriers (its ``cse_barrier_expander`` pass) *before* a later CSE pass: on
+  CPU ``jax.checkpoint`` saves no memory at all (measured in
+  ``jaxbp.bench``'s checkpoint section). Here the backward pass puts the
+  recomputation inside a ``lax.cond`` branch whose predicate XLA cannot
+  evaluate (``_opaque_true``): CSE works within one computation, so it cannot
+  merge the branch with the forward pass; and the branch reads ``dy``, so it
+  runs only after the later segments' backward passes (which free their
+  caches).
 - For ``backprop="autodiff"`` the forward pass is wrapped in ``jax.checkpoint``,
-  so ``jax.grad`` saves the same segment inputs and recomputes too, and the two
-  paths stay comparable. ``jax.checkpoint`` is not differentiation: without
-  ``jax.grad`` around it it is an ordinary call, and the manual path runs no
-  JAX differentiation.
+  so ``jax.grad`` saves the same segment inputs and recomputes them where the
+  backend keeps the barrier (GPU, TPU; on CPU see above). ``jax.checkpoint``
+  is not differentiation: without ``jax.grad`` around it it is an ordinary
+  call, and the manual path runs no JAX differentiation.
 
 ``checkpointed_mlp(sizes, activation, segment_size)`` builds ``jaxbp.mlp``'s
 layers grouped into such segments; ``checkpoint_model(model, segment_size)``
@@ -66,7 +71,7 @@ class SegmentCache:
     x: Any
     state: Any
     key: Any
-    train: bool = dataclasses.field(metadata=dict(static=True), default=False)
+    train: bool = dataclasses.field(metadata={"static": True}, default=False)
 
 
 def checkpointed(*layers: Layer, name: str = "checkpointed") -> Layer:
@@ -95,24 +100,49 @@ def checkpointed(*layers: Layer, name: str = "checkpointed") -> Layer:
             return y, new_state
 
         # jax.checkpoint only matters to jax.grad (the autodiff path); here it
-        # is a plain call, and the inner caches are dropped (dead code to XLA).
+        # is a plain call, and the inner caches are dropped (dead code to XLA)
         y, new_state = jax.checkpoint(run, prevent_cse=True)(params, state, x, key)
         return y, SegmentCache(x, state, key, train), new_state
 
     def backward(params, cache: SegmentCache, dy):
         """caches = forward(x) again;  (dparams, dx) = backward(caches, dy)
 
-        The barrier makes the recomputation depend on ``dy`` and hides that
-        its input equals the forward pass's (so XLA neither hoists it into the
-        forward pass nor merges it with the original computation).
+        Inside a ``lax.cond`` that is always taken, so that XLA cannot merge
+        the recomputation with the forward pass (see ``_opaque_true``).
         """
-        x, state, dy = lax.optimization_barrier((cache.x, cache.state, dy))
-        _, caches, _ = serial_forward(
-            layers, params, state, x, key=cache.key, train=cache.train
-        )
-        return serial_backward(layers, params, caches, dy)
+
+        def recompute_then_backward(operands):
+            params, x, state, key, dy = operands
+            _, caches, _ = serial_forward(
+                layers, params, state, x, key=key, train=cache.train
+            )
+            return serial_backward(layers, params, caches, dy)
+
+        def never_taken(operands):
+            params, x = operands[:2]
+            return jax.tree.map(jnp.zeros_like, params), jnp.zeros_like(x)
+
+        operands = (params, cache.x, cache.state, cache.key, dy)
+        return lax.cond(_opaque_true(), recompute_then_backward, never_taken, operands)
 
     return Layer(name, segment.init, forward, backward)
+
+
+def _opaque_true():
+    """A predicate that is always true but that XLA cannot evaluate at compile time.
+
+    Used as the predicate of a ``lax.cond`` that fences the recomputation off in
+    a branch computation of its own, where XLA's common-subexpression
+    elimination cannot merge it with the forward pass (CSE works within one
+    computation). ``lax.optimization_barrier`` alone is not enough: XLA:CPU
+    removes barriers (its ``cse_barrier_expander`` pass) before a later CSE
+    pass, and so undoes ``jax.checkpoint``'s rematerialization too.
+    ``rng_uniform`` draws from XLA's RNG state, which no pass can fold; a
+    number in [0, 1) is always < 2. (This is the widget ``jax.remat`` itself
+    used before optimization barriers existed.)
+    """
+    zero, one = jnp.zeros((), jnp.float32), jnp.ones((), jnp.float32)
+    return lax.rng_uniform(zero, one, ()) < 2
 
 
 # ------------------------------------------------------------------ segmenting

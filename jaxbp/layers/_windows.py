@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import jax.numpy as jnp
 from jax import lax
 
 from jaxbp._checks import choose
@@ -78,8 +79,7 @@ def image_geometry(in_shape, window, stride, padding, layer) -> tuple[Axis, Axis
     """Check ``in_shape == (H, W, C)`` and return the two axes' geometry."""
     check_in_shape(layer, in_shape, 3, "(height, width, channels)")
     return tuple(
-        axis(n, k, s, padding, layer)
-        for n, k, s in zip(in_shape[:2], window, stride)
+        axis(n, k, s, padding, layer) for n, k, s in zip(in_shape[:2], window, stride)
     )
 
 
@@ -114,8 +114,12 @@ def patches(x_padded, geometry):
         lax.slice(
             x_padded,
             (0, i, j, 0),
-            (batch, i + (a.out - 1) * a.stride + 1, j + (b.out - 1) * b.stride + 1,
-             channels),
+            (
+                batch,
+                i + (a.out - 1) * a.stride + 1,
+                j + (b.out - 1) * b.stride + 1,
+                channels,
+            ),
             (1, a.stride, b.stride, 1),
         )
         for i, j in offsets(geometry)
@@ -145,3 +149,13 @@ def unpatches(g, geometry):
         part = lax.pad(g[:, :, :, n, :], zero, config)
         total = part if total is None else total + part
     return total
+
+
+def shape_token(x):
+    """A zero-size array with ``x``'s per-example shape, (0, *x.shape[1:]).
+
+    Caches hold arrays only (so they pass through ``jit``, ``vmap`` and
+    ``custom_vjp`` residuals); a layer whose backward pass needs only the
+    input's shape keeps this instead of the input itself.
+    """
+    return jnp.zeros((0, *x.shape[1:]), x.dtype)

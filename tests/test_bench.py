@@ -1,0 +1,127 @@
+"""The benchmark library on tiny sizes: rows are well formed (no timing asserted)."""
+
+import functools
+import json
+import math
+
+import numpy as np
+import pytest
+
+from jaxbp import bench
+
+
+@pytest.fixture
+def ctx():
+    return bench.BenchContext.make(
+        quick=True, reps=3, min_seconds=0.0, compile_reps=1, peak_n=64
+    )
+
+
+def _finite_positive(row, key):
+    value = row[key]
+    assert isinstance(value, float) and math.isfinite(value) and value > 0, (
+        key,
+        value,
+    )
+
+
+def test_dense_flops_are_counted_by_hand():
+    forward, gradient = bench.dense_sizes_flops([4, 8, 2], batch=3)
+    assert forward == 2 * 3 * (4 * 8 + 8 * 2)
+    # backward: dW for both layers, dx only for the second
+    assert gradient == forward + 2 * 3 * (4 * 8 + 8 * 2) + 2 * 3 * (8 * 2)
+
+
+def test_interleaved_times_and_ratios():
+    calls = {"a": lambda: np.zeros(3), "b": lambda: np.ones(3)}
+    times = bench.interleaved_times(calls, reps=5, min_seconds=0.0, warmup=1)
+    assert set(times) == {"a", "b"}
+    assert all(t.shape == (5,) and np.all(t > 0) for t in times.values())
+    cols = bench.ratio_columns("a/b", times["a"], times["b"])
+    assert cols["a/b_q1"] <= cols["a/b"] <= cols["a/b_q3"]
+    cols = bench.time_columns("a_ms", times["a"])
+    assert set(cols) == {"a_ms", "a_ms_q1", "a_ms_q3"}
+
+
+def test_matmul_rows(ctx):
+    rows = bench.matmul_rows(ctx, sizes=(32, 64))
+    assert [r["n"] for r in rows] == [32, 64]
+    for r in rows:
+        assert r["section"] == "matmul"
+        for key in ("ms", "gflops"):
+            _finite_positive(r, key)
+        assert 0 < r["of_peak"] <= 1
+    assert ctx.shared["peak_gflops"] == max(r["gflops"] for r in rows)
+
+
+def test_gradient_rows(ctx):
+    ctx.shared["peak_gflops"] = 1.0
+    (row,) = bench.gradient_rows(ctx, configs=[((6, 8, 3), 4)])
+    assert row["section"] == "gradient" and row["name"] == "6-8-3 B4"
+    for k in ("manual", "autodiff", "reference", "forward", "floor", "matmul"):
+        _finite_positive(row, f"{k}_ms")
+        assert row[f"{k}_ms_q1"] <= row[f"{k}_ms"] <= row[f"{k}_ms_q3"]
+    for key in (
+        "manual/autodiff",
+        "manual/reference",
+        "manual/forward",
+        "autodiff/forward",
+        "manual_of_peak",
+        "autodiff_of_peak",
+        "manual_gflops",
+        "manual_compile_s",
+        "autodiff_compile_s",
+        "manual_lower_s",
+    ):
+        _finite_positive(row, key)
+    assert row["gradient_gflop"] * 1e9 == bench.dense_sizes_flops((6, 8, 3), 4)[1]
+    # XLA counts the dense FLOPs and some elementwise work on top
+    assert row["manual_xla_gflop"] >= 0.9 * row["gradient_gflop"]
+    assert row["manual_hlo_ops"] > 0
+    if "manual_temp_mib" in row:  # XLA's memory analysis, where available
+        assert row["manual_temp_mib"] >= 0 and row["manual_argument_mib"] > 0
+        assert row["step_alias_mib"] > 0  # the donated params are reused
+    json.dumps(bench._jsonable(row))
+
+
+def test_checkpoint_rows(ctx):
+    (row,) = bench.checkpoint_rows(ctx, depths=(2,), width=8, batch=4)
+    assert row["section"] == "checkpoint" and row["depth"] == 2
+    assert sum(row["segments"]) == 2 * 3 - 1  # 3 dense layers + 2 activations
+    for key in ("plain_manual_ms", "ckpt_manual_ms", "manual_time_ckpt/plain"):
+        _finite_positive(row, key)
+    for variant in ("plain_manual", "ckpt_manual", "plain_autodiff", "ckpt_autodiff"):
+        _finite_positive(row, f"{variant}_ms")
+    assert row["plain_manual_temp_mib"] >= 0  # (too tiny here to save memory)
+    # the recomputation is really there: more FLOPs than the plain gradient
+    assert row["ckpt_manual_xla_gflop"] > row["plain_manual_xla_gflop"]
+
+
+def test_run_table_json_and_main(ctx, tmp_path, monkeypatch, capsys):
+    tiny = [
+        functools.partial(bench.matmul_rows, sizes=(32,)),
+        functools.partial(bench.gradient_rows, configs=[((4, 5, 2), 3)]),
+    ]
+    result = bench.run(ctx, tiny)
+    assert set(result) == {"machine", "settings", "rows"}
+    assert result["machine"]["jax"] and result["machine"]["nproc"] >= 1
+    assert [r["section"] for r in result["rows"]] == ["matmul", "gradient"]
+    table = bench.format_table(result["rows"] + [{"section": "other", "x": 1.5}])
+    for word in ("[matmul]", "[gradient]", "[other]", "man/auto", "4-5-2 B3"):
+        assert word in table
+    path = bench.write_json(result, tmp_path)
+    assert json.loads(path.read_text())["rows"][1]["name"] == "4-5-2 B3"
+
+    monkeypatch.setattr(bench, "BENCHMARKS", tiny[:1])
+    monkeypatch.setattr(
+        bench.BenchContext,
+        "make",
+        classmethod(
+            lambda cls, quick=False, **kw: cls(
+                quick=quick, reps=2, min_seconds=0.0, compile_reps=1, peak_n=32, **kw
+            )
+        ),
+    )
+    assert bench.main(["--quick", "--out", str(tmp_path / "cli")]) == 0
+    out = capsys.readouterr().out
+    assert "[matmul]" in out and (tmp_path / "cli" / "benchmark.json").exists()

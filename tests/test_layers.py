@@ -1,0 +1,618 @@
+"""The layers beyond the MLP: hand-written backward passes against jax.vjp / jax.grad
+and finite differences, under jit and vmap, plus each layer's own semantics."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import RTOL, assert_trees_rel_close
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from jax import lax
+
+import jaxbp
+from jaxbp import layers as L
+from jaxbp.layers import _windows
+
+KINDS = (
+    "batchnorm",
+    "layernorm",
+    "dropout",
+    "residual",
+    "conv2d",
+    "max_pool",
+    "avg_pool",
+    "flatten",
+    "rnn",
+    "softmax",
+)
+IMAGES = [(5, 5, 2), (6, 7, 1)]
+VECTOR = (4,)
+
+# ------------------------------------------------------------------ problems
+
+
+@st.composite
+def layer_problems(draw, kind, dtypes=("float32", "float64")):
+    """One layer of ``kind``, its per-example input shape, batch, mode, dtype, seed."""
+    shape = draw(st.sampled_from([VECTOR, IMAGES[0]]))
+    pool = None
+    if kind == "batchnorm":
+        layer = L.batchnorm(momentum=0.8)
+    elif kind == "layernorm":
+        layer = L.layernorm()
+    elif kind == "dropout":
+        layer = L.dropout(draw(st.sampled_from([0.0, 0.3, 0.5])))
+    elif kind == "residual":
+        if shape == VECTOR:
+            layer = L.residual(L.dense(4), L.activation("tanh"), L.dense(4))
+        else:
+            layer = L.residual(L.conv2d(2, 3), L.layernorm(), L.activation("tanh"))
+    elif kind == "conv2d":
+        shape = draw(st.sampled_from(IMAGES))
+        layer = L.conv2d(
+            3,
+            kernel_size=draw(st.sampled_from([1, 2, 3, (3, 2)])),
+            stride=draw(st.sampled_from([1, 2])),
+            padding=draw(st.sampled_from(["SAME", "VALID"])),
+            init="xavier",
+        )
+    elif kind in ("max_pool", "avg_pool"):
+        shape = draw(st.sampled_from(IMAGES))
+        pool = (
+            draw(st.sampled_from([2, 3])),
+            draw(st.sampled_from([None, 1, 2])),
+            draw(st.sampled_from(["SAME", "VALID"])),
+        )
+        layer = (L.max_pool if kind == "max_pool" else L.avg_pool)(*pool)
+    elif kind == "flatten":
+        shape = draw(st.sampled_from(IMAGES))
+        layer = L.flatten()
+    elif kind == "rnn":
+        layer = L.rnn(3, return_sequences=draw(st.booleans()))
+        shape = (draw(st.sampled_from([1, 3, 6])), 2)
+    elif kind == "softmax":
+        layer = L.softmax()
+    else:
+        raise AssertionError(kind)
+    return {
+        "kind": kind,
+        "layer": layer,
+        "shape": shape,
+        "pool": pool,
+        # batch norm over one example is degenerate (x̂ = 0)
+        "batch": 4 if kind == "batchnorm" else draw(st.sampled_from([1, 4])),
+        "train": draw(st.booleans()),
+        "dtype": draw(st.sampled_from(dtypes)),
+        "seed": draw(st.integers(0, 2**16)),
+    }
+
+
+def normal(seed, shape, dtype):
+    return jnp.asarray(np.random.default_rng(seed).normal(size=shape), dtype)
+
+
+def random_input(problem, leading=()):
+    shape = (*leading, problem["batch"], *problem["shape"])
+    return normal(problem["seed"], shape, problem["dtype"])
+
+
+def init_layer(problem):
+    """(out_shape, params, state); batch norm gets running averages other than 0/1."""
+    out_shape, params, state = problem["layer"].init(
+        jax.random.key(problem["seed"]), problem["shape"], jnp.dtype(problem["dtype"])
+    )
+    if problem["kind"] == "batchnorm":
+        rng = np.random.default_rng(problem["seed"] + 1)
+        c = state["mean"].shape
+        state = {
+            "mean": jnp.asarray(rng.normal(size=c), problem["dtype"]),
+            "var": jnp.asarray(rng.uniform(0.5, 2, size=c), problem["dtype"]),
+        }
+        params = {
+            "gamma": jnp.asarray(rng.uniform(0.5, 2, size=c), problem["dtype"]),
+            "beta": jnp.asarray(rng.normal(size=c), problem["dtype"]),
+        }
+    return out_shape, params, state
+
+
+def model_around(problem):
+    """A layer with parameters (so the tested layer's dx reaches a gradient),
+    then the tested layer; the loss is mse on its output."""
+    layer, shape = problem["layer"], problem["shape"]
+    if len(shape) == 3:
+        pre = [L.conv2d(shape[2], 1, init="xavier")]
+    elif len(shape) == 1:
+        pre = [L.dense(shape[0])]
+    else:  # sequences: the RNN has parameters of its own
+        pre = []
+    return jaxbp.sequential(*pre, layer, in_shape=shape, dtype=problem["dtype"])
+
+
+def targets_for(model, problem, leading=()):
+    shape = (*leading, problem["batch"], *model.out_shape)
+    return normal(problem["seed"] + 3, shape, problem["dtype"])
+
+
+def pool_windows(problem, x):
+    """The windows (B, Ho, Wo, K, C) a pooling layer of ``problem`` sees in ``x``."""
+    window, stride, padding = problem["pool"]
+    geometry = _windows.image_geometry(
+        x.shape[1:], (window,) * 2, (stride or window,) * 2, padding, "pool"
+    )
+    return _windows.patches(_windows.pad_spatial(x, geometry, -jnp.inf), geometry)
+
+
+def min_tie_gap(windows):
+    """The smallest gap between a window's largest and second-largest entry."""
+    if windows.shape[3] < 2:
+        return np.inf
+    top2 = -jnp.sort(-windows, axis=3)[:, :, :, :2]
+    return float(jnp.min(top2[:, :, :, 0] - top2[:, :, :, 1]))
+
+
+# ------------------------------------------------------- manual vs autodiff
+
+
+def manual_and_vjp(layer, params, state, x, dy, key, train):
+    """(dparams, dx) from the layer's backward and from jax.vjp of its forward."""
+    _, cache, _ = layer.forward(params, state, x, key=key, train=train)
+    manual = layer.backward(params, cache, dy)
+    _, pullback = jax.vjp(
+        lambda p, x: layer.forward(p, state, x, key=key, train=train)[0], params, x
+    )
+    return manual, pullback(dy)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=8)
+@given(data=st.data())
+def test_layer_backward_equals_jax_vjp(kind, data):
+    problem = data.draw(layer_problems(kind))
+    layer, train = problem["layer"], problem["train"]
+    out_shape, params, state = init_layer(problem)
+    x = random_input(problem)
+    dy = normal(problem["seed"] + 2, (x.shape[0], *out_shape), x.dtype)
+
+    @jax.jit
+    def run(params, state, x, dy, key):
+        return manual_and_vjp(layer, params, state, x, dy, key, train)
+
+    manual, autodiff = run(params, state, x, dy, jax.random.key(problem["seed"]))
+    dparams, dx = manual
+    assert dx.dtype == x.dtype and dx.shape == x.shape
+    assert all(g.dtype == x.dtype for g in jax.tree.leaves(dparams))
+    assert_trees_rel_close(manual, autodiff, RTOL[problem["dtype"]])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=4)
+@given(data=st.data())
+def test_layer_in_a_model_equals_finite_differences(kind, data):
+    problem = data.draw(layer_problems(kind, dtypes=("float64",)))
+    model = model_around(problem)
+    params, state = model.init_with_state(jax.random.key(problem["seed"]))
+    x = random_input(problem)
+    if kind == "max_pool":  # differences are wrong within a step of a tie
+        pooled = model.layers[0].forward(params[0], (), x)[0]
+        assume(min_tie_gap(pool_windows(problem, pooled)) > 1e-4)
+    report = jaxbp.check_grads(
+        model,
+        params,
+        x,
+        targets_for(model, problem),
+        loss="mse",
+        finite_differences=True,
+        state=state,
+        key=jax.random.key(problem["seed"]),
+        train=problem["train"],
+    )
+    assert report.ok, str(report)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=4)
+@given(data=st.data())
+def test_layer_gradients_under_vmap(kind, data):
+    """Per-example gradients (each example a batch of one) under jit(vmap);
+    batch norm instead maps over several independent batches."""
+    problem = data.draw(layer_problems(kind))
+    model = model_around(problem)
+    params, state = model.init_with_state(jax.random.key(problem["seed"]))
+    key, train = jax.random.key(problem["seed"]), problem["train"]
+    if kind == "batchnorm":
+        x = random_input(problem, leading=(3,))
+        y = targets_for(model, problem, leading=(3,))
+
+        def one(backprop, xi, yi):
+            return jaxbp.loss_and_grad(
+                model, params, xi, yi, loss="mse", backprop=backprop,
+                state=state, key=key, train=train,
+            )
+    else:
+        x, y = random_input(problem), targets_for(model, problem)
+
+        def one(backprop, xi, yi):
+            return jaxbp.loss_and_grad(
+                model, params, xi[None], yi[None], loss="mse", backprop=backprop,
+                state=state, key=key, train=train,
+            )
+
+    manual = jax.jit(jax.vmap(lambda xi, yi: one("manual", xi, yi)))(x, y)
+    autodiff = jax.jit(jax.vmap(lambda xi, yi: one("autodiff", xi, yi)))(x, y)
+    assert_trees_rel_close(manual, autodiff, RTOL[problem["dtype"]])
+
+
+def test_every_kind_is_exported():
+    for name in (*KINDS, "dense", "activation", "serial"):
+        assert name in L.__all__
+        assert callable(getattr(L, name))
+
+
+# ------------------------------------------------------------------ batch norm
+
+
+@pytest.mark.parametrize("shape", [(3,), (4, 5, 3)])
+def test_batchnorm_training_uses_batch_statistics_and_updates_running_averages(shape):
+    layer = L.batchnorm(momentum=0.8, eps=1e-5)
+    _, params, state = layer.init(None, shape, jnp.float64)
+    params = {"gamma": jnp.array([1.0, 2.0, 0.5]), "beta": jnp.array([0.0, -1.0, 3.0])}
+    state = {"mean": jnp.array([0.1, 0.2, 0.3]), "var": jnp.array([1.0, 2.0, 3.0])}
+    x = 3 + 2 * normal(0, (6, *shape), jnp.float64)
+    y, _, new_state = layer.forward(params, state, x, train=True)
+    axes = tuple(range(x.ndim - 1))  # batch and spatial axes
+    mean, var = np.mean(np.asarray(x), axis=axes), np.var(np.asarray(x), axis=axes)
+    np.testing.assert_allclose(np.mean(y, axis=axes), params["beta"], atol=1e-12)
+    np.testing.assert_allclose(
+        np.std(y, axis=axes), params["gamma"] * np.sqrt(var / (var + 1e-5)), rtol=1e-12
+    )
+    # running averages: momentum · old + (1 − momentum) · batch (biased variance)
+    np.testing.assert_allclose(new_state["mean"], 0.8 * state["mean"] + 0.2 * mean)
+    np.testing.assert_allclose(new_state["var"], 0.8 * state["var"] + 0.2 * var)
+
+
+def test_batchnorm_evaluation_uses_running_averages():
+    layer = L.batchnorm(eps=1e-3)
+    params = {"gamma": jnp.array([1.0, 2.0]), "beta": jnp.array([0.5, -1.0])}
+    state = {"mean": jnp.array([1.0, -2.0]), "var": jnp.array([4.0, 0.25])}
+    x = normal(1, (5, 2), jnp.float64)
+    y, _, new_state = layer.forward(params, state, x, train=False)
+    want = params["gamma"] * (x - state["mean"]) / np.sqrt(state["var"] + 1e-3)
+    np.testing.assert_allclose(y, want + params["beta"], rtol=1e-12)
+    assert new_state is state
+    # each example on its own: no batch statistics in evaluation mode
+    y0, _, _ = layer.forward(params, state, x[:1], train=False)
+    np.testing.assert_allclose(y0, y[:1], rtol=1e-12)
+
+
+def test_batchnorm_state_threads_through_a_model():
+    model = jaxbp.mlp([3, 4, 2], "tanh", batchnorm=True, dtype=jnp.float64)
+    params, state = model.init_with_state(jax.random.key(0))
+    x, y = normal(0, (8, 3), jnp.float64), jnp.array([0, 1] * 4)
+    out = jaxbp.forward_backward(model, params, x, y, state=state)
+    bn_state = out.state[1]
+    h = x @ params[0]["w"] + params[0]["b"]
+    np.testing.assert_allclose(bn_state["mean"], 0.1 * np.mean(h, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(
+        bn_state["var"], 0.9 + 0.1 * np.var(h, axis=0), rtol=1e-12
+    )
+    assert out.state[0] == () and out.state[2] == ()
+
+
+def test_batchnorm_bad_arguments():
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\]; got 1.5"):
+        L.batchnorm(momentum=1.5)
+    with pytest.raises(ValueError, match=r"eps must be > 0; got 0"):
+        L.batchnorm(eps=0)
+    with pytest.raises(ValueError, match=r"batchnorm expects .* got per-example shape \(\)"):
+        L.batchnorm().init(None, (), jnp.float32)
+
+
+# ------------------------------------------------------------------ dropout
+
+
+def test_dropout_drops_rate_fraction_and_rescales():
+    rate = 0.3
+    layer = L.dropout(rate)
+    x = jnp.ones((400, 250), jnp.float32)
+    y, mask, _ = layer.forward((), (), x, key=jax.random.key(7), train=True)
+    dropped = float(jnp.mean(y == 0))
+    assert abs(dropped - rate) < 0.01  # 100k Bernoulli draws: std 0.0015
+    kept = np.asarray(y)[np.asarray(y) != 0]
+    np.testing.assert_allclose(kept, 1 / (1 - rate), rtol=1e-6)
+    assert abs(float(jnp.mean(y)) - 1) < 0.02  # inverted dropout keeps E[y] = x
+    # same key, same mask; another key, another mask
+    y_again, _, _ = layer.forward((), (), x, key=jax.random.key(7), train=True)
+    np.testing.assert_array_equal(y, y_again)
+    y_other, _, _ = layer.forward((), (), x, key=jax.random.key(8), train=True)
+    assert not np.array_equal(y, y_other)
+    # the backward pass uses the same mask
+    _, dx = layer.backward((), mask, 2 * x)
+    np.testing.assert_array_equal(dx, 2 * y)
+
+
+def test_dropout_evaluation_mode_is_identity():
+    layer = L.dropout(0.5)
+    x = normal(0, (3, 4), jnp.float32)
+    y, cache, _ = layer.forward((), (), x, key=None, train=False)
+    assert y is x
+    assert layer.backward((), cache, x)[1] is x
+    # rate 0 needs no key even in training mode
+    y0, _, _ = L.dropout(0.0).forward((), (), x, key=None, train=True)
+    assert y0 is x
+
+
+def test_dropout_errors():
+    for rate in (-0.1, 1.0, 2, "0.5", True):
+        with pytest.raises(ValueError, match=r"rate must be a number in \[0, 1\)"):
+            L.dropout(rate)
+    model = jaxbp.mlp([3, 4, 2], dropout=0.5)
+    params = model.init(jax.random.key(0))
+    x, y = jnp.zeros((2, 3)), jnp.array([0, 1])
+    with pytest.raises(ValueError, match=r"needs a PRNG key in training mode"):
+        jaxbp.loss_and_grad(model, params, x, y)
+    # evaluation needs no key
+    assert model.apply(params, x).shape == (2, 2)
+
+
+# ------------------------------------------------------------------ residual
+
+
+def test_residual_adds_the_input_and_checks_shapes():
+    inner = L.dense(3)
+    block = L.residual(inner)
+    _, params, _ = block.init(jax.random.key(0), (3,), jnp.float64)
+    x = normal(0, (2, 3), jnp.float64)
+    y, _, _ = block.forward(params, ((),), x)
+    np.testing.assert_allclose(y, x + x @ params[0]["w"] + params[0]["b"], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"keep the shape.*\(3,\) to \(5,\)"):
+        L.residual(L.dense(5)).init(jax.random.key(0), (3,), jnp.float32)
+
+
+# ------------------------------------------------------------------ convolution
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("shape", [(7, 5, 2), (6, 6, 3)])
+def test_conv2d_forward_matches_lax_and_shapes(shape, stride, padding):
+    layer = L.conv2d(4, 3, stride, padding)
+    out_shape, params, _ = layer.init(jax.random.key(0), shape, jnp.float32)
+    x = normal(0, (2, *shape), jnp.float32)
+    y, _, _ = layer.forward(params, (), x)
+    want = lax.conv_general_dilated(
+        x, params["w"], (stride, stride), padding,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    ) + params["b"]
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+    assert y.shape[1:] == out_shape
+    assert params["w"].shape == (3, 3, shape[2], 4)
+
+
+def test_conv2d_he_initialization_variance():
+    _, params, _ = L.conv2d(64, 3).init(jax.random.key(0), (8, 8, 32), jnp.float32)
+    np.testing.assert_allclose(np.var(params["w"]), 2 / (3 * 3 * 32), rtol=0.05)
+    assert not np.any(params["b"])
+
+
+def test_conv2d_and_pool_bad_arguments():
+    with pytest.raises(ValueError, match=r"expects inputs of per-example shape \(height, width, channels\); got per-example shape \(64,\)"):
+        L.conv2d(4).init(jax.random.key(0), (64,), jnp.float32)
+    with pytest.raises(ValueError, match=r"window 5 is larger than the input side 4"):
+        L.conv2d(4, 5, padding="VALID").init(jax.random.key(0), (4, 4, 1), jnp.float32)
+    with pytest.raises(ValueError, match=r"unknown conv2d padding 'FULL'; expected one of: SAME, VALID"):
+        L.conv2d(4, padding="full")
+    with pytest.raises(ValueError, match=r"kernel_size must be a positive integer or a pair"):
+        L.conv2d(4, kernel_size=0)
+    with pytest.raises(ValueError, match=r"features must be a positive integer"):
+        L.conv2d(0)
+    with pytest.raises(ValueError, match=r"max_pool expects inputs of per-example shape"):
+        L.max_pool(2).init(None, (4, 4), jnp.float32)
+    with pytest.raises(ValueError, match=r"stride must be a positive integer"):
+        L.avg_pool(2, stride=(1, 2, 3))
+
+
+# ------------------------------------------------------------------ pooling
+
+
+def test_max_pool_ties_route_like_jax_grad_of_reduce_window():
+    """After a ReLU many window entries tie at 0: all of dy goes to the first
+    maximum in row-major window order, exactly as jax.grad of lax.reduce_window
+    max routes it (and as jax.grad of our own forward pass does)."""
+    for window, stride, padding in [(2, 2, "VALID"), (3, 1, "SAME"), (3, 2, "VALID")]:
+        layer = L.max_pool(window, stride, padding)
+        x = jnp.maximum(jnp.round(normal(0, (2, 6, 7, 2), jnp.float64)), 0)
+        x = x.at[0, :3, :3].set(0.0)  # a block of exact ties
+        y, cache, _ = layer.forward((), (), x)
+        dy = normal(1, y.shape, jnp.float64)
+        _, dx = layer.backward((), cache, dy)
+
+        def reference(x):
+            return lax.reduce_window(
+                x, -jnp.inf, lax.max, (1, window, window, 1), (1, stride, stride, 1),
+                padding,
+            )
+
+        np.testing.assert_array_equal(y, reference(x))
+        want = jax.grad(lambda x: jnp.sum(reference(x) * dy))(x)
+        np.testing.assert_allclose(dx, want, rtol=0, atol=1e-14)
+        ours = jax.grad(lambda x: jnp.sum(layer.forward((), (), x)[0] * dy))(x)
+        np.testing.assert_allclose(dx, ours, rtol=0, atol=1e-14)
+
+
+def test_max_pool_first_maximum_gets_the_gradient():
+    layer = L.max_pool(2)
+    x = jnp.zeros((1, 2, 2, 1), jnp.float32)
+    _, cache, _ = layer.forward((), (), x)
+    _, dx = layer.backward((), cache, jnp.ones((1, 1, 1, 1), jnp.float32))
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[1, 0], [0, 0]])
+    x = jnp.array([[0.0, 2.0], [2.0, 1.0]]).reshape(1, 2, 2, 1)
+    _, cache, _ = layer.forward((), (), x)
+    _, dx = layer.backward((), cache, jnp.ones((1, 1, 1, 1)))
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[0, 1], [0, 0]])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_then_max_pool_model_agrees_with_autodiff_at_ties(dtype):
+    model = jaxbp.sequential(
+        L.conv2d(4, 3), L.activation("relu"), L.max_pool(2), L.flatten(), L.dense(3),
+        in_shape=(6, 6, 1), dtype=dtype,
+    )
+    params = model.init(jax.random.key(0))
+    # a constant block: ReLU zeros and equal values tie in whole windows
+    x = jnp.zeros((4, 6, 6, 1), dtype).at[:2].set(normal(0, (2, 6, 6, 1), dtype))
+    y = jnp.array([0, 1, 2, 0])
+    outputs = model.forward(params, model.init_state(), x)[1]
+    assert float(jnp.mean(outputs[1][1] == 0)) > 0.3  # many ReLU zeros
+    assert jaxbp.check_grads(model, params, x, y).ok
+
+
+def test_avg_pool_same_padding_averages_real_entries_only():
+    layer = L.avg_pool(3, 1, "SAME")
+    x = jnp.ones((1, 4, 4, 1), jnp.float64)
+    y, _, _ = layer.forward((), (), x)
+    np.testing.assert_allclose(y, 1.0)  # padding would pull corners to 4/9
+    x = normal(0, (2, 5, 6, 3), jnp.float64)
+    y, _, _ = L.avg_pool(2).forward((), (), x)
+    want = x[:, :4, :6].reshape(2, 2, 2, 3, 2, 3).mean(axis=(2, 4))
+    np.testing.assert_allclose(y, want, rtol=1e-12)
+
+
+def test_flatten_shapes():
+    layer = L.flatten()
+    out_shape, _, _ = layer.init(None, (3, 4, 2), jnp.float32)
+    assert out_shape == (24,)
+    x = normal(0, (5, 3, 4, 2), jnp.float32)
+    y, cache, _ = layer.forward((), (), x)
+    np.testing.assert_array_equal(y, x.reshape(5, 24))
+    np.testing.assert_array_equal(layer.backward((), cache, y)[1], x)
+
+
+# ------------------------------------------------------------------ RNN
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_rnn_forward_is_the_recurrence(steps):
+    layer = L.rnn(3, return_sequences=True)
+    _, params, _ = layer.init(jax.random.key(0), (steps, 2), jnp.float64)
+    x = normal(0, (2, steps, 2), jnp.float64)
+    y, _, _ = layer.forward(params, (), x)
+    h = np.zeros((2, 3))
+    for t in range(steps):
+        h = np.tanh(x[:, t] @ params["w_x"] + h @ params["w_h"] + params["b"])
+        np.testing.assert_allclose(y[:, t], h, rtol=1e-12)
+    last, _, _ = L.rnn(3).forward(params, (), x)
+    np.testing.assert_allclose(last, h, rtol=1e-12)
+
+
+def test_rnn_bad_shapes():
+    with pytest.raises(ValueError, match=r"rnn expects inputs of per-example shape \(time, features\); got per-example shape \(5,\)"):
+        L.rnn(3).init(jax.random.key(0), (5,), jnp.float32)
+    with pytest.raises(ValueError, match=r"hidden size must be a positive integer"):
+        L.rnn(0)
+
+
+# ------------------------------------------------------------------ softmax, layernorm
+
+
+def test_softmax_and_layernorm_forward():
+    x = normal(0, (3, 5), jnp.float64) * 50
+    y, _, _ = L.softmax().forward((), (), x)
+    np.testing.assert_allclose(y, jax.nn.softmax(x), rtol=1e-12)
+    np.testing.assert_allclose(np.sum(y, axis=-1), 1.0, rtol=1e-12)
+    layer = L.layernorm(eps=1e-6)
+    _, params, _ = layer.init(None, (5,), jnp.float64)
+    y, _, _ = layer.forward(params, (), 2 + 3 * x)
+    np.testing.assert_allclose(np.mean(y, axis=-1), 0, atol=1e-12)
+    np.testing.assert_allclose(np.std(y, axis=-1), 1, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"softmax expects .* got per-example shape \(\)"):
+        L.softmax().init(None, (), jnp.float32)
+    with pytest.raises(ValueError, match=r"layernorm expects"):
+        L.layernorm().init(None, (), jnp.float32)
+
+
+# ------------------------------------------------------------------ no autodiff
+
+DIFFERENTIATION = (
+    "grad",
+    "value_and_grad",
+    "vjp",
+    "jvp",
+    "linearize",
+    "jacrev",
+    "jacfwd",
+    "hessian",
+)
+
+
+@pytest.fixture
+def no_differentiation(monkeypatch):
+    """Replace JAX's differentiation entry points (public and internal) with raisers."""
+
+    def forbidden(name):
+        def raiser(*args, **kwargs):
+            raise AssertionError(f"jax differentiation called: {name}")
+
+        return raiser
+
+    for name in DIFFERENTIATION:
+        monkeypatch.setattr(jax, name, forbidden(f"jax.{name}"))
+    from jax._src.interpreters import ad
+
+    for name in ("jvp", "linearize", "backward_pass"):
+        monkeypatch.setattr(ad, name, forbidden(f"ad.{name}"))
+
+
+def every_layer_model(dtype="float32"):
+    """One model with every new layer in it (images, then vectors)."""
+    return jaxbp.sequential(
+        L.conv2d(3, 3, stride=2, padding="SAME"),
+        L.batchnorm(),
+        L.activation("relu"),
+        L.max_pool(2, 1),
+        L.avg_pool(2, 1, "SAME"),
+        L.residual(L.conv2d(3, 1), L.layernorm(), L.activation("tanh")),
+        L.flatten(),
+        L.dense(6),
+        L.dropout(0.3),
+        L.softmax(),
+        L.dense(3),
+        in_shape=(7, 6, 2),
+        dtype=dtype,
+    )
+
+
+def sequence_model():
+    return jaxbp.sequential(
+        L.rnn(4, return_sequences=True), L.rnn(3), L.dense(2), in_shape=(5, 2)
+    )
+
+
+@pytest.mark.parametrize("which", ["images", "sequences"])
+def test_manual_path_calls_no_jax_differentiation(no_differentiation, which):
+    model = every_layer_model() if which == "images" else sequence_model()
+    params, state = model.init_with_state(jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (4, *model.in_shape))
+    y = jnp.array([0, 1, 1, 0])
+    run = {"state": state, "key": jax.random.key(2)}
+    for train in (True, False):
+        jaxbp.loss_and_grad(model, params, x, y, train=train, **run)  # eager
+    jax.jit(lambda p: jaxbp.loss_and_grad(model, p, x, y, **run))(params)
+    jax.vmap(
+        lambda xs, ys: jaxbp.loss_and_grad(model, params, xs, ys, **run)
+    )(x.reshape(2, 2, *x.shape[1:]), y.reshape(2, 2))
+    with pytest.raises(AssertionError, match="jax differentiation called"):
+        jaxbp.loss_and_grad(model, params, x, y, backprop="autodiff", **run)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_layer_model_agrees_with_autodiff(dtype):
+    model = every_layer_model(dtype)
+    params, state = model.init_with_state(jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (5, 7, 6, 2), dtype)
+    y = jnp.array([0, 1, 2, 1, 0])
+    for train in (True, False):
+        report = jaxbp.check_grads(
+            model, params, x, y, state=state, key=jax.random.key(3), train=train
+        )
+        assert report.ok, str(report)
