@@ -16,6 +16,30 @@ from pathlib import Path
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 IMPLS = ("jaxbp", "optax")
 MODELS = ("mlp", "cnn")
+SCHEDULES = ("constant", "cosine")
+
+#: Defaults of the flags left unset, per model. The MLP's reach >= 98% median
+#: test accuracy on digits and the CNN's >= 98.5% (README, "jaxbp train").
+PRESETS = {
+    "mlp": {
+        "hidden": (256, 256),
+        "input_dropout": 0.2,
+        "dropout": 0.3,
+        "batchnorm": False,
+        "epochs": 200,
+        "batch_size": 32,
+        "lr_schedule": "constant",
+    },
+    "cnn": {
+        "hidden": (128,),
+        "input_dropout": 0.0,
+        "dropout": 0.5,
+        "batchnorm": True,
+        "epochs": 30,
+        "batch_size": 16,
+        "lr_schedule": "cosine",
+    },
+}
 
 
 class UsageError(Exception):
@@ -98,8 +122,9 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--hidden",
         type=_hidden_sizes,
-        default=(128, 128),
-        help="hidden layer sizes, e.g. 128,128 (default)",
+        default=None,
+        help="hidden layer sizes, e.g. 128,128 (mlp default 256,256; "
+        "cnn: its dense layer, default 128)",
     )
     p.add_argument(
         "--activation", default="relu", choices=tuple(activations.ACTIVATIONS)
@@ -124,15 +149,24 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--batchnorm",
-        action="store_true",
-        help="batch norm after each hidden dense layer",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="batch norm after each hidden dense (or conv) layer "
+        "(default: off for mlp, on for cnn)",
     )
     p.add_argument(
         "--dropout",
         type=_number(float, 0.0, strict=False, high=1.0),
-        default=0.0,
+        default=None,
         metavar="RATE",
-        help="dropout rate after each hidden activation",
+        help="dropout rate after each hidden activation (default 0.3 mlp, 0.5 cnn)",
+    )
+    p.add_argument(
+        "--input-dropout",
+        type=_number(float, 0.0, strict=False, high=1.0),
+        default=None,
+        metavar="RATE",
+        help="dropout rate on the input features (default 0.2 mlp)",
     )
     p.add_argument(
         "--residual",
@@ -165,12 +199,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--lr", type=_number(float, 0.0), default=1e-3)
     train.add_argument(
+        "--lr-schedule",
+        default=None,
+        choices=SCHEDULES,
+        help="cosine: decay the learning rate to 0 over the run "
+        "(default constant for mlp, cosine for cnn)",
+    )
+    train.add_argument(
         "--batch-size",
         type=_batch_size,
-        default=32,
-        help="a number, or 'full' for full-batch gradient descent",
+        default=argparse.SUPPRESS,
+        help="a number, or 'full' for full-batch gradient descent "
+        "(default 32 mlp, 16 cnn)",
     )
-    train.add_argument("--epochs", type=_number(int, 1, strict=False), default=100)
+    train.add_argument(
+        "--epochs",
+        type=_number(int, 1, strict=False),
+        default=None,
+        help="default 200 mlp, 30 cnn",
+    )
     train.add_argument(
         "--patience",
         type=_number(int, 1, strict=False),
@@ -274,7 +321,10 @@ def build_model(args, dataset, loss: str):
             )
         return model.cnn(
             in_shape=dataset.in_shape,
-            num_outputs=n_out,
+            num_classes=n_out,
+            hidden=args.hidden[0] if args.hidden else 0,
+            activation=args.activation,
+            init=init,
             dropout=args.dropout,
             batchnorm=args.batchnorm,
             dtype=args.dtype,
@@ -288,15 +338,27 @@ def build_model(args, dataset, loss: str):
         batchnorm=args.batchnorm,
         dropout=args.dropout,
         residual=args.residual,
+        input_dropout=args.input_dropout,
     )
 
 
-def build_optimizer(name: str, impl: str, lr: float, weight_decay: float):
-    """The optimizer ``name`` from jaxbp.optim or optax (same arguments in both)."""
+def build_optimizer(
+    name: str,
+    impl: str,
+    lr: float,
+    weight_decay: float,
+    *,
+    schedule="constant",
+    steps=1,
+):
+    """The optimizer ``name`` from jaxbp.optim or optax (same arguments in both);
+    ``schedule="cosine"`` decays the learning rate to 0 over ``steps`` updates."""
     if impl == "optax":
         import optax as lib
     else:
         from jaxbp import optim as lib
+    if schedule == "cosine":
+        lr = lib.cosine_decay_schedule(lr, steps)
     if name == "sgd":
         return lib.sgd(lr)
     if name == "momentum":
@@ -331,7 +393,15 @@ def run_train(args) -> int:
             f"got {args.batch_size}"
         )
     model = build_model(args, dataset, loss)
-    optimizer = build_optimizer(args.optimizer, args.impl, args.lr, args.weight_decay)
+    steps_per_epoch = n_train // (args.batch_size or n_train)
+    optimizer = build_optimizer(
+        args.optimizer,
+        args.impl,
+        args.lr,
+        args.weight_decay,
+        schedule=args.lr_schedule,
+        steps=args.epochs * steps_per_epoch,
+    )
     weight_decay = 0.0 if args.optimizer == "adamw" else args.weight_decay
     train = (dataset.train.x, targets_for(dataset, dataset.train, loss))
     val = (dataset.val.x, targets_for(dataset, dataset.val, loss))
@@ -427,12 +497,19 @@ def model_summary(args, loss: str) -> str:
         for f, on in (("batchnorm", args.batchnorm), ("residual", args.residual))
         if on
     ]
+    if args.input_dropout:
+        extras.append(f"input dropout {args.input_dropout:g}")
     if args.dropout:
         extras.append(f"dropout {args.dropout:g}")
     opt = getattr(args, "optimizer", None)
     parts = [shape, *extras, loss]
     if opt:
-        parts += [f"{opt} ({args.impl}) lr {args.lr:g}", f"{args.backprop} backprop"]
+        schedule = " cosine" if args.lr_schedule == "cosine" else ""
+        parts += [
+            f"{opt} ({args.impl}) lr {args.lr:g}{schedule}",
+            f"batch {args.batch_size or 'full'}",
+            f"{args.backprop} backprop",
+        ]
     return ", ".join(parts)
 
 
@@ -489,9 +566,44 @@ def _json_default(value):
     return str(value)
 
 
+def apply_presets(args) -> None:
+    """Fill the flags left unset with the chosen model's defaults."""
+    for name, value in PRESETS[args.model].items():
+        if name == "batch_size":  # None means "full", so unset is "absent"
+            unset = not hasattr(args, name)
+        else:
+            unset = getattr(args, name, None) is None
+        if unset:
+            setattr(args, name, value)
+
+
+def enable_compilation_cache() -> None:
+    """Keep compiled programs on disk between runs (JAX's persistent cache).
+
+    A second ``jaxbp train`` with the same model skips most compilation.
+    ``JAXBP_COMPILATION_CACHE=0`` turns it off; a ``JAX_COMPILATION_CACHE_DIR``
+    already set is respected; the default place is ``~/.cache/jaxbp/xla``.
+    """
+    import os
+
+    if os.environ.get("JAXBP_COMPILATION_CACHE", "1") == "0":
+        return
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        jax.config.update(
+            "jax_compilation_cache_dir", str(Path(base) / "jaxbp" / "xla")
+        )
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    enable_compilation_cache()
+    if args.command in ("train", "gradcheck"):
+        apply_presets(args)
     command = {"train": run_train, "gradcheck": run_gradcheck, "bench": run_bench}[
         args.command
     ]

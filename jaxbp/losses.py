@@ -116,6 +116,9 @@ def _class_targets(pred, target, loss_name):
     batch, num_classes = pred.shape
     if target.shape == (batch,) and jnp.issubdtype(target.dtype, jnp.integer):
         _check_class_labels(target, num_classes, loss_name)
+        values = concrete_values(target)
+        if values is not None:  # known labels: one-hot rows without compiling an op
+            return jnp.asarray(np.eye(num_classes, dtype=pred.dtype)[values])
         return jax.nn.one_hot(target, num_classes, dtype=pred.dtype)
     if target.shape == (batch, num_classes):
         return target.astype(pred.dtype)

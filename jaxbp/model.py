@@ -44,13 +44,12 @@ class Model:
     # ------------------------------------------------------------- creation
 
     def init_with_state(self, key) -> tuple[Any, Any]:
-        """(params, state): parameters drawn with ``key``, and the initial state."""
-        params, state, shape = [], [], self.in_shape
-        for layer, k in zip(self.layers, split_key(key, len(self.layers))):
-            shape, p, s = layer.init(k, shape, self.dtype)
-            params.append(p)
-            state.append(s)
-        return tuple(params), tuple(state)
+        """(params, state): parameters drawn with ``key``, and the initial state.
+
+        Compiled as one program (drawing each layer's weights op by op would
+        compile every op separately, which dominates start-up).
+        """
+        return _init_with_state(self, key)
 
     def init(self, key):
         """The parameters, a pytree of arrays (a tuple with one entry per layer)."""
@@ -102,11 +101,25 @@ class Model:
         return out
 
 
+def _layers_init(model: Model, key):
+    params, state, shape = [], [], model.in_shape
+    for layer, k in zip(model.layers, split_key(key, len(model.layers))):
+        shape, p, s = layer.init(k, shape, model.dtype)
+        params.append(p)
+        state.append(s)
+    return tuple(params), tuple(state)
+
+
+_init_with_state = jax.jit(_layers_init, static_argnums=0)
+_state_only = jax.jit(lambda model, key: _layers_init(model, key)[1], static_argnums=0)
+
+
 @functools.lru_cache(maxsize=128)
 def _initial_state(model: Model):
-    """A model's initial state, computed once, concretely even inside a trace."""
+    """A model's initial state, computed once (by a compiled program in which
+    the unused random parameters are dead code), concretely even in a trace."""
     with jax.ensure_compile_time_eval():
-        return model.init_with_state(jax.random.key(0))[1]
+        return _state_only(model, jax.random.key(0))
 
 
 def _out_shape(layer, in_shape, dtype):
@@ -148,6 +161,7 @@ def mlp(
     batchnorm: bool = False,
     dropout: float = 0.0,
     residual: bool = False,
+    input_dropout: float = 0.0,
 ) -> Model:
     """A multilayer perceptron: dense layers of ``sizes`` with ``activation`` between.
 
@@ -159,7 +173,9 @@ def mlp(
     ``batchnorm=True`` normalizes every hidden pre-activation; ``dropout > 0``
     drops hidden units with that probability in training mode (pass a PRNG
     ``key``); ``residual=True`` wraps every hidden block whose input and output
-    widths agree in ``residual(...)`` (y = x + block(x)).
+    widths agree in ``residual(...)`` (y = x + block(x)); ``input_dropout > 0``
+    drops input features with that probability in training mode (noise on the
+    inputs, a regularizer for small data sets).
     """
     sizes = _check_sizes(sizes)
     activations.get(activation)
@@ -168,6 +184,8 @@ def mlp(
     if dropout:
         layers_lib.dropout(dropout)  # validates the rate
     layers: list[Layer] = []
+    if input_dropout:
+        layers.append(layers_lib.dropout(input_dropout))
     for i, width in enumerate(sizes[1:-1]):
         block = _hidden_block(width, activation, init, batchnorm, dropout)
         if residual and sizes[i] == width:

@@ -403,12 +403,14 @@ def _data_parallel(devices):
     )
 
 
-def _record(epoch, train_loss, val_loss, val_accuracy, has_val, loss):
+def _record(epoch, train_loss, train_accuracy, val_loss, val_accuracy, has_val, loss):
+    classification = loss != "mse"
     return {
         "epoch": epoch,
         "train_loss": float(train_loss),
         "val_loss": float(val_loss) if has_val else None,
-        "val_accuracy": (float(val_accuracy) if has_val and loss != "mse" else None),
+        "val_accuracy": (float(val_accuracy) if has_val and classification else None),
+        "train_accuracy": float(train_accuracy) if classification else None,
     }
 
 
@@ -479,8 +481,11 @@ def fit(
         to a run never interrupted. ``epochs`` may be raised to train on.
       callback: ``callback(record)`` after each epoch (after its checkpoint),
         with ``record = {"epoch": int (1-based), "train_loss": float,
-        "val_loss": float | None, "val_accuracy": float | None}`` (None when
-        there is no ``val``; accuracy None for ``mse``).
+        "val_loss": float | None, "val_accuracy": float | None,
+        "train_accuracy": float | None}`` (val_* None when there is no
+        ``val``; accuracies None for ``mse``). ``train_loss`` is the mean of
+        the epoch's step losses; ``train_accuracy`` is measured on the whole
+        training set in evaluation mode after the epoch.
       devices: data-parallel training over this many devices (the batch is
         split across them; ``batch_size`` must be divisible by ``devices``).
       eval_batch_size: evaluate the validation set this many examples at a time.
@@ -594,18 +599,21 @@ def fit(
         for epoch in range(start, epochs + 1):
             if stopped_early:
                 break
-            new, step_losses, train_loss, finite, val_metrics = epoch_and_eval(
+            new, step_losses, train_loss, finite, metrics = epoch_and_eval(
                 current, x, t, train_key, np.uint32(epoch), xv, tv
             )
-            step_losses, train_loss, finite, (val_loss, val_accuracy) = jax.device_get(
-                (step_losses, train_loss, finite, val_metrics)
+            step_losses, train_loss, finite, metrics = jax.device_get(
+                (step_losses, train_loss, finite, metrics)
             )
+            train_accuracy, val_loss, val_accuracy = metrics
             if not (np.all(np.isfinite(step_losses)) and finite):
                 if saver is not None:  # the last good epoch is on disk first
                     last_checkpoint = saver.flush() or last_checkpoint
                 _diverged(epoch, step_losses, history, last_checkpoint)
             current = new
-            record = _record(epoch, train_loss, val_loss, val_accuracy, has_val, loss)
+            record = _record(
+                epoch, train_loss, train_accuracy, val_loss, val_accuracy, has_val, loss
+            )
             history.append(record)
             if has_val and record["val_loss"] < best_loss:
                 best_loss, best_epoch = record["val_loss"], epoch
@@ -676,10 +684,13 @@ def _compiled_epoch(
     def epoch_and_eval(train_state, x, t, train_key, epoch, xv, tv):
         train_state, step_losses = run_epoch(train_state, x, t, train_key, epoch)
         finite = _all_finite((train_state.params, train_state.state))
+        trained = (model, loss, *train_state[:2])
+        _, train_accuracy = _metrics(*trained, x, t, eval_batch_size)
         if xv is None:
-            metrics = (jnp.nan, jnp.nan)
+            val_loss = val_accuracy = jnp.nan
         else:
-            metrics = _metrics(model, loss, *train_state[:2], xv, tv, eval_batch_size)
+            val_loss, val_accuracy = _metrics(*trained, xv, tv, eval_batch_size)
+        metrics = (train_accuracy, val_loss, val_accuracy)
         return train_state, step_losses, jnp.mean(step_losses), finite, metrics
 
     return jax.jit(epoch_and_eval)

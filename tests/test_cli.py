@@ -118,3 +118,145 @@ def test_help_lists_subcommands():
     assert result.returncode == 0
     for command in ("train", "gradcheck", "bench"):
         assert command in result.stdout
+
+
+def test_train_writes_metrics_and_curves(tmp_path):
+    result = jaxbp("train", *FAST, "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("test_accuracy", "test_loss", "best_epoch", "config", "history"):
+        assert key in metrics
+    assert len(metrics["history"]) == 5
+    for record in metrics["history"]:
+        assert {"epoch", "train_loss", "val_loss", "val_accuracy"} <= set(record)
+    assert metrics["test_accuracy"] > 0.9  # blobs are linearly separable
+    assert metrics["config"]["dataset"] == "blobs"
+    png = (tmp_path / "curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert "test accuracy" in result.stdout
+
+
+def histories(path):
+    return [
+        {k: r[k] for k in ("epoch", "train_loss", "val_loss", "val_accuracy")}
+        for r in json.loads((path / "metrics.json").read_text())["history"]
+    ]
+
+
+@pytest.mark.parametrize(
+    "flag_a, flag_b",
+    [
+        (["--backprop", "manual"], ["--backprop", "autodiff"]),
+        (["--impl", "jaxbp"], ["--impl", "optax"]),
+    ],
+)
+def test_switches_give_the_same_history(tmp_path, flag_a, flag_b):
+    runs = []
+    for i, flags in enumerate((flag_a, flag_b)):
+        out = tmp_path / str(i)
+        result = jaxbp("train", *FAST, *flags, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        runs.append(histories(out))
+    for a, b in zip(*runs):
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), (key, a, b)
+
+
+def test_gradcheck_passes_and_prints_the_table():
+    result = jaxbp("gradcheck", "--dataset", "blobs", "--hidden", "8,8", "--batch", "8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "max|manual-fd|" in result.stdout and "all gradients agree" in result.stdout
+    assert "0.dense/w" in result.stdout
+
+
+def test_resume_after_sigkill_gives_the_same_result(tmp_path):
+    flags = [
+        "--dataset",
+        "digits",
+        "--hidden",
+        "32",
+        "--epochs",
+        "40",
+        "--quiet",
+        "--seed",
+        "3",
+    ]
+    reference = tmp_path / "reference"
+    assert jaxbp("train", *flags, "--out", str(reference)).returncode == 0
+
+    ckpt = tmp_path / "ckpt"
+    out = tmp_path / "resumed"
+    command = [
+        sys.executable,
+        "-m",
+        "jaxbp",
+        "train",
+        *flags,
+        "--out",
+        str(out),
+        "--checkpoint-dir",
+        str(ckpt),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if any(ckpt.glob("*")) and len(list(ckpt.iterdir())) >= 1:
+                time.sleep(0.3)  # let a few more epochs run
+                break
+            time.sleep(0.05)
+        killed = process.poll() is None
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    result = jaxbp(
+        "train", *flags, "--out", str(out), "--checkpoint-dir", str(ckpt), "--resume"
+    )
+    assert result.returncode == 0, result.stderr
+    if killed:
+        assert process.returncode == -signal.SIGKILL
+    got, want = (
+        json.loads((out / "metrics.json").read_text()),
+        json.loads((reference / "metrics.json").read_text()),
+    )
+    assert got["history"] == want["history"]  # bit for bit
+    assert got["test_accuracy"] == want["test_accuracy"]
+    assert got["test_loss"] == want["test_loss"]
+
+
+def test_devices_flag_matches_one_device(tmp_path):
+    env_flags = "--xla_force_host_platform_device_count=2"
+    runs = []
+    for devices in ("1", "2"):
+        out = tmp_path / devices
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "jaxbp",
+                "train",
+                *FAST,
+                "--batch-size",
+                "32",
+                "--devices",
+                devices,
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env={**os.environ, "XLA_FLAGS": env_flags, "JAX_PLATFORMS": "cpu"},
+        )
+        assert result.returncode == 0, result.stderr
+        runs.append(histories(out))
+    for a, b in zip(*runs):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+
+
+def test_devices_beyond_available_is_a_clear_error(tmp_path):
+    result = jaxbp("train", *FAST, "--devices", "64", "--out", str(tmp_path))
+    assert_one_line_error(result, "devices=64")

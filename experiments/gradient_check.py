@@ -1,0 +1,606 @@
+"""Gradient check: the hand-written backward pass against jax.grad and finite differences.
+
+``python experiments/gradient_check.py [--quick] [--out DIR]``
+
+Every layer (dense; each of the 9 activations; batch norm in training and in
+evaluation mode; layer norm; dropout with a fixed key; a residual block;
+conv2d SAME/VALID with stride 1 and 2; max and average pooling, plain and
+with overlapping SAME windows; flatten; the RNN, last state and all states;
+softmax) and every loss (mse, cross_entropy, binary_cross_entropy, hinge with
+one output and multiclass) gets a small model in which its backward pass is
+on the path of some parameter's gradient. For each case and each dtype the
+script compares
+
+- the manual gradient (``backprop="manual"``) with ``jax.grad`` of the same
+  forward pass, in float32 and in float64;
+- the manual float64 gradient with fourth-order centred finite differences
+  (``jaxbp.gradcheck.finite_difference_grads``, h = 1e-6).
+
+The relative error of a case is taken over its whole gradient,
+``max |a − b| / max(|a|, |b|)``, maxima over every entry of every parameter:
+a leaf whose true gradient is zero (the bias of a dense layer feeding batch
+norm, which removes any constant) has a per-leaf relative error of rounding
+over rounding, ~1, that says nothing; the worst per-leaf error is recorded
+too. All cases are computed in one compiled program per dtype. The full run
+also passes every case through ``jaxbp.check_grads`` (float32, and float64
+with ``finite_differences=True``) and records its verdict; the quick run does
+so for a few cases.
+
+Tolerances (DESIGN.md): float64 vs autodiff <= 1e-10, float32 <= 1e-5,
+float64 vs finite differences <= 1e-6.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+#: XLA:CPU options for programs that run once on tiny arrays, where compiling
+#: is the whole cost: no LLVM optimization, and the classic loop emitters
+#: instead of the fusion emitters. 3-6x faster compiles; the same arithmetic.
+FAST_COMPILE = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+    "xla_cpu_use_fusion_emitters": False,
+}
+if "jax" not in sys.modules:  # run as a script: for check_grads' compilations too
+    os.environ["XLA_FLAGS"] = " ".join(
+        [os.environ.get("XLA_FLAGS", "")]
+        + [f"--{k}={str(v).lower()}" for k, v in FAST_COMPILE.items()]
+    ).strip()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from _common import Timer, figure_path, parse_args, print_table, write_json  # noqa: E402
+
+import jaxbp  # noqa: E402
+from jaxbp import activations  # noqa: E402
+from jaxbp import layers as L  # noqa: E402
+from jaxbp.gradcheck import finite_difference_grads  # noqa: E402
+
+NAME = "gradient_check"
+TOLERANCES = {"autodiff_float64": 1e-10, "autodiff_float32": 1e-5, "fd_float64": 1e-6}
+BATCH = 6
+# --quick: one case per family (every case costs a compilation); check_grads
+# (three more compilations a case) on the first only
+QUICK_CASES = (
+    "dense",
+    "tanh",
+    "batchnorm (train)",
+    "conv2d SAME s2",
+    "max_pool 3x3/2 SAME",
+    "rnn (last state)",
+    "hinge (multiclass)",
+)
+QUICK_CHECK_GRADS = ("dense",)
+
+
+def _mlp_around(layer, width=5, out=3, act="tanh"):
+    """dense(width) → layer → [activation] → dense(out): the layer's backward pass
+    lies between two parameterized layers, so its dx reaches the first one."""
+    body = [L.dense(width), layer]
+    if act:
+        body.append(L.activation(act))
+    return [*body, L.dense(out)]
+
+
+def _cases():
+    """(name, group, layers, per-example input shape, loss, mode)."""
+    conv_in = (7, 7, 2)  # odd size: SAME with stride 2 pads asymmetrically
+    cases = [("dense", "layer", [L.dense(4)], (5,), "mse", {})]
+    for act in activations.ACTIVATIONS:
+        cases.append(
+            (
+                f"{act}",
+                "activation",
+                _mlp_around(L.activation(act), act=None),
+                (4,),
+                "mse",
+                {},
+            )
+        )
+    cases += [
+        (
+            "batchnorm (train)",
+            "layer",
+            _mlp_around(L.batchnorm()),
+            (4,),
+            "cross_entropy",
+            {"train": True},
+        ),
+        (
+            "batchnorm (eval)",
+            "layer",
+            _mlp_around(L.batchnorm(momentum=0.0)),
+            (4,),
+            "cross_entropy",
+            {"train": False, "bn_state": True},
+        ),
+        ("layernorm", "layer", _mlp_around(L.layernorm()), (4,), "cross_entropy", {}),
+        (
+            "dropout (fixed key)",
+            "layer",
+            _mlp_around(L.dropout(0.5), width=8),
+            (4,),
+            "cross_entropy",
+            {"train": True, "key": True},
+        ),
+        (
+            "residual",
+            "layer",
+            [
+                L.dense(5),
+                L.residual(L.dense(5), L.activation("tanh")),
+                L.residual(L.dense(5), L.activation("sigmoid"), L.dense(5)),
+                L.dense(3),
+            ],
+            (4,),
+            "cross_entropy",
+            {},
+        ),
+    ]
+    for pad in ("SAME", "VALID"):
+        for stride in (1, 2):
+            cases.append(
+                (
+                    f"conv2d {pad} s{stride}",
+                    "layer",
+                    [
+                        L.conv2d(3, 3, stride, pad),
+                        L.activation("tanh"),
+                        L.conv2d(2, 3, stride, pad),
+                        L.flatten(),
+                        L.dense(3),
+                    ],
+                    conv_in,
+                    "cross_entropy",
+                    {},
+                )
+            )
+    conv = L.conv2d(3, 3, 1, "SAME")
+    cases += [
+        (
+            "max_pool 2x2",
+            "layer",
+            [conv, L.max_pool(2), L.flatten(), L.dense(3)],
+            (6, 6, 2),
+            "cross_entropy",
+            {},
+        ),
+        (
+            "max_pool 3x3/2 SAME",
+            "layer",
+            [conv, L.max_pool(3, 2, "SAME"), L.flatten(), L.dense(3)],
+            (7, 7, 2),
+            "cross_entropy",
+            {},
+        ),
+        (
+            "avg_pool 2x2",
+            "layer",
+            [conv, L.avg_pool(2), L.flatten(), L.dense(3)],
+            (6, 6, 2),
+            "cross_entropy",
+            {},
+        ),
+        (
+            "avg_pool 3x3/2 SAME",
+            "layer",
+            [conv, L.avg_pool(3, 2, "SAME"), L.flatten(), L.dense(3)],
+            (7, 7, 2),
+            "cross_entropy",
+            {},
+        ),
+        (
+            "flatten",
+            "layer",
+            [L.conv2d(2, 2, 1, "VALID"), L.flatten(), L.dense(3)],
+            (3, 3, 2),
+            "cross_entropy",
+            {},
+        ),
+        (
+            "rnn (last state)",
+            "layer",
+            [L.rnn(5), L.dense(3)],
+            (6, 3),
+            "cross_entropy",
+            {},
+        ),
+        (
+            "rnn (all states)",
+            "layer",
+            [
+                L.rnn(4, return_sequences=True),
+                L.rnn(3, return_sequences=True),
+                L.flatten(),
+                L.dense(3),
+            ],
+            (5, 2),
+            "cross_entropy",
+            {},
+        ),
+        (
+            "softmax",
+            "layer",
+            [L.dense(5), L.activation("tanh"), L.dense(4), L.softmax()],
+            (4,),
+            "mse",
+            {},
+        ),
+    ]
+    for loss, out in (
+        ("mse", 3),
+        ("cross_entropy", 3),
+        ("binary_cross_entropy", 1),
+        ("hinge", 1),
+        ("hinge", 3),
+    ):
+        label = loss + (" (1 output)" if loss == "hinge" and out == 1 else "")
+        label += " (multiclass)" if loss == "hinge" and out > 1 else ""
+        cases.append(
+            (
+                label,
+                "loss",
+                [L.dense(6), L.activation("tanh"), L.dense(out)],
+                (4,),
+                loss,
+                {},
+            )
+        )
+    return cases
+
+
+def _targets(rng, loss, out_shape):
+    n_out = out_shape[-1]
+    if loss == "mse":
+        return rng.normal(size=(BATCH, *out_shape)).astype(np.float64)
+    if loss == "binary_cross_entropy":
+        return rng.integers(0, 2, size=BATCH).astype(np.float64)
+    if loss == "hinge" and n_out == 1:
+        return rng.integers(0, 2, size=BATCH).astype(np.int32)
+    return rng.integers(0, n_out, size=BATCH).astype(np.int32)
+
+
+def _softmax_targets(rng, out_shape):
+    p = rng.random((BATCH, *out_shape)) + 0.1
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def _fill(tree, rng, dtype):
+    """Concrete values for a parameter/state tree of ShapeDtypeStructs, drawn with
+    numpy (no compilation): weights N(0, 1/fan_in), biases and shifts N(0, 0.1²),
+    scales 1 + N(0, 0.1²); batch-norm running mean 0 and variance 1."""
+
+    def leaf(path, spec):
+        name = str(getattr(path[-1], "key", "")) if path else ""
+        shape = spec.shape
+        if name == "var":
+            value = np.ones(shape)
+        elif name == "mean":
+            value = np.zeros(shape)
+        elif name == "gamma":
+            value = 1 + 0.1 * rng.normal(size=shape)
+        elif len(shape) >= 2:
+            value = rng.normal(size=shape) / np.sqrt(np.prod(shape[:-1]))
+        else:
+            value = 0.1 * rng.normal(size=shape)
+        return np.asarray(value, dtype)
+
+    return jax.tree_util.tree_map_with_path(leaf, tree)
+
+
+def _build(cases):
+    """Per case: the float32 and float64 models, and one problem (parameters,
+    state, inputs, targets) drawn in float64; float32 checks the same point."""
+    built = []
+    for i, (name, group, layers, in_shape, loss, mode) in enumerate(cases):
+        rng = np.random.default_rng(i)
+        models = {
+            d: jaxbp.sequential(*layers, in_shape=in_shape, dtype=getattr(jnp, d))
+            for d in ("float32", "float64")
+        }
+        spec_params, spec_state = jax.eval_shape(
+            models["float64"].init_with_state, jax.random.key(0)
+        )
+        out_shape = models["float64"].out_shape
+        y = (
+            _softmax_targets(rng, out_shape)
+            if name == "softmax"
+            else _targets(rng, loss, out_shape)
+        )
+        shape = (BATCH, *in_shape)
+        problem = {
+            "params": _fill(spec_params, rng, np.float64),
+            "state": _fill(spec_state, rng, np.float64),
+            "x": rng.normal(size=shape),
+            "x2": 1.5 * rng.normal(size=shape) + 0.5,  # batch-norm running stats
+        }
+        built.append(
+            {
+                "name": name,
+                "group": group,
+                "loss": loss,
+                "mode": mode,
+                "models": models,
+                "y": y,
+                "problem": problem,
+                "key": jax.random.key(i) if mode.get("key") else None,
+            }
+        )
+    return built
+
+
+def _inputs(case, dtype):
+    """(params, state, x, x2) of the case in ``dtype``."""
+    p = case["problem"]
+    return jax.tree.map(
+        lambda a: np.asarray(a, dtype), (p["params"], p["state"], p["x"], p["x2"])
+    )
+
+
+def _options(case, model, params, state, x2):
+    """loss/state/key/train for the case (batch norm in evaluation mode: running
+    statistics of another batch, from a training-mode forward pass with momentum 0)."""
+    mode = case["mode"]
+    if mode.get("bn_state"):
+        _, _, state = model.forward(params, state, x2, train=True)
+    return {
+        "loss": case["loss"],
+        "state": state,
+        "key": case["key"],
+        "train": mode.get("train", True),
+    }
+
+
+def _compile(fn, *args):
+    """``jax.jit(fn)`` compiled for ``args`` with :data:`FAST_COMPILE`."""
+    lowered = jax.jit(fn).lower(*args)
+    try:
+        return lowered.compile(FAST_COMPILE)
+    except Exception:  # an XLA without one of these options
+        return lowered.compile()
+
+
+def _case_gradients(case):
+    """Manual and autodiff gradients in float32 and float64 and finite
+    differences in float64, for one case, as one compiled program."""
+    y = case["y"]
+
+    def run(in32, in64):
+        out = {}
+        for dtype, inputs in (("float32", in32), ("float64", in64)):
+            model = case["models"][dtype]
+            params, state, x, x2 = inputs
+            opts = _options(case, model, params, state, x2)
+            _, manual = jaxbp.loss_and_grad(model, params, x, y, **opts)
+            _, auto = jaxbp.loss_and_grad(
+                model, params, x, y, backprop="autodiff", **opts
+            )
+            out[dtype] = {"manual": manual, "autodiff": auto}
+            if dtype == "float64":
+                out[dtype]["fd"] = finite_difference_grads(
+                    lambda p: jaxbp.loss(model, p, x, y, **opts), params
+                )
+        return out
+
+    args = (_inputs(case, np.float32), _inputs(case, np.float64))
+    return jax.device_get(_compile(run, *args)(*args))
+
+
+def _errors(a_tree, b_tree):
+    """(whole-gradient relative error, worst per-leaf relative error, max |a−b|)."""
+    a_leaves = [np.asarray(v, np.float64) for v in jax.tree.leaves(a_tree)]
+    b_leaves = [np.asarray(v, np.float64) for v in jax.tree.leaves(b_tree)]
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(a_leaves, b_leaves))
+    scale = max(
+        max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
+        for a, b in zip(a_leaves, b_leaves)
+    )
+    leaf_rel = []
+    for a, b in zip(a_leaves, b_leaves):
+        s = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
+        leaf_rel.append(float(np.max(np.abs(a - b))) / s if s > 0 else 0.0)
+    return (diff / scale if scale > 0 else 0.0), max(leaf_rel), diff
+
+
+def _check_grads(case, dtypes=("float32", "float64")):
+    """jaxbp.check_grads verdicts: float32 vs autodiff; float64 vs autodiff and
+    finite differences."""
+    result = {}
+    for dtype in dtypes:
+        model = case["models"][dtype]
+        params, state, x, x2 = _inputs(case, getattr(np, dtype))
+        opts = _options(case, model, params, state, x2)
+        report = jaxbp.check_grads(
+            model,
+            params,
+            x,
+            case["y"],
+            finite_differences=dtype == "float64",
+            **opts,
+        )
+        result[dtype] = {
+            "ok": report.ok,
+            "max_leaf_autodiff_rel": report.max_autodiff_rel,
+            "max_leaf_fd_rel": report.max_fd_rel,
+        }
+    return result
+
+
+
+def save_figure(fig, path, dpi=90):
+    """Save ``fig`` as a PNG with a 256-colour palette (plots need no more), which
+    keeps the file a few times smaller than full RGB."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    image = Image.open(buffer).convert("RGB").quantize(colors=256)
+    image.save(path, format="png", optimize=True)
+
+
+def plot(results, path):
+    plt = _pyplot()
+    cases = results["cases"]
+    names = [c["case"] for c in cases]
+    series = [
+        ("autodiff_float32", "manual vs jax.grad, float32", "tab:blue"),
+        ("autodiff_float64", "manual vs jax.grad, float64", "tab:orange"),
+        ("fd_float64", "manual vs finite differences, float64", "tab:green"),
+    ]
+    floor = 1e-18
+    fig, ax = plt.subplots(figsize=(11, 4.8))
+    xs = np.arange(len(names))
+    width = 0.27
+    base = np.log10(floor)
+    for j, (key, label, color) in enumerate(series):
+        vals = np.log10(np.maximum([c[key] for c in cases], floor))
+        ax.bar(
+            xs + (j - 1) * width,
+            vals - base,
+            width,
+            bottom=base,
+            label=label,
+            color=color,
+        )
+        ax.axhline(np.log10(TOLERANCES[key]), color=color, ls="--", lw=1)
+    ax.set_xticks(xs)
+    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    ax.set_ylabel("log10 relative error of the whole gradient")
+    ax.set_ylim(base, 3)
+    ax.set_title(
+        "Manual backprop vs jax.grad and finite differences, every layer and loss "
+        "(dashed: tolerances; exact agreement drawn at 1e-18)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7, loc="upper center", ncol=3)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def _pyplot():
+    from _common import pyplot
+
+    return pyplot()
+
+
+def main(argv=None) -> dict:
+    args = parse_args(NAME, __doc__.splitlines()[0], argv)
+    all_cases = _cases()
+    if args.quick:
+        all_cases = [c for c in all_cases if c[0] in QUICK_CASES]
+    cases = []
+    with Timer() as total, jax.enable_x64(True):
+        built = _build(all_cases)
+        with Timer() as t_grads:
+            for case in built:
+                g = _case_gradients(case)
+                a32, leaf32, _ = _errors(
+                    g["float32"]["manual"], g["float32"]["autodiff"]
+                )
+                a64, leaf64, _ = _errors(
+                    g["float64"]["manual"], g["float64"]["autodiff"]
+                )
+                fd, leaf_fd, fd_abs = _errors(
+                    g["float64"]["manual"], g["float64"]["fd"]
+                )
+                entry = {
+                    "case": case["name"],
+                    "group": case["group"],
+                    "loss": case["loss"],
+                    "n_params": sum(
+                        int(np.size(v)) for v in jax.tree.leaves(g["float64"]["manual"])
+                    ),
+                    "autodiff_float32": a32,
+                    "autodiff_float64": a64,
+                    "fd_float64": fd,
+                    "worst_leaf": {
+                        "autodiff_float32": leaf32,
+                        "autodiff_float64": leaf64,
+                        "fd_float64": leaf_fd,
+                    },
+                    "fd_max_abs": fd_abs,
+                }
+                entry["ok"] = all(entry[k] <= tol for k, tol in TOLERANCES.items())
+                cases.append(entry)
+        with Timer() as t_check:
+            for case, entry in zip(built, cases):
+                if not args.quick:
+                    entry["check_grads"] = _check_grads(case)
+                elif case["name"] in QUICK_CHECK_GRADS:
+                    entry["check_grads"] = _check_grads(case, ("float64",))
+    checked = [e for e in cases if "check_grads" in e]
+    results = {
+        "description": (
+            "relative error max|a-b|/max(|a|,|b|) over the whole gradient of each "
+            "case (manual = hand-written backward pass); check_grads: jaxbp's "
+            "per-leaf verdict (ok) on the same problem"
+        ),
+        "tolerances": TOLERANCES,
+        "batch": BATCH,
+        "cases": cases,
+        "max": {k: max(e[k] for e in cases) for k in TOLERANCES},
+        "all_within_tolerance": all(e["ok"] for e in cases),
+        "check_grads_cases": len(checked),
+        "check_grads_all_ok": all(
+            v["ok"] for e in checked for v in e["check_grads"].values()
+        ),
+        "seconds": {
+            "gradients": t_grads.seconds,
+            "check_grads": t_check.seconds,
+            "total": total.seconds,
+        },
+    }
+    write_json(args, results)
+    plot(results, figure_path(args))
+    rows = []
+    for e in cases:
+        verdicts = [v["ok"] for v in e.get("check_grads", {}).values()]
+        rows.append(
+            [
+                e["case"],
+                e["n_params"],
+                e["autodiff_float32"],
+                e["autodiff_float64"],
+                e["fd_float64"],
+                ("ok" if all(verdicts) else "FAIL") if verdicts else "-",
+                "ok" if e["ok"] else "FAIL",
+            ]
+        )
+    print_table(
+        [
+            "case",
+            "params",
+            "f32 vs jax.grad",
+            "f64 vs jax.grad",
+            "f64 vs FD",
+            "check_grads",
+            "within tol",
+        ],
+        rows,
+        title=f"relative error of the manual gradient ({len(cases)} cases, "
+        f"batch {BATCH})",
+    )
+    print(
+        f"max: float32 {results['max']['autodiff_float32']:.2e} (tol 1e-5), "
+        f"float64 {results['max']['autodiff_float64']:.2e} (tol 1e-10), "
+        f"FD {results['max']['fd_float64']:.2e} (tol 1e-6); "
+        f"all within tolerance: {results['all_within_tolerance']}; "
+        f"check_grads ok on {len(checked)} cases: {results['check_grads_all_ok']} "
+        f"({total.seconds:.1f} s)"
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,464 @@
+"""Initialization: signal and gradient variance across depth, and a 30-layer ReLU net.
+
+``python experiments/initialization.py [--quick] [--out DIR]``
+
+1. **Variance per layer** (Glorot & Bengio 2010). MLPs of 10 hidden layers of
+   256 (tanh and ReLU) on a batch of 512 digits, softmax cross-entropy, at
+   initialization, with weights N(0, 1), N(0, 0.01²), "standard" N(0, 1/(3 n_in))
+   (the variance of Glorot & Bengio's standard U(−1/√n, 1/√n)), Xavier
+   N(0, 2/(n_in + n_out)) and He N(0, 2/n_in); biases 0.
+   ``jaxbp.diagnostics.gradient_flow`` (hand-written backward pass) gives for
+   each hidden layer l the variance of the activations h_l, and the mean
+   squares of the backpropagated gradient δ_l = ∂L/∂z_l and of ∂L/∂W_l.
+2. **30 ReLU layers** (He et al. 2015, Fig. 3: a 30-layer ReLU net with Xavier
+   init does not learn, with He init it converges). 30 hidden layers on the
+   digits, no batch norm, SGD with momentum 0.9, same learning rate and
+   steps for both inits, several seeds. Both inits and all seeds are one
+   ``jax.vmap``-ed program (``jaxbp.train.make_step`` / ``make_epoch``).
+
+Every init is drawn the same way, so that they differ only in scale: per seed
+one set of standard normals Z_l (``model.init`` with ``initializers.normal(1)``)
+scaled per layer, W_l = s_l Z_l with s_l the init's standard deviation for that
+layer's fans (``initializers.fans``): exactly N(0, s_l²), and the inits are
+compared on the same random draws.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from _common import (  # noqa: E402
+    Timer,
+    figure_path,
+    parse_args,
+    print_table,
+    pyplot,
+    write_json,
+)
+
+import jaxbp  # noqa: E402
+from jaxbp import data, diagnostics, initializers, losses, optim  # noqa: E402
+from jaxbp.train import TrainState, make_epoch, make_step  # noqa: E402
+
+NAME = "initialization"
+
+#: init name -> std of W for a weight of fans (n_in, n_out)
+INITS = {
+    "N(0,1)": lambda n_in, n_out: 1.0,
+    "N(0,0.01²)": lambda n_in, n_out: 0.01,
+    "standard 1/(3n)": lambda n_in, n_out: math.sqrt(1 / (3 * n_in)),
+    "xavier": lambda n_in, n_out: math.sqrt(2 / (n_in + n_out)),
+    "he": lambda n_in, n_out: math.sqrt(2 / n_in),
+}
+VAR_DEPTH, VAR_WIDTH, VAR_BATCH = 10, 256, 512
+LR, MOMENTUM, BATCH = 0.003, 0.9, 64
+DEEP = 30
+
+PUBLISHED = {
+    "glorot_bengio_2010": {
+        "source": "X. Glorot, Y. Bengio, Understanding the difficulty of training "
+        "deep feedforward neural networks, AISTATS 2010, Sec. 4.2-4.3, Figs. 6-7",
+        "finding": "with the standard init U(-1/sqrt(n), 1/sqrt(n)) and tanh, the "
+        "back-propagated gradients shrink going down towards the input; with the "
+        "normalized (Xavier) init activation and gradient variances stay about "
+        "the same across layers (qualitative; no number reported)",
+    },
+    "he_2015": {
+        "source": "K. He, X. Zhang, S. Ren, J. Sun, Delving Deep into Rectifiers, "
+        "ICCV 2015, Sec. 2.2 and Fig. 3",
+        "finding": "a 30-layer ReLU net (no batch norm) with Xavier init does not "
+        "learn ('completely stalls'), with He init it converges; with Xavier the "
+        "signal's variance is halved by each ReLU layer (qualitative)",
+    },
+}
+
+
+def _compile(fn, *args, fast=True):
+    """jit-compile; ``fast``: XLA:CPU options (no LLVM optimization, classic
+    loop emitters) that compile several times faster, for short programs."""
+    lowered = jax.jit(fn).lower(*args)
+    if fast:
+        try:
+            return lowered.compile(
+                {
+                    "xla_backend_optimization_level": 0,
+                    "xla_llvm_disable_expensive_passes": True,
+                    "xla_cpu_use_fusion_emitters": False,
+                }
+            )
+        except Exception:  # an XLA without one of these options
+            pass
+    return lowered.compile()
+
+
+def net(activation, depth, width):
+    """``depth`` hidden layers of ``width``, weights N(0, 1) (rescaled per init)."""
+    return jaxbp.mlp(
+        [64] + [width] * depth + [10], activation, init=initializers.normal(1.0)
+    )
+
+
+def scales(model, init):
+    """Per layer the std that ``init`` gives that layer's weight (1 elsewhere)."""
+    shapes = jax.eval_shape(model.init, jax.random.key(0))
+    out = []
+    for p in shapes:
+        if isinstance(p, dict) and "w" in p:
+            out.append(INITS[init](*initializers.fans(p["w"].shape)))
+        else:
+            out.append(1.0)
+    return np.asarray(out, np.float32)
+
+
+def scaled_params(model, key, layer_scales):
+    """model.init(key) (standard normal weights) with each W_l scaled by s_l."""
+    params, state = model.init_with_state(key)
+    params = tuple(
+        {**p, "w": p["w"] * layer_scales[i]} if isinstance(p, dict) and "w" in p else p
+        for i, p in enumerate(params)
+    )
+    return params, state
+
+
+def variance_experiment(keys, x, y):
+    """Per hidden layer Var(h_l), E[δ_l²], E[(∂L/∂W_l)²] for every activation ×
+    init × seed; vmapped over inits and seeds, one program."""
+    inits = list(INITS)
+
+    def run(keys):
+        out = {}
+        for act in ("tanh", "relu"):
+            model = net(act, VAR_DEPTH, VAR_WIDTH)
+            table = jnp.asarray(np.stack([scales(model, i) for i in inits]))
+            dense = [i for i, layer in enumerate(model.layers) if layer.name == "dense"]
+
+            def one(layer_scales, key, model=model, dense=dense):
+                params, state = scaled_params(model, key, layer_scales)
+                r = diagnostics.gradient_flow(
+                    model, params, x, y, loss="cross_entropy", state=state
+                )
+                hidden = dense[:-1]
+                return {
+                    "act_var": jnp.stack([r[i + 1].std ** 2 for i in hidden]),
+                    "pre_var": jnp.stack([r[i].std ** 2 for i in hidden]),
+                    "delta_ms": jnp.stack(
+                        [
+                            r[i].delta_norm ** 2 / (x.shape[0] * VAR_WIDTH)
+                            for i in hidden
+                        ]
+                    ),
+                    "dW_ms": jnp.stack(
+                        [
+                            r[i].weight_grad_norm ** 2 / params[i]["w"].size
+                            for i in hidden
+                        ]
+                    ),
+                    "saturated": (
+                        jnp.stack([r[i + 1].saturated for i in hidden])
+                        if act == "tanh"
+                        else jnp.zeros(len(hidden))
+                    ),
+                }
+
+            out[act] = jax.vmap(jax.vmap(one, (None, 0)), (0, None))(table, keys)
+        return out
+
+    return jax.device_get(_compile(run, keys)(keys))
+
+
+def deep_relu_experiment(keys, x, y, xv, yv, width, epochs, fast=True):
+    """Train the DEEP-layer ReLU net with Xavier and with He init (same draws,
+    same SGD), vmapped over inits and seeds; per-epoch training loss, final
+    loss and accuracy on the training and validation sets, and the activation
+    variance per layer at init."""
+    model = net("relu", DEEP, width)
+    inits = ("xavier", "he")
+    table = jnp.asarray(np.stack([scales(model, i) for i in inits]))
+    ce = losses.get("cross_entropy")
+    t = np.eye(10, dtype=np.float32)[y]
+    tv = np.eye(10, dtype=np.float32)[yv]
+    tx = optim.sgd(LR, momentum=MOMENTUM)
+    step = make_step(model, "cross_entropy", tx)
+    epoch_fn = make_epoch(step, x.shape[0], BATCH)
+    dense = [i for i, layer in enumerate(model.layers) if layer.name == "dense"]
+
+    acts = [i + 1 for i in dense[:-1]]  # the activation layers h_1 .. h_DEEP
+    x_all = np.concatenate([x, xv])
+    t_all = np.concatenate([t, tv])
+
+    def one(layer_scales, key):
+        init_key, train_key = jax.random.split(key)
+        params, state = scaled_params(model, init_key, layer_scales)
+        _, caches, _ = model.forward(params, state, x[:256], train=True)
+        act_var = jnp.stack([jnp.var(caches[i][1]) for i in acts])  # cache (z, h)
+
+        def body(ts, epoch):
+            ts, step_losses = epoch_fn(ts, x, t, train_key, epoch)
+            return ts, jnp.mean(step_losses)
+
+        start = TrainState(params, state, tx.init(params))
+        final, train_loss = jax.lax.scan(
+            body, start, jnp.arange(1, epochs + 1, dtype=jnp.uint32)
+        )
+        out = model.apply(final.params, x_all, state=final.state)
+        n = x.shape[0]
+        right = jnp.argmax(out, -1) == jnp.argmax(t_all, -1)
+        return {
+            "train_loss": train_loss,
+            "final_loss": ce.value(out[:n], t_all[:n]),
+            "final_accuracy": jnp.mean(right[:n]),
+            "val_loss": ce.value(out[n:], t_all[n:]),
+            "val_accuracy": jnp.mean(right[n:]),
+            "act_var_init": act_var,
+        }
+
+    run = jax.vmap(jax.vmap(one, (None, 0)), (0, None))
+    out = jax.device_get(_compile(run, table, keys, fast=fast)(table, keys))
+    return {
+        init: jax.tree.map(lambda a, i=i: a[i], out) for i, init in enumerate(inits)
+    }
+
+
+def _gmean(a, axis=0):
+    a = np.asarray(a, np.float64)
+    with np.errstate(divide="ignore"):
+        return np.exp(np.mean(np.log(a), axis=axis))
+
+
+
+def save_figure(fig, path, dpi=90):
+    """Save ``fig`` as a PNG with a 256-colour palette (plots need no more), which
+    keeps the file a few times smaller than full RGB."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    image = Image.open(buffer).convert("RGB").quantize(colors=256)
+    image.save(path, format="png", optimize=True)
+
+
+def plot(results, path):
+    plt = pyplot()
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.2))
+    layers = np.arange(1, VAR_DEPTH + 1)
+    colors = dict(
+        zip(INITS, ("tab:red", "tab:purple", "tab:gray", "tab:blue", "tab:green"))
+    )
+    for row, act in enumerate(("tanh", "relu")):
+        v = results["variance"][act]
+        for col, (key, label) in enumerate(
+            (
+                ("act_var", "Var(h_l), activations"),
+                ("delta_ms", "E[δ_l²], backpropagated gradient ∂L/∂z_l"),
+            )
+        ):
+            ax = axes[row, col]
+            for init in INITS:
+                ax.plot(
+                    layers,
+                    v[init][key],
+                    marker="o",
+                    ms=3,
+                    color=colors[init],
+                    label=init,
+                )
+            ax.set_yscale("log")
+            ax.set_xlabel("hidden layer l (1 = nearest the input)")
+            ax.set_ylabel(label, fontsize=9)
+            ax.set_title(f"{act}, {VAR_DEPTH}×{VAR_WIDTH}, at init", fontsize=10)
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=7)
+    d = results["deep_relu"]
+    ax = axes[0, 2]
+    for init, color in (("xavier", "tab:blue"), ("he", "tab:green")):
+        loss = np.asarray(d[init]["train_loss_per_seed"])
+        epochs = np.arange(1, loss.shape[1] + 1)
+        for s in range(loss.shape[0]):
+            ax.plot(epochs, loss[s], color=color, alpha=0.35, lw=1)
+        ax.plot(
+            epochs,
+            np.median(loss, axis=0),
+            color=color,
+            lw=2.2,
+            label=f"{init}: final {d[init]['final_loss_median']:.3g}",
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (epoch mean)")
+    ax.set_title(
+        f"{DEEP}-layer ReLU net, width {d['width']}: SGD lr {LR}, momentum {MOMENTUM}",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax = axes[1, 2]
+    deep_layers = np.arange(1, DEEP + 1)
+    for init, color in (("xavier", "tab:blue"), ("he", "tab:green")):
+        ax.plot(
+            deep_layers,
+            d[init]["act_var_init"],
+            color=color,
+            marker=".",
+            label=f"{init}: Var(h_l)",
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("hidden layer l")
+    ax.set_ylabel("Var(h_l) at init (256 training images)")
+    ax.set_title(f"{DEEP}-layer ReLU net at init", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(NAME, __doc__.splitlines()[0], argv)
+    quick = args.quick
+    n_seeds = 2 if quick else 4
+    width = 64 if quick else 128
+    epochs = 3 if quick else 20
+    ds = data.load("digits")
+    x, y = ds.train.x, ds.train.y
+    keys = jax.random.split(jax.random.key(0), n_seeds)
+    with Timer() as t_var:
+        var = variance_experiment(keys, x[:VAR_BATCH], y[:VAR_BATCH])
+    with Timer() as t_deep:
+        # compiling for speed of compilation only pays when the run is short
+        deep = deep_relu_experiment(
+            keys, x, y, ds.val.x, ds.val.y, width, epochs, fast=quick
+        )
+
+    results = {
+        "setup": {
+            "variance": f"{VAR_DEPTH} hidden layers of {VAR_WIDTH}, digits batch of "
+            f"{VAR_BATCH}, cross-entropy, biases 0, {n_seeds} seeds (geometric means)",
+            "deep_relu": f"{DEEP} hidden ReLU layers of {width}, digits "
+            f"({len(x)} train / {len(ds.val.x)} val), no batch norm, SGD lr {LR} "
+            f"momentum {MOMENTUM}, batch {BATCH}, {epochs} epochs, {n_seeds} seeds",
+            "backprop": "manual",
+        },
+        "published": PUBLISHED,
+        "variance": {},
+    }
+    rows = []
+    for a_idx, act in enumerate(("tanh", "relu")):
+        results["variance"][act] = {}
+        for i, init in enumerate(INITS):
+            r = jax.tree.map(lambda v, i=i: np.asarray(v)[i], var[act])
+            entry = {
+                "act_var": _gmean(r["act_var"]),
+                "pre_var": _gmean(r["pre_var"]),
+                "delta_ms": _gmean(r["delta_ms"]),
+                "dW_ms": _gmean(r["dW_ms"]),
+            }
+            if act == "tanh":
+                entry["saturated_fraction"] = np.mean(r["saturated"], axis=0)
+            entry["act_var_last_over_first"] = float(
+                entry["act_var"][-1] / entry["act_var"][0]
+            )
+            entry["act_var_per_layer_factor"] = float(
+                (entry["act_var"][-1] / entry["act_var"][0]) ** (1 / (VAR_DEPTH - 1))
+            )
+            entry["delta_ms_first_over_last"] = float(
+                entry["delta_ms"][0] / entry["delta_ms"][-1]
+            )
+            entry["act_var_max_over_min"] = float(
+                np.max(entry["act_var"]) / np.min(entry["act_var"])
+            )
+            results["variance"][act][init] = entry
+            rows.append(
+                [
+                    act,
+                    init,
+                    float(entry["act_var"][0]),
+                    float(entry["act_var"][-1]),
+                    entry["act_var_per_layer_factor"],
+                    float(entry["delta_ms"][0]),
+                    float(entry["delta_ms"][-1]),
+                    entry["delta_ms_first_over_last"],
+                ]
+            )
+    deep_res = {"width": width, "epochs": epochs, "learning_rate": LR}
+    for init in ("xavier", "he"):
+        r = deep[init]
+        deep_res[init] = {
+            "train_loss_per_seed": np.asarray(r["train_loss"], np.float64),
+            "final_loss_per_seed": np.asarray(r["final_loss"], np.float64),
+            "final_loss_median": float(np.median(r["final_loss"])),
+            "final_accuracy_median": float(np.median(r["final_accuracy"])),
+            "val_accuracy_median": float(np.median(r["val_accuracy"])),
+            "act_var_init": _gmean(r["act_var_init"]),
+        }
+        v = deep_res[init]["act_var_init"]
+        deep_res[init]["act_var_last_over_first"] = float(v[-1] / v[0])
+        deep_res[init]["act_var_max_over_min"] = float(np.max(v) / np.min(v))
+    results["deep_relu"] = deep_res
+    he_v = results["variance"]["relu"]["he"]
+    xa_v = results["variance"]["relu"]["xavier"]
+    results["headline"] = {
+        "claim": f"the {DEEP}-layer ReLU net reaches a much lower training loss with "
+        "He than with Xavier after the same steps; He keeps ReLU activation variance "
+        "within a factor ~2-3 across depth while Xavier's shrinks by ~2^-depth",
+        "deep_he_final_loss": deep_res["he"]["final_loss_median"],
+        "deep_xavier_final_loss": deep_res["xavier"]["final_loss_median"],
+        "deep_he_act_var_max_over_min": deep_res["he"]["act_var_max_over_min"],
+        "deep_xavier_act_var_last_over_first": deep_res["xavier"][
+            "act_var_last_over_first"
+        ],
+        "deep_2_pow_minus_depth": 2.0 ** -(DEEP - 1),
+        "relu10_he_act_var_max_over_min": he_v["act_var_max_over_min"],
+        "relu10_xavier_act_var_per_layer_factor": xa_v["act_var_per_layer_factor"],
+        "holds": deep_res["he"]["final_loss_median"]
+        < deep_res["xavier"]["final_loss_median"]
+        and he_v["act_var_max_over_min"] < 3,
+    }
+    results["seconds"] = {"variance": t_var.seconds, "deep_relu": t_deep.seconds}
+    write_json(args, results)
+    plot(results, figure_path(args))
+    print_table(
+        [
+            "act",
+            "init",
+            "Var(h_1)",
+            f"Var(h_{VAR_DEPTH})",
+            "factor/layer",
+            "E[δ_1²]",
+            f"E[δ_{VAR_DEPTH}²]",
+            "δ² first/last",
+        ],
+        rows,
+        title=f"{VAR_DEPTH} hidden layers of {VAR_WIDTH} at init ({n_seeds} seeds)",
+    )
+    print_table(
+        ["init", "final train loss", "train acc", "val acc", "Var(h_30)/Var(h_1)"],
+        [
+            [
+                init,
+                deep_res[init]["final_loss_median"],
+                deep_res[init]["final_accuracy_median"],
+                deep_res[init]["val_accuracy_median"],
+                deep_res[init]["act_var_last_over_first"],
+            ]
+            for init in ("xavier", "he")
+        ],
+        title=f"{DEEP}-layer ReLU, width {width}, {epochs} epochs (median of "
+        f"{n_seeds} seeds)",
+    )
+    print(
+        f"headline holds: {results['headline']['holds']} "
+        f"({t_var.seconds:.1f} s + {t_deep.seconds:.1f} s)"
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()
