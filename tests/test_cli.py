@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ FAST = ["--dataset", "blobs", "--hidden", "16", "--epochs", "5", "--quiet"]
 def jaxbp(*args, cwd=None, timeout=240):
     return subprocess.run(
         [sys.executable, "-m", "jaxbp", *args],
+        check=False,
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -245,6 +245,7 @@ def test_devices_flag_matches_one_device(tmp_path):
                 "--out",
                 str(out),
             ],
+            check=False,
             capture_output=True,
             text=True,
             timeout=240,
