@@ -33,10 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from _common import (  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from _common import (
     Timer,
     figure_path,
     parse_args,
@@ -45,10 +45,10 @@ from _common import (  # noqa: E402
     write_json,
 )
 
-import jaxbp  # noqa: E402
-from jaxbp import data, diagnostics, initializers, optim  # noqa: E402
-from jaxbp import layers as L  # noqa: E402
-from jaxbp.train import TrainState, make_epoch, make_step, train_keys  # noqa: E402
+import jaxbp
+from jaxbp import data, diagnostics, initializers, optim
+from jaxbp import layers as L
+from jaxbp.train import TrainState, make_epoch, make_step, train_keys
 
 NAME = "exploding_gradients"
 WIDTH = 64
@@ -81,12 +81,12 @@ def _compile(fn, *args, fast=True):
     """jit-compile; ``fast``: XLA:CPU options that make compiling these
     programs several times faster (for programs that run briefly)."""
     lowered = jax.jit(fn).lower(*args)
-    if fast:
-        try:
-            return lowered.compile(FAST_COMPILE)
-        except Exception:  # an XLA without one of these options
-            pass
-    return lowered.compile()
+    if not fast:
+        return lowered.compile()
+    try:
+        return lowered.compile(FAST_COMPILE)
+    except jax.errors.JaxRuntimeError:  # an XLA without one of these options
+        return lowered.compile()
 
 
 def deep_mlp(activation, sigma_w, depth, dtype=jnp.float32):
@@ -261,7 +261,6 @@ def first_steps(x, y, key, n_steps):
     return np.asarray(values, np.float64), np.asarray(norms, np.float64)
 
 
-
 def save_figure(fig, path, dpi=90):
     """Save ``fig`` as a PNG with a 256-colour palette (plots need no more), which
     keeps the file a few times smaller than full RGB."""
@@ -315,8 +314,9 @@ def plot(results, path):
 
     ax = axes[1, 0]
     c = results["clipping"]
-    values = np.asarray(c["first_steps"]["loss"])
+    values = np.asarray(c["first_steps"]["loss"], np.float64)
     steps = np.arange(1, values.shape[1] + 1)
+    ax.set_yscale("log")
     for i, (label, color) in enumerate(
         (("no clipping", "tab:red"), (f"clip_by_global_norm({CLIP_NORM})", "tab:blue"))
     ):
@@ -325,17 +325,17 @@ def plot(results, path):
         ax.plot(steps[finite], v[finite], marker="o", color=color, label=label)
         if not finite.all():
             first_bad = steps[~finite][0]
-            ax.axvline(first_bad, color=color, ls=":", lw=1)
-            ax.annotate(
-                "loss NaN/inf",
-                (first_bad, ax.get_ylim()[0]),
+            ax.axvline(first_bad, color=color, ls=":", lw=1.2)
+            ax.text(
+                first_bad + 0.2,
+                0.5,
+                "loss NaN from here",
                 color=color,
                 fontsize=8,
                 rotation=90,
-                va="bottom",
-                ha="right",
+                va="center",
+                transform=ax.get_xaxis_transform(),
             )
-    ax.set_yscale("log")
     ax.set_xlabel("SGD step")
     ax.set_ylabel("training loss (batch, before the step)")
     ax.set_title(
@@ -343,40 +343,50 @@ def plot(results, path):
         f"(lr {LR}, momentum {MOMENTUM})",
         fontsize=10,
     )
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center right")
     ax.grid(alpha=0.3, which="both")
 
     ax = axes[1, 1]
-    loss = np.asarray(c["train_loss"])  # (seeds, lrs, 2, epochs)
+    loss = np.asarray(c["train_loss"], np.float64)  # (seeds, lrs, 2, epochs)
     epochs = np.arange(1, loss.shape[-1] + 1)
     lrs = c["learning_rates"]
-    colors = plt.cm.viridis(np.linspace(0, 0.85, len(lrs)))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(lrs)))
+    diverged = []
     for j, lr in enumerate(lrs):
         for k, ls in ((0, ":"), (1, "-")):
             runs = loss[:, j, k, :]
-            med = np.median(runs, axis=0)
-            if np.isfinite(med).any():
-                ax.plot(
-                    epochs,
-                    med,
-                    ls=ls,
-                    color=colors[j],
-                    marker="." if k else "x",
-                    label=f"lr {lr:g}, " + ("no clip" if k == 0 else "clipped"),
-                )
-            else:
-                ax.plot(
-                    [],
-                    [],
-                    ls=ls,
-                    color=colors[j],
-                    label=f"lr {lr:g}, no clip: NaN from epoch 1",
-                )
+            # a diverged run counts as +inf: the median is finite only while
+            # most seeds are
+            med = np.median(np.where(np.isfinite(runs), runs, np.inf), axis=0)
+            if not np.isfinite(med).any():
+                diverged.append(f"{lr:g}")
+                continue
+            label = f"lr {lr:g}, " + ("no clipping" if k == 0 else "clipped")
+            ax.plot(
+                epochs,
+                np.where(np.isfinite(med), med, np.nan),
+                ls=ls,
+                color=colors[j],
+                marker="x" if k == 0 else ".",
+                label=label,
+            )
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (epoch mean, median over seeds)")
-    ax.set_title("Training with and without gradient clipping", fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(
+        f"SGD (momentum {MOMENTUM}) with and without clip_by_global_norm({CLIP_NORM})",
+        fontsize=10,
+    )
+    if diverged:
+        ax.text(
+            0.02,
+            0.03,
+            "no clipping, NaN from epoch 1 at lr " + ", ".join(diverged),
+            transform=ax.transAxes,
+            fontsize=8,
+            color="tab:red",
+        )
+    ax.legend(fontsize=7, loc="upper right")
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     save_figure(fig, path)
@@ -391,7 +401,7 @@ def main(argv=None) -> dict:
     n_seeds = 2 if quick else 5
     steps = 40 if quick else 100
     epochs = 3 if quick else 20
-    lrs = [LR] if quick else [0.001, 0.003, LR, 0.03]
+    lrs = [LR] if quick else [0.0001, 0.0003, 0.001, 0.003, LR, 0.03]
     ds = data.load("digits")
     x, y = ds.train.x, ds.train.y
     keys = jax.random.split(jax.random.key(0), n_seeds)
@@ -486,6 +496,8 @@ def main(argv=None) -> dict:
         "train_loss": train_loss,  # (seeds, lrs, [no clip, clip], epochs)
         "first_epoch_loss": start,
         "final_loss": final,
+        # per learning rate: [no clip, clip] runs whose loss became NaN/inf
+        "diverged_runs": np.sum(~np.all(np.isfinite(train_loss), axis=-1), axis=0),
         "first_steps": {
             "loss": fs_loss,
             "grad_norm": fs_norm,
@@ -543,17 +555,31 @@ def main(argv=None) -> dict:
         rnn_rows,
         title=f"tanh RNN over {steps} steps",
     )
+
+    def med(values):
+        m = float(np.median(np.where(np.isfinite(values), values, np.inf)))
+        return f"{m:.3g}" if math.isfinite(m) else "diverged"
+
     print_table(
-        ["lr", "no clip: epoch 1 -> last", "clip: epoch 1 -> last"],
+        [
+            "lr",
+            "no clip: epoch 1 -> last",
+            "diverged",
+            "clip: epoch 1 -> last",
+            "diverged",
+        ],
         [
             [
                 lr,
-                f"{np.median(start[:, j, 0]):.3g} -> {np.median(final[:, j, 0]):.3g}",
-                f"{np.median(start[:, j, 1]):.3g} -> {np.median(final[:, j, 1]):.3g}",
+                f"{med(start[:, j, 0])} -> {med(final[:, j, 0])}",
+                f"{int(clip_res['diverged_runs'][j][0])}/{n_seeds}",
+                f"{med(start[:, j, 1])} -> {med(final[:, j, 1])}",
+                f"{int(clip_res['diverged_runs'][j][1])}/{n_seeds}",
             ]
             for j, lr in enumerate(lrs)
         ],
-        title=f"training the ReLU net, σw = 2√2, {epochs} epochs (median over seeds)",
+        title=f"training the ReLU net, σw = 2√2, {epochs} epochs (median over "
+        "seeds, a diverged run counting as +inf)",
     )
     print(
         f"first steps, no clipping: loss {', '.join(f'{v:.3g}' for v in fs_loss[0])}; "

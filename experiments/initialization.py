@@ -31,10 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from _common import (  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from _common import (
     Timer,
     figure_path,
     parse_args,
@@ -43,9 +43,9 @@ from _common import (  # noqa: E402
     write_json,
 )
 
-import jaxbp  # noqa: E402
-from jaxbp import data, diagnostics, initializers, losses, optim  # noqa: E402
-from jaxbp.train import TrainState, make_epoch, make_step  # noqa: E402
+import jaxbp
+from jaxbp import data, diagnostics, initializers, losses, optim
+from jaxbp.train import TrainState, make_epoch, make_step
 
 NAME = "initialization"
 
@@ -60,6 +60,11 @@ INITS = {
 VAR_DEPTH, VAR_WIDTH, VAR_BATCH = 10, 256, 512
 LR, MOMENTUM, BATCH = 0.003, 0.9, 64
 DEEP = 30
+FAST_COMPILE = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+    "xla_cpu_use_fusion_emitters": False,
+}
 
 PUBLISHED = {
     "glorot_bengio_2010": {
@@ -84,18 +89,12 @@ def _compile(fn, *args, fast=True):
     """jit-compile; ``fast``: XLA:CPU options (no LLVM optimization, classic
     loop emitters) that compile several times faster, for short programs."""
     lowered = jax.jit(fn).lower(*args)
-    if fast:
-        try:
-            return lowered.compile(
-                {
-                    "xla_backend_optimization_level": 0,
-                    "xla_llvm_disable_expensive_passes": True,
-                    "xla_cpu_use_fusion_emitters": False,
-                }
-            )
-        except Exception:  # an XLA without one of these options
-            pass
-    return lowered.compile()
+    if not fast:
+        return lowered.compile()
+    try:
+        return lowered.compile(FAST_COMPILE)
+    except jax.errors.JaxRuntimeError:  # an XLA without one of these options
+        return lowered.compile()
 
 
 def net(activation, depth, width):
@@ -139,7 +138,7 @@ def variance_experiment(keys, x, y):
             table = jnp.asarray(np.stack([scales(model, i) for i in inits]))
             dense = [i for i, layer in enumerate(model.layers) if layer.name == "dense"]
 
-            def one(layer_scales, key, model=model, dense=dense):
+            def one(layer_scales, key, model=model, dense=dense, act=act):
                 params, state = scaled_params(model, key, layer_scales)
                 r = diagnostics.gradient_flow(
                     model, params, x, y, loss="cross_entropy", state=state
@@ -230,7 +229,6 @@ def _gmean(a, axis=0):
     a = np.asarray(a, np.float64)
     with np.errstate(divide="ignore"):
         return np.exp(np.mean(np.log(a), axis=axis))
-
 
 
 def save_figure(fig, path, dpi=90):

@@ -42,10 +42,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from _common import (  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from _common import (
     Timer,
     figure_path,
     parse_args,
@@ -54,10 +54,10 @@ from _common import (  # noqa: E402
     write_json,
 )
 
-import jaxbp  # noqa: E402
-from jaxbp import data, diagnostics, initializers, losses, optim  # noqa: E402
-from jaxbp import layers as L  # noqa: E402
-from jaxbp.regularization import add_l2_grad, l2_penalty  # noqa: E402
+import jaxbp
+from jaxbp import data, diagnostics, initializers, losses, optim
+from jaxbp import layers as L
+from jaxbp.regularization import add_l2_grad, l2_penalty
 
 NAME = "vanishing_gradients"
 WIDTH = 30
@@ -119,7 +119,7 @@ def _compile(fn, *args):
     lowered = jax.jit(fn).lower(*args)
     try:
         return lowered.compile(FAST_COMPILE)
-    except Exception:  # an XLA without one of these options
+    except jax.errors.JaxRuntimeError:  # an XLA without one of these options
         return lowered.compile()
 
 
@@ -270,8 +270,9 @@ def during_training(variants, keys, x, target, epochs):
             loss_name = VARIANTS[variant][4]
             tx = optim.sgd(LEARNING_RATE)
 
-            def one(key, model=model, info=info, variant=variant, loss=loss_name,
-                    tx=tx):
+            def one(
+                key, model=model, info=info, variant=variant, loss=loss_name, tx=tx
+            ):
                 params, state = init_params(model, variant, key)
 
                 def epoch(carry, _):
@@ -301,7 +302,6 @@ def _stats(values):
     return values.mean(axis=0), values.std(axis=0)
 
 
-
 def save_figure(fig, path, dpi=90):
     """Save ``fig`` as a PNG with a 256-colour palette (plots need no more), which
     keeps the file a few times smaller than full RGB."""
@@ -317,7 +317,7 @@ def save_figure(fig, path, dpi=90):
 
 def plot(results, path):
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.8))
     ax = axes[0]
     colors = {2: "tab:blue", 3: "tab:orange", 4: "tab:green"}
     for variant, marker, ls in (("nielsen", "o", "-"), ("quadratic N(0,1)", "s", ":")):
@@ -350,7 +350,7 @@ def plot(results, path):
     ax.set_xlabel("hidden layer l (1 = nearest the input)")
     ax.set_ylabel("speed of learning ‖∂C/∂b_l‖ at init")
     ax.set_title("Sigmoid nets at init: digits vs Nielsen", fontsize=10)
-    ax.legend(fontsize=6.5)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
 
     ax = axes[1]
@@ -364,17 +364,13 @@ def plot(results, path):
     ax.set_xlabel("hidden layer l")
     ax.set_ylabel("‖∂C/∂b_l‖ at init (BN: ‖∂C/∂β_l‖)")
     ax.set_title("4 hidden layers of 30: variants at init", fontsize=10)
-    ax.legend(fontsize=6.5)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
 
     ax = axes[2]
     styles = ["-", "--", ":", "-."]
     layer_colors = ["tab:blue", "tab:orange", "tab:red", "tab:green"]
-    shown = [
-        v
-        for v in ("nielsen", "relu he", "sigmoid + batchnorm")
-        if v in results["training"]
-    ]
+    shown = [v for v in ("nielsen", "relu he") if v in results["training"]]
     for j, variant in enumerate(shown):
         speed = np.asarray(results["training"][variant]["speed_mean"])
         epochs = np.arange(speed.shape[0])
@@ -392,7 +388,7 @@ def plot(results, path):
     ax.set_xlabel("epoch (full-batch gradient descent, η = 0.1)")
     ax.set_ylabel("‖∂C/∂b_l‖")
     ax.set_title("Speed of learning during training, 4 hidden layers", fontsize=10)
-    ax.legend(fontsize=6.5, ncol=2)
+    ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     save_figure(fig, path)

@@ -65,7 +65,7 @@ def option_model(activation, batchnorm, dropout, residual, dtype):
     )
 
 
-@settings(max_examples=6)
+@settings(max_examples=4)
 @given(
     activation=st.sampled_from(["tanh", "sigmoid", "gelu"]),
     batchnorm=st.booleans(),
