@@ -19,7 +19,9 @@ hand-written backward pass, batch norm's included.
 
 The headline compares the two nets at the learning rate that gives the net
 *without* batch norm its best final test accuracy (the baseline at its
-best); the other learning rates are reported too.
+best); the other learning rates are reported too. Full run: learning rates
+0.1, 0.5, 2, 5 seeds, 100 epochs (2,100 steps). ``--quick``: lr 0.5, 2 seeds,
+12 epochs.
 """
 
 from __future__ import annotations

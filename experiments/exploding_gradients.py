@@ -381,7 +381,7 @@ def plot(results, path):
         ax.text(
             0.02,
             0.03,
-            "no clipping, NaN from epoch 1 at lr " + ", ".join(diverged),
+            "no clipping, most seeds NaN at lr " + ", ".join(diverged),
             transform=ax.transAxes,
             fontsize=8,
             color="tab:red",

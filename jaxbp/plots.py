@@ -47,7 +47,9 @@ def plot_curves(history: Sequence[dict], path, *, title: str = "") -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     if title:
-        fig.suptitle(title)
+        import textwrap
+
+        fig.suptitle(textwrap.fill(title, 45 * ncols), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
