@@ -149,11 +149,11 @@ def problem(sizes, seed: int = 0):
     """(model, params, state, x, y): a ReLU MLP, He-normal weights and zero
     biases drawn with numpy, random inputs and labels.
 
-    The parameters are drawn with numpy, not ``model.init``: eager
-    ``model.init`` and ``model.init_state()`` (which ``jaxbp.loss`` calls when
-    no ``state`` is passed) each take seconds per new model on a loaded CPU
-    (every eager ``jax.random`` op compiles), far longer than what we time.
-    Values do not change the cost; the He variance keeps the ReLUs active.
+    The parameters are drawn with numpy, not ``model.init``: compiling the
+    threefry-based init takes seconds per model size on a loaded 2-core CPU,
+    longer than everything we time at that size. Values do not change the
+    cost; the He variance keeps the ReLUs active. The (empty) state is passed
+    explicitly, so no call builds it again.
     """
     model = jaxbp.mlp(list(sizes), "relu", dtype=jnp.float32)
     shapes, state = jax.eval_shape(model.init_with_state, jax.random.key(0))

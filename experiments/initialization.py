@@ -3,10 +3,10 @@
 ``python experiments/initialization.py [--quick] [--out DIR]``
 
 1. **Variance per layer** (Glorot & Bengio 2010). MLPs of 10 hidden layers of
-   256 (tanh and ReLU) on a batch of 512 digits, softmax cross-entropy, at
-   initialization, with weights N(0, 1), N(0, 0.01²), "standard" N(0, 1/(3 n_in))
-   (the variance of Glorot & Bengio's standard U(−1/√n, 1/√n)), Xavier
-   N(0, 2/(n_in + n_out)) and He N(0, 2/n_in); biases 0.
+   256 (tanh and ReLU) on a batch of 512 digits (128 with --quick), softmax
+   cross-entropy, at initialization, with weights N(0, 1), N(0, 0.01²),
+   "standard" N(0, 1/(3 n_in)) (the variance of Glorot & Bengio's standard
+   U(−1/√n, 1/√n)), Xavier N(0, 2/(n_in + n_out)) and He N(0, 2/n_in); biases 0.
    ``jaxbp.diagnostics.gradient_flow`` (hand-written backward pass) gives for
    each hidden layer l the variance of the activations h_l, and the mean
    squares of the backpropagated gradient δ_l = ∂L/∂z_l and of ∂L/∂W_l.
@@ -324,11 +324,12 @@ def main(argv=None) -> dict:
     n_seeds = 2 if quick else 4
     width = 64 if quick else 128
     epochs = 3 if quick else 20
+    var_batch = 128 if quick else VAR_BATCH
     ds = data.load("digits")
     x, y = ds.train.x, ds.train.y
     keys = jax.random.split(jax.random.key(0), n_seeds)
     with Timer() as t_var:
-        var = variance_experiment(keys, x[:VAR_BATCH], y[:VAR_BATCH])
+        var = variance_experiment(keys, x[:var_batch], y[:var_batch])
     with Timer() as t_deep:
         # compiling for speed of compilation only pays when the run is short
         deep = deep_relu_experiment(
@@ -338,7 +339,7 @@ def main(argv=None) -> dict:
     results = {
         "setup": {
             "variance": f"{VAR_DEPTH} hidden layers of {VAR_WIDTH}, digits batch of "
-            f"{VAR_BATCH}, cross-entropy, biases 0, {n_seeds} seeds (geometric means)",
+            f"{var_batch}, cross-entropy, biases 0, {n_seeds} seeds (geometric means)",
             "deep_relu": f"{DEEP} hidden ReLU layers of {width}, digits "
             f"({len(x)} train / {len(ds.val.x)} val), no batch norm, SGD lr {LR} "
             f"momentum {MOMENTUM}, batch {BATCH}, {epochs} epochs, {n_seeds} seeds",

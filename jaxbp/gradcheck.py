@@ -60,6 +60,7 @@ class LeafCheck:
     fd_max_abs: float | None
     fd_rel: float | None
     ok: bool
+    relative_ok: bool = True  # False: passed only on the absolute allowance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +101,7 @@ class GradCheckReport:
             ]
             if self.fd_rtol is not None:
                 row += [f"{leaf.fd_max_abs:.2e}", f"{leaf.fd_rel:.2e}"]
-            row.append("ok" if leaf.ok else "FAIL")
+            row.append(("ok" if leaf.relative_ok else "ok*") if leaf.ok else "FAIL")
             rows.append(row)
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines = [
@@ -111,6 +112,11 @@ class GradCheckReport:
         if self.fd_rtol is not None:
             tolerance += f", finite differences rtol {self.fd_rtol:g} (float64)"
         verdict = "all gradients agree" if self.ok else "GRADIENT MISMATCH"
+        if self.ok and not all(leaf.relative_ok for leaf in self.leaves):
+            verdict += (
+                " (ok*: relative error above tolerance, difference within rounding "
+                "of the largest gradient / of finite differences)"
+            )
         lines.append(f"loss {self.loss_value:.6g}; {tolerance}: {verdict}")
         return "\n".join(lines)
 
@@ -253,10 +259,13 @@ def check_grads(
     ):
         a_abs, a_rel = auto_errors[i]
         f_abs, f_rel = fd_errors[i] if fd_errors else (None, None)
+        relative_ok = a_rel <= rtol and (f_rel is None or f_rel <= fd_rtol)
         fd_ok = f_rel is None or f_rel <= fd_rtol or f_abs <= fd_atol
         ok = (a_rel <= rtol or a_abs <= rtol * scale) and fd_ok
         leaves.append(
-            LeafCheck(path, tuple(leaf.shape), a_abs, a_rel, f_abs, f_rel, ok)
+            LeafCheck(
+                path, tuple(leaf.shape), a_abs, a_rel, f_abs, f_rel, ok, relative_ok
+            )
         )
     return GradCheckReport(
         tuple(leaves),

@@ -12,7 +12,8 @@ Definitions (``pred`` is the model output, ``f``/``z`` its rows):
   ``L = mean_b −Σ_c y_bc log softmax(z_b)_c``, so
   ``dz = (softmax(z) Σ_c y_c − y) / B`` (``= (softmax(z) − y) / B`` when rows sum to 1).
 - ``binary_cross_entropy``: sigmoid cross-entropy on one logit ``z`` with labels
-  ``y ∈ {0, 1}``: ``L = mean_b [log(1 + e^z) − y z]``, so ``dz = (σ(z) − y) / B``.
+  ``y ∈ {0, 1}``: ``L = mean_b [log(1 + e^z) − y z]``, so ``dz = (σ(z) − y) / B``;
+  with several outputs (multi-label) the terms of each output are summed.
 - ``hinge`` with one output ``f``: ``L = mean_b max(0, 1 − t f)`` with ``t ∈ {−1, +1}``
   (labels 0/1 are mapped to −1/+1), so ``df = −t [1 − t f > 0] / B``.
 - ``hinge`` with C outputs (Weston–Watkins multiclass SVM):
@@ -165,7 +166,17 @@ def _single_output_targets(pred, target, loss_name):
 
 
 def _prepare_binary_cross_entropy(pred, target):
-    target = _single_output_targets(pred, target, "binary_cross_entropy")
+    """One logit per example, or several independent ones (multi-label):
+    labels of the outputs' shape (or ``(B,)`` for one output)."""
+    if pred.ndim == 2 and pred.shape[1] > 1:
+        target = jnp.asarray(target)
+        if target.shape != pred.shape:
+            raise ValueError(
+                f"binary_cross_entropy labels for {pred.shape[1]} outputs must have "
+                f"the outputs' shape {pred.shape}; got shape {target.shape}"
+            )
+    else:
+        target = _single_output_targets(pred, target, "binary_cross_entropy")
     values = concrete_values(target)
     if values is not None and values.size and (values.min() < 0 or values.max() > 1):
         raise ValueError(

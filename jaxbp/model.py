@@ -197,8 +197,9 @@ def mlp(
 
 
 def _hidden_block(width, activation, init, batchnorm, dropout) -> list[Layer]:
-    """dense → [batchnorm] → activation → [dropout]"""
-    block = [dense(width, init=init)]
+    """dense → [batchnorm] → activation → [dropout] (no dense bias before
+    batch norm: its β does that job)"""
+    block = [dense(width, init=init, use_bias=not batchnorm)]
     if batchnorm:
         block.append(layers_lib.batchnorm())
     block.append(activation_layer(activation))

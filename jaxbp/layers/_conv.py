@@ -98,9 +98,7 @@ def conv2d(
     ``"SAME"`` (output ceil(H / stride)) or ``"VALID"``. The kernel is HWIO,
     drawn from ``init`` (fans counted with the receptive field); biases are 0.
     """
-    if not (isinstance(features, int) and not isinstance(features, bool)):
-        features = None
-    if features is None or features <= 0:
+    if isinstance(features, bool) or not isinstance(features, int) or features <= 0:
         raise ValueError(
             f"{name} features must be a positive integer; got {features!r}"
         )

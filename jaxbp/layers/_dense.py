@@ -9,8 +9,9 @@ from jaxbp.layers._protocol import Layer, check_in_shape
 
 
 def dense_forward(params, x):
-    """y = x W + b   (x: (B, n_in), W: (n_in, n_out), b: (n_out,))"""
-    return x @ params["w"] + params["b"]
+    """y = x W + b   (x: (B, n_in), W: (n_in, n_out), b: (n_out,); no b: y = x W)"""
+    y = x @ params["w"]
+    return y + params["b"] if "b" in params else y
 
 
 def dense_backward(params, x, dy):
@@ -20,12 +21,21 @@ def dense_backward(params, x, dy):
     db = Σ_batch dy     (n_out,)
     dx = dy Wᵀ          (B, n_in)
     """
-    grads = {"w": x.T @ dy, "b": jnp.sum(dy, axis=0)}
+    grads = {"w": x.T @ dy}
+    if "b" in params:
+        grads["b"] = jnp.sum(dy, axis=0)
     return grads, dy @ params["w"].T
 
 
-def dense(out_features: int, *, init="xavier", name: str = "dense") -> Layer:
-    """A dense layer with ``out_features`` outputs; weights from ``init``, biases 0."""
+def dense(
+    out_features: int, *, init="xavier", use_bias: bool = True, name: str = "dense"
+) -> Layer:
+    """A dense layer with ``out_features`` outputs; weights from ``init``, biases 0.
+
+    ``use_bias=False`` leaves out ``b``: right before batch norm a bias is
+    cancelled by the mean subtraction, its gradient is exactly 0 up to
+    rounding, and an adaptive optimizer would turn that rounding into steps.
+    """
     if not (isinstance(out_features, int) and out_features > 0):
         raise ValueError(
             f"dense layer size must be a positive integer; got {out_features!r}"
@@ -34,10 +44,9 @@ def dense(out_features: int, *, init="xavier", name: str = "dense") -> Layer:
 
     def init_fn(key, in_shape, dtype=jnp.float32):
         check_in_shape(name, in_shape, 1, "(features,)")
-        params = {
-            "w": weight_init(key, (in_shape[0], out_features), dtype),
-            "b": jnp.zeros((out_features,), dtype),
-        }
+        params = {"w": weight_init(key, (in_shape[0], out_features), dtype)}
+        if use_bias:
+            params["b"] = jnp.zeros((out_features,), dtype)
         return (out_features,), params, ()
 
     def forward(params, state, x, *, key=None, train=False):
