@@ -28,6 +28,7 @@ PRESETS = {
         "batchnorm": False,
         "epochs": 200,
         "batch_size": 32,
+        "lr": 1e-3,
         "lr_schedule": "constant",
     },
     "cnn": {
@@ -35,8 +36,9 @@ PRESETS = {
         "input_dropout": 0.0,
         "dropout": 0.5,
         "batchnorm": True,
-        "epochs": 30,
-        "batch_size": 16,
+        "epochs": 40,
+        "batch_size": 32,
+        "lr": 2e-3,
         "lr_schedule": "cosine",
     },
 }
@@ -197,7 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=IMPLS,
         help="hand-rolled jaxbp.optim or optax",
     )
-    train.add_argument("--lr", type=_number(float, 0.0), default=1e-3)
+    train.add_argument(
+        "--lr",
+        type=_number(float, 0.0),
+        default=None,
+        help="learning rate (default 1e-3 mlp, 2e-3 cnn)",
+    )
     train.add_argument(
         "--lr-schedule",
         default=None,
@@ -210,13 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_batch_size,
         default=argparse.SUPPRESS,
         help="a number, or 'full' for full-batch gradient descent "
-        "(default 32 mlp, 16 cnn)",
+        "(default 32)",
     )
     train.add_argument(
         "--epochs",
         type=_number(int, 1, strict=False),
         default=None,
-        help="default 200 mlp, 30 cnn",
+        help="default 200 mlp, 40 cnn",
     )
     train.add_argument(
         "--patience",
