@@ -23,6 +23,8 @@ function there to add rows):
   and of an SGD step.
 - ``profile``: a JAX profiler trace of the gradients: host (dispatch) time
   against XLA execution, matmul kernels against the rest.
+- ``dots``: each matrix product of the large MLP's gradient timed alone, and
+  the kernel library XLA:CPU runs it with.
 - ``checkpoint``: deep MLPs, plain vs checkpointed segments
   (``jaxbp.layers._remat``): the temp memory XLA allocates, the measured
   peak RSS rise (fresh process), FLOPs and time.
@@ -670,6 +672,120 @@ def profile_rows(
     return rows
 
 
+def _dot_kernel(compiled) -> str:
+    """Which library XLA:CPU runs a lone dot with: "ynnpack" (a custom fusion)
+    or "eigen" (a plain ``dot`` instruction), from the optimized HLO."""
+    text = compiled.as_text()
+    entry = text[text.rfind("\nENTRY ") :]
+    if "__ynn" in entry or "ynn_fusion" in entry:
+        return "ynnpack"
+    if " dot(" in entry:
+        return "eigen"
+    return "other"
+
+
+def dot_rows(
+    ctx: BenchContext,
+    config: tuple[Sequence[int], int] | None = None,
+) -> list[dict]:
+    """Every matrix product of one MLP gradient, timed alone (interleaved with
+    the whole gradient and the peak matmul; less the dispatch floor): which
+    dots hold the gradient back from the peak, and which kernel library
+    XLA:CPU picks for each.
+
+    Forward ``x W`` and backward ``dx = dy Wᵀ`` contract the last axis of the
+    left operand; ``dW = xᵀ dy`` contracts the first (batch) axis of both, a
+    layout XLA:CPU hands to a different library (see the ``kernel`` column)."""
+    if config is None:
+        config = GRADIENT_SIZES_QUICK[-1] if ctx.quick else GRADIENT_SIZES_FULL[-1]
+    sizes, batch = config
+    model, params, x, y = mlp_problem(sizes, batch)
+    keys = iter(jax.random.split(jax.random.key(1), 3 * len(sizes)))
+
+    def normal(*shape):
+        return jax.random.normal(next(keys), shape, jnp.float32)
+
+    products = {
+        "x W": jax.jit(lambda a, b: a @ b),
+        "xT dy": jax.jit(lambda a, b: a.T @ b),
+        "dy WT": jax.jit(lambda a, b: a @ b.T),
+    }
+    dots = {}
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        w, xi, dy = normal(n_in, n_out), normal(batch, n_in), normal(batch, n_out)
+        dots[f"layer {i + 1} forward x W"] = ("x W", xi, w)
+        dots[f"layer {i + 1} dW = xT dy"] = ("xT dy", xi, dy)
+        if i > 0:
+            dots[f"layer {i + 1} dx = dy WT"] = ("dy WT", dy, w)
+    calls, kernels, flops = {}, {}, {}
+    for name, (kind, a, b) in dots.items():
+        compiled = products[kind].lower(a, b).compile()
+        calls[name] = functools.partial(compiled, a, b)
+        kernels[name] = _dot_kernel(compiled)
+        m, k = a.shape if kind != "xT dy" else a.shape[::-1]
+        flops[name] = 2 * m * k * (b.shape[0] if kind == "dy WT" else b.shape[1])
+    gradient = jax.jit(gradient_functions(model)["manual"])
+    calls["gradient"] = functools.partial(gradient, params, x, y)
+    matmul, a, b, matmul_flops = _matmul_problem(ctx.peak_n)
+    calls["matmul"] = functools.partial(matmul, a, b)
+    # a lone dot pays a dispatch the dots inside the gradient do not: take
+    # off the time of a do-nothing call with two arguments (paired)
+    floor = jax.jit(lambda a, b: a[0, 0], keep_unused=True)
+    calls["floor"] = functools.partial(floor, *dots[next(iter(dots))][1:])
+    times = interleaved_times(
+        calls, reps=max(3, ctx.reps // 2), min_seconds=ctx.min_seconds
+    )
+    for name in dots:
+        times[name] = np.maximum(times[name] - times["floor"], 1e-9)
+    peak = matmul_flops / np.median(times["matmul"])
+    label = _size_name(sizes, batch)
+    rows = []
+    for name in dots:
+        seconds = float(np.median(times[name]))
+        rows.append(
+            {
+                "section": "dots",
+                "name": f"{label} {name}",
+                "kernel": kernels[name],
+                "gflop": flops[name] / 1e9,
+                "ms": seconds * 1e3,
+                "gflops": flops[name] / seconds / 1e9,
+                "of_peak": flops[name] / seconds / peak,
+            }
+        )
+    dot_seconds = sum(float(np.median(times[n])) for n in dots)
+    total = sum(flops.values())
+    _, gradient_flops = dense_sizes_flops(sizes, batch)
+    gradient_seconds = float(np.median(times["gradient"]))
+    rows.append(
+        {
+            "section": "dots",
+            "name": f"{label} sum of the dots alone",
+            "kernel": "",
+            "gflop": total / 1e9,
+            "ms": dot_seconds * 1e3,
+            "gflops": total / dot_seconds / 1e9,
+            "of_peak": total / dot_seconds / peak,
+        }
+    )
+    rows.append(
+        {
+            "section": "dots",
+            "name": f"{label} whole gradient (manual)",
+            "kernel": "",
+            "gflop": gradient_flops / 1e9,
+            "ms": gradient_seconds * 1e3,
+            "gflops": gradient_flops / gradient_seconds / 1e9,
+            "of_peak": gradient_flops / gradient_seconds / peak,
+        }
+    )
+    ctx.say(
+        f"dots {label}: alone {dot_seconds * 1e3:.2f} ms, "
+        f"gradient {gradient_seconds * 1e3:.2f} ms"
+    )
+    return rows
+
+
 CHECKPOINT_DEPTHS_FULL = (8, 16, 32, 64)
 CHECKPOINT_DEPTHS_QUICK = (4, 8)
 
@@ -763,6 +879,7 @@ BENCHMARKS: list[Callable[[BenchContext], list[dict]]] = [
     matmul_rows,
     gradient_rows,
     profile_rows,
+    dot_rows,
     checkpoint_rows,
 ]
 
@@ -859,6 +976,14 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("other_us", "other us", "{:.0f}"),
         ("kernels", "kernels", "{}"),
         ("matmul_gflops", "matmul GFLOP/s", "{:.1f}"),
+    ],
+    "dots": [
+        ("name", "matrix product", "{}"),
+        ("kernel", "kernel", "{}"),
+        ("gflop", "GFLOP", "{:.4f}"),
+        ("ms", "ms", "{:.3f}"),
+        ("gflops", "GFLOP/s", "{:.1f}"),
+        ("of_peak", "of peak", "{:.0%}"),
     ],
     "checkpoint": [
         ("name", "deep MLP", "{}"),

@@ -225,6 +225,7 @@ def cnn(
     """A small convolutional net for small images (default: 8x8x1 digits)::
 
         [conv kxk, c (SAME) → [batchnorm] → activation] for c in channels
+        (no conv bias before batch norm: its β does that job)
         → max_pool(pool) → flatten → dense(hidden) → activation → [dropout]
         → dense(num_classes)
 
@@ -260,7 +261,11 @@ def cnn(
         layers_lib.dropout(dropout)  # validates the rate
     layers: list[Layer] = []
     for c in channels:
-        layers.append(layers_lib.conv2d(c, kernel_size, padding="SAME", init=init))
+        layers.append(
+            layers_lib.conv2d(
+                c, kernel_size, padding="SAME", init=init, use_bias=not batchnorm
+            )
+        )
         if batchnorm:
             layers.append(layers_lib.batchnorm())
         layers.append(activation_layer(activation))

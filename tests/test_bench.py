@@ -125,3 +125,25 @@ def test_run_table_json_and_main(ctx, tmp_path, monkeypatch, capsys):
     assert bench.main(["--quick", "--out", str(tmp_path / "cli")]) == 0
     out = capsys.readouterr().out
     assert "[matmul]" in out and (tmp_path / "cli" / "benchmark.json").exists()
+
+
+def test_dot_rows(ctx):
+    rows = bench.dot_rows(ctx, config=((6, 8, 3), 4))
+    # layer 1: forward, dW (its dx is not needed); layer 2: forward, dW, dx
+    assert len(rows) == 5 + 2
+    assert all(r["section"] == "dots" for r in rows)
+    for r in rows[:5]:
+        assert r["kernel"] in ("ynnpack", "eigen", "other")
+        for key in ("gflop", "ms", "gflops", "of_peak"):
+            _finite_positive(r, key)
+    assert rows[-2]["gflop"] == pytest.approx(sum(r["gflop"] for r in rows[:5]))
+    assert rows[-1]["gflop"] * 1e9 == bench.dense_sizes_flops((6, 8, 3), 4)[1]
+
+
+def test_profile_rows(ctx):
+    rows = bench.profile_rows(ctx, configs=[((6, 8, 3), 4)])
+    assert len(rows) in (0, 2)  # none where the profiler is not available
+    for r in rows:
+        assert r["name"].endswith(("manual", "autodiff"))
+        assert r["kernels"] > 0 and r["execute_us"] > 0 and r["wall_us"] > 0
+        assert r["matmul_us"] > 0 and isinstance(r["slowest_ops"], dict)

@@ -208,7 +208,7 @@ def batched_and_per_example(layer, params, state, x, dy, key, *, train, groups):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@settings(max_examples=6)
+@settings(max_examples=5)
 @given(data=st.data())
 def test_layer_backward_equals_jax_vjp_under_jit_and_vmap(kind, data):
     problem = data.draw(layer_problems(kind))

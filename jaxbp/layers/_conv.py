@@ -21,7 +21,8 @@ _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def conv2d_forward(params, x, geometry):
-    """y = x_p ⋆ W + bias   (x: (B, H, W, C), W: (kh, kw, C, F), y: (B, Ho, Wo, F))"""
+    """y = x_p ⋆ W + bias   (x: (B, H, W, C), W: (kh, kw, C, F), y: (B, Ho, Wo, F);
+    no bias: y = x_p ⋆ W)"""
     (a, b) = geometry
     y = lax.conv_general_dilated(
         x,
@@ -30,7 +31,7 @@ def conv2d_forward(params, x, geometry):
         padding=((a.lo, a.hi), (b.lo, b.hi)),
         dimension_numbers=_NHWC,
     )
-    return y + params["b"]
+    return y + params["b"] if "b" in params else y
 
 
 def conv2d_backward(params, x, dy, geometry):
@@ -55,7 +56,6 @@ def conv2d_backward(params, x, dy, geometry):
     """
     (a, b) = geometry
     w = params["w"]
-    dbias = jnp.sum(dy, axis=(0, 1, 2))
     # written with explicit transposes to the canonical layouts: the same
     # convolution given as dimension_numbers ("CHWN", "IHWO", "HWNC") runs
     # ~100x slower inside lax.scan on XLA:CPU (jax 0.10)
@@ -80,7 +80,10 @@ def conv2d_backward(params, x, dy, geometry):
         lhs_dilation=(a.stride, b.stride),
         dimension_numbers=_NHWC,
     )
-    return {"w": dw, "b": dbias}, dx
+    grads = {"w": dw}
+    if "b" in params:
+        grads["b"] = jnp.sum(dy, axis=(0, 1, 2))
+    return grads, dx
 
 
 def conv2d(
@@ -90,6 +93,7 @@ def conv2d(
     padding: str = "SAME",
     init="he",
     *,
+    use_bias: bool = True,
     name: str = "conv2d",
 ) -> Layer:
     """A 2-D convolution with ``features`` output channels on (H, W, C) inputs.
@@ -97,6 +101,8 @@ def conv2d(
     ``kernel_size`` and ``stride`` are an int or an (h, w) pair; ``padding`` is
     ``"SAME"`` (output ceil(H / stride)) or ``"VALID"``. The kernel is HWIO,
     drawn from ``init`` (fans counted with the receptive field); biases are 0.
+    ``use_bias=False`` leaves out the bias (right before batch norm, whose β
+    does its job).
     """
     if isinstance(features, bool) or not isinstance(features, int) or features <= 0:
         raise ValueError(
@@ -112,10 +118,9 @@ def conv2d(
 
     def init_fn(key, in_shape, dtype=jnp.float32):
         (a, b) = geometry_of(in_shape)
-        params = {
-            "w": weight_init(key, (*window, in_shape[2], features), dtype),
-            "b": jnp.zeros((features,), dtype),
-        }
+        params = {"w": weight_init(key, (*window, in_shape[2], features), dtype)}
+        if use_bias:
+            params["b"] = jnp.zeros((features,), dtype)
         return (a.out, b.out, features), params, ()
 
     def forward(params, state, x, *, key=None, train=False):
