@@ -70,6 +70,7 @@ def with_batchnorm(bn_model, plain_params, seeds: int):
     parameters and state (γ = 1, β = 0; running mean 0, variance 1)."""
     dense = iter(p for p in plain_params if p)
     params, state, width = [], [], bn_model.in_shape[-1]
+    expected = jax.eval_shape(bn_model.init_with_state, jax.random.key(0))
 
     def stack(tree):
         return jax.tree.map(lambda a: jnp.broadcast_to(a, (seeds, *a.shape)), tree)
@@ -80,13 +81,14 @@ def with_batchnorm(bn_model, plain_params, seeds: int):
             params.append(stack(p))
             state.append(stack(s))
         elif layer.name == "dense":
-            params.append(next(dense))
+            # a dense layer right before batch norm has no bias in the BN model
+            wanted = expected[0][len(params)]
+            params.append({k: v for k, v in next(dense).items() if k in wanted})
             state.append(())
             width = params[-1]["w"].shape[-1]
         else:
             params.append(())
             state.append(())
-    expected = jax.eval_shape(bn_model.init_with_state, jax.random.key(0))
     got = jax.tree.map(
         lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype),
         (tuple(params), tuple(state)),

@@ -216,8 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=_batch_size,
         default=argparse.SUPPRESS,
-        help="a number, or 'full' for full-batch gradient descent "
-        "(default 32)",
+        help="a number, or 'full' for full-batch gradient descent (default 32)",
     )
     train.add_argument(
         "--epochs",

@@ -21,8 +21,8 @@ References:
   about 1.5 ε|f|/h ≈ 3e-10 |f|, and the small step keeps a ReLU unit from
   crossing its kink during the check in all but rare cases;
   tolerance 1e-6 relative; a leaf whose gradient is zero or tiny passes when
-  the differences are within that rounding (``max_abs <= 1e-9``), since no
-  relative error can be small there. All coordinates are evaluated in one compiled,
+  the differences are within that rounding (``max_abs <= 1e-9 · max(1, |L|)``),
+  since no relative error can be small there. All coordinates are evaluated in one compiled,
   batched ``lax.map``.
 
 Finite differences are only meaningful where the loss is smooth: a ReLU unit
@@ -45,7 +45,7 @@ from jaxbp.model import Model
 
 AUTODIFF_RTOL = {"float64": 1e-10, "float32": 1e-5, "bfloat16": 1e-2, "float16": 1e-2}
 FD_RTOL = 1e-6
-FD_ATOL = 1e-9
+FD_ATOL = 1e-9  # per unit of max(1, |loss|): the stencil's rounding is ∝ |loss|
 FD_EPS = 1e-6
 
 
@@ -260,7 +260,8 @@ def check_grads(
         a_abs, a_rel = auto_errors[i]
         f_abs, f_rel = fd_errors[i] if fd_errors else (None, None)
         relative_ok = a_rel <= rtol and (f_rel is None or f_rel <= fd_rtol)
-        fd_ok = f_rel is None or f_rel <= fd_rtol or f_abs <= fd_atol
+        fd_floor = fd_atol * max(1.0, abs(float(got.value)))
+        fd_ok = f_rel is None or f_rel <= fd_rtol or f_abs <= fd_floor
         ok = (a_rel <= rtol or a_abs <= rtol * scale) and fd_ok
         leaves.append(
             LeafCheck(

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import ACTIVATION_NAMES, max_relative_error
+from helpers import ACTIVATION_NAMES
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -50,7 +50,9 @@ def test_derivative_matches_finite_differences(name, values):
     h = 1e-3  # fourth-order centred stencil: truncation O(h⁴), rounding ~1e-13
     f = fn.forward
     fd = (-f(z + 2 * h) + 8 * f(z + h) - 8 * f(z - h) + f(z - 2 * h)) / (12 * h)
-    assert max_relative_error(manual_derivative(fn, z), fd) < 1e-6
+    # relative to each value, with an absolute floor for the saturated tails
+    # (tanh'(9) = 6e-8 is below the stencil's rounding of ~1e-13 / 1e-6 relative)
+    np.testing.assert_allclose(manual_derivative(fn, z), fd, rtol=1e-6, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)

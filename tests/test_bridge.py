@@ -166,7 +166,7 @@ def smooth_mlp(activation, sizes, loss):
     return model, run
 
 
-@settings(max_examples=4)
+@settings(max_examples=3)
 @given(
     activation=st.sampled_from(SMOOTH),
     sizes=st.sampled_from([(3, 4, 2), (2, 3, 3, 2)]),

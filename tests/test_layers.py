@@ -51,8 +51,8 @@ def make_layer(kind, config):
     if kind == "residual":  # (a convolutional one is in every_layer_model)
         return L.residual(L.dense(4), L.activation("tanh"), L.dense(4))
     if kind == "conv2d":
-        kernel, stride, padding = config
-        return L.conv2d(3, kernel, stride, padding, init="xavier")
+        kernel, stride, padding, use_bias = config
+        return L.conv2d(3, kernel, stride, padding, "xavier", use_bias=use_bias)
     if kind == "max_pool":
         return L.max_pool(*config)
     if kind == "avg_pool":
@@ -80,6 +80,7 @@ def layer_problems(draw, kind, dtypes=("float32", "float64")):
             draw(st.sampled_from([1, 2, 3, (3, 2)])),
             draw(st.sampled_from([1, 2])),
             draw(st.sampled_from(["SAME", "VALID"])),
+            draw(st.booleans()),
         )
     elif kind in ("max_pool", "avg_pool"):
         shape = draw(st.sampled_from(IMAGES))

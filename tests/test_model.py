@@ -107,10 +107,12 @@ def test_cnn_structure_and_errors():
     )
     params = model.init(jax.random.key(0))
     assert params[0]["w"].shape == (3, 3, 1, 32)
+    assert "b" not in params[0]  # no conv bias before batch norm
     assert params[3]["w"].shape == (3, 3, 32, 64)
     assert params[8]["w"].shape == (4 * 4 * 64, 128)
     plain = cnn(batchnorm=False, dropout=0.0)
     assert "batchnorm" not in plain.layer_names and "dropout" not in plain.layer_names
+    assert plain.init(jax.random.key(0))[0]["b"].shape == (32,)
     with pytest.raises(ValueError, match=r"image shape \(height, width, channels\)"):
         cnn((64,))
     with pytest.raises(ValueError, match="channels must be positive integers"):

@@ -35,6 +35,7 @@ from jaxbp.layers._pooling import (
     max_pool_forward,
 )
 from jaxbp.layers._protocol import Layer
+from jaxbp.layers._remat import checkpointed
 from jaxbp.layers._residual import residual
 from jaxbp.layers._rnn import rnn, rnn_backward, rnn_forward
 from jaxbp.layers._serial import serial, serial_backward, serial_forward, split_key
@@ -52,6 +53,7 @@ __all__ = [
     "batchnorm",
     "batchnorm_backward",
     "batchnorm_forward",
+    "checkpointed",
     "conv2d",
     "conv2d_backward",
     "conv2d_forward",
