@@ -20,3 +20,34 @@ settings.load_profile("default")
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+# JAX's differentiation entry points; the manual path must call none of them.
+DIFFERENTIATION = (
+    "grad",
+    "value_and_grad",
+    "vjp",
+    "jvp",
+    "linearize",
+    "jacrev",
+    "jacfwd",
+    "hessian",
+)
+
+
+@pytest.fixture
+def no_differentiation(monkeypatch):
+    """Replace JAX's differentiation entry points (public and internal) with raisers."""
+
+    def forbidden(name):
+        def raiser(*args, **kwargs):
+            raise AssertionError(f"jax differentiation called: {name}")
+
+        return raiser
+
+    for name in DIFFERENTIATION:
+        monkeypatch.setattr(jax, name, forbidden(f"jax.{name}"))
+    from jax._src.interpreters import ad
+
+    for name in ("jvp", "linearize", "backward_pass"):
+        monkeypatch.setattr(ad, name, forbidden(f"ad.{name}"))

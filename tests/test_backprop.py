@@ -105,34 +105,7 @@ def test_per_example_gradients_under_vmap(problem):
     )
 
 
-DIFFERENTIATION = (
-    "grad",
-    "value_and_grad",
-    "vjp",
-    "jvp",
-    "linearize",
-    "jacrev",
-    "jacfwd",
-    "hessian",
-)
-
-
-@pytest.fixture
-def no_differentiation(monkeypatch):
-    """Replace JAX's differentiation entry points (public and internal) with raisers."""
-
-    def forbidden(name):
-        def raiser(*args, **kwargs):
-            raise AssertionError(f"jax differentiation called: {name}")
-
-        return raiser
-
-    for name in DIFFERENTIATION:
-        monkeypatch.setattr(jax, name, forbidden(f"jax.{name}"))
-    from jax._src.interpreters import ad
-
-    for name in ("jvp", "linearize", "backward_pass"):
-        monkeypatch.setattr(ad, name, forbidden(f"ad.{name}"))
+# no_differentiation: the fixture in conftest.py
 
 
 @pytest.mark.parametrize("activation", jaxbp.activations.ACTIVATIONS)

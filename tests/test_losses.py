@@ -195,7 +195,9 @@ def test_errors_name_expected_and_got():
         ValueError, match=r"shape \(4,\) or .*\(4, 3\).*got .* shape \(4, 2\)"
     ):
         prepared("cross_entropy", z, jnp.zeros((4, 2)))
-    with pytest.raises(ValueError, match=r"3 outputs must have .* \(4, 3\); got shape \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"3 outputs must have .* \(4, 3\); got shape \(4,\)"
+    ):
         prepared("binary_cross_entropy", z, jnp.zeros(4))
     with pytest.raises(ValueError, match=r"in \{0, 1\}"):
         prepared("binary_cross_entropy", jnp.zeros((4, 1)), jnp.array([0, 1, 2, 1]))

@@ -240,32 +240,7 @@ def test_checkpointing_saves_memory_under_jit():
 
 # ------------------------------------------------------------- no differentiation
 
-DIFFERENTIATION = (
-    "grad",
-    "value_and_grad",
-    "vjp",
-    "jvp",
-    "linearize",
-    "jacrev",
-    "jacfwd",
-    "hessian",
-)
-
-
-@pytest.fixture
-def no_differentiation(monkeypatch):
-    def forbidden(name):
-        def raiser(*args, **kwargs):
-            raise AssertionError(f"jax differentiation called: {name}")
-
-        return raiser
-
-    for name in DIFFERENTIATION:
-        monkeypatch.setattr(jax, name, forbidden(f"jax.{name}"))
-    from jax._src.interpreters import ad
-
-    for name in ("jvp", "linearize", "backward_pass"):
-        monkeypatch.setattr(ad, name, forbidden(f"ad.{name}"))
+# no_differentiation: the fixture in conftest.py
 
 
 def test_manual_path_calls_no_jax_differentiation(no_differentiation):
