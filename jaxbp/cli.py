@@ -129,6 +129,12 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         "cnn: its dense layer, default 128)",
     )
     p.add_argument(
+        "--channels",
+        type=_hidden_sizes,
+        default=None,
+        help="cnn: output channels of its conv layers, e.g. 8,16 (default 32,64)",
+    )
+    p.add_argument(
         "--activation", default="relu", choices=tuple(activations.ACTIVATIONS)
     )
     p.add_argument(
@@ -325,8 +331,10 @@ def build_model(args, dataset, loss: str):
             raise UsageError(
                 f"--model cnn needs image data; {dataset.name} is not images"
             )
+        channels = {} if args.channels is None else {"channels": args.channels}
         return model.cnn(
             in_shape=dataset.in_shape,
+            **channels,
             num_classes=n_out,
             hidden=args.hidden[0] if args.hidden else 0,
             activation=args.activation,
@@ -335,6 +343,8 @@ def build_model(args, dataset, loss: str):
             batchnorm=args.batchnorm,
             dtype=args.dtype,
         )
+    if args.channels is not None:
+        raise UsageError("--channels applies to --model cnn only")
     sizes = [math.prod(dataset.in_shape), *args.hidden, n_out]
     return jaxbp.mlp(
         sizes,

@@ -184,6 +184,57 @@ def test_gradcheck_passes_and_prints_the_table():
     assert "0.dense/w" in result.stdout
 
 
+GRADCHECK_MLP = ("--hidden", "16,16", "--batch", "8")
+GRADCHECK_CNN = (
+    "--model",
+    "cnn",
+    "--channels",
+    "4,8",
+    "--hidden",
+    "16",
+    "--batch",
+    "8",
+)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        pytest.param((*GRADCHECK_MLP, *bn, *drop, *res), id=" ".join(bn + drop + res))
+        for bn in ((), ("--batchnorm",))
+        for drop in (("--dropout", "0"), ("--dropout", "0.3"))
+        for res in ((), ("--residual",))
+    ]
+    + [
+        pytest.param((*GRADCHECK_CNN, *bn, *drop), id="cnn " + " ".join(bn + drop))
+        for bn in (("--batchnorm",), ("--no-batchnorm",))
+        for drop in (("--dropout", "0"), ("--dropout", "0.5"))
+    ],
+)
+def test_gradcheck_passes_for_every_layer_combination(flags):
+    """Manual == jax.grad and == finite differences (float64) for the digits
+    models with every combination of the layer flags, and for the CNN (with
+    its conv widths narrowed so that finite differences take seconds)."""
+    result = jaxbp("gradcheck", *flags)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all gradients agree" in result.stdout, result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.endswith(" ok")]
+    assert len(rows) >= 4, result.stdout  # every parameter leaf is checked
+    if "--batchnorm" in flags:
+        assert "batchnorm/gamma" in result.stdout
+    if "cnn" in flags:
+        assert "conv2d/w" in result.stdout
+
+
+def test_channels_is_for_the_cnn_only():
+    assert_one_line_error(
+        jaxbp("gradcheck", "--channels", "4,8"), "--channels applies to --model cnn"
+    )
+    assert_one_line_error(
+        jaxbp("gradcheck", "--model", "cnn", "--channels", "4,x"), "--channels"
+    )
+
+
 def test_resume_after_sigkill_gives_the_same_result(tmp_path):
     flags = [
         "--dataset",
