@@ -1,10 +1,11 @@
-"""Benchmarks: the hand-written gradient against autodiff, the matmul peak, memory.
+"""Benchmarks: the hand-written gradient against autodiff, the matmul peak, memory,
+and training: an epoch as ``lax.scan``, many models under ``vmap``.
 
 Every number is measured in one process, on the default JAX device, after a
 warm-up call (compilation), timing only after ``block_until_ready()``. The
 contenders of one comparison are timed *interleaved*: each repetition times
-every contender once, in an order that rotates from one repetition to the next,
-so slow drifts of the machine (other processes, frequency) fall on all of them
+every contender once, in an order shuffled anew for each repetition, so slow
+drifts of the machine (other processes, frequency) fall on all of them
 alike. A repetition times ``number`` back-to-back calls (enough to last
 ``min_seconds``), each blocked on, and divides. We report the median over
 repetitions and the interquartile range (q1, q3); a ratio is the median of the
@@ -28,6 +29,11 @@ function there to add rows):
 - ``checkpoint``: deep MLPs, plain vs checkpointed segments
   (``jaxbp.layers._remat``): the temp memory XLA allocates, the measured
   peak RSS rise (fresh process), FLOPs and time.
+- ``epoch``: an epoch of Adam on the digits as one ``lax.scan`` vs a Python
+  loop of jitted steps (device batches, NumPy batches), the dispatch floor,
+  a profile of the scan's kernels, and the bound on the ratio.
+- ``vmap``: N small models trained in one ``jax.vmap``-ed program vs N
+  sequential runs of the same jitted training, with the profile of both.
 
 FLOPs of a gradient are counted, not taken from XLA: a dense layer's forward
 is ``2·B·n_in·n_out``; the backward pass computes ``dW = xᵀ dy`` and
@@ -139,13 +145,16 @@ def interleaved_times(
     reps: int,
     min_seconds: float = 0.02,
     warmup: int = 2,
+    seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Seconds per call of each function, one sample per repetition, interleaved.
 
     Each function is called ``warmup`` times first (compilation, caches). Each
     repetition then times every function once, ``number`` calls each (its own
     ``number``, chosen so a sample lasts about ``min_seconds``), blocking on
-    every result; the order rotates from repetition to repetition.
+    every result, in an order drawn at random for each repetition (a fixed
+    rotation would always run the same contender right after, say, the big
+    matmul that flushed the caches).
     """
     names = list(fns)
     blocked = {k: _block(f) for k, f in fns.items()}
@@ -154,10 +163,11 @@ def interleaved_times(
             f()
     numbers = {k: calibrate(fns[k], min_seconds) for k in names}
     samples: dict[str, list[float]] = {k: [] for k in names}
+    rng = np.random.default_rng(seed)
     with _gc_off():
-        for r in range(reps):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for k in order:
+        for _ in range(reps):
+            for i in rng.permutation(len(names)):
+                k = names[i]
                 f, n = blocked[k], numbers[k]
                 start = time.perf_counter()
                 for _ in range(n):
@@ -553,8 +563,11 @@ def _sgd_step(model, learning_rate: float = 1e-3):
 
 
 def _hlo_op_classes(compiled) -> dict[str, str]:
-    """Entry-computation instruction name -> "matmul" (a dot, or a fusion that
-    calls a computation with a dot) or "other", from the optimized HLO text."""
+    """Instruction name -> "matmul" (a dot, or a fusion that calls a computation
+    with a dot), "control" (a while loop, call or conditional: its time is that
+    of the kernels inside it) or "other", for every instruction of the
+    optimized HLO (names are unique in a module; a loop body's kernels show up
+    in a trace under their own names)."""
     text = compiled.as_text()
     has_dot: dict[str, bool] = {}
     for block in text.split("\n\n"):
@@ -563,16 +576,80 @@ def _hlo_op_classes(compiled) -> dict[str, str]:
         if match:
             has_dot[match.group(1)] = " dot(" in block
     classes = {}
-    entry = text[text.rfind("\nENTRY ") :]
-    for line in entry.splitlines():
+    for line in text.splitlines():
         match = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = .*? (\w[\w-]*)\(", line)
         if not match:
             continue
         name, opcode = match.groups()
         calls = re.search(r"calls=%([\w.\-]+)", line)
-        dot = opcode == "dot" or (calls is not None and has_dot.get(calls.group(1)))
-        classes[name] = "matmul" if dot else "other"
+        if opcode in ("while", "call", "conditional"):
+            classes[name] = "control"
+        elif opcode == "dot" or (calls is not None and has_dot.get(calls.group(1))):
+            classes[name] = "matmul"
+        else:
+            classes[name] = "other"
     return classes
+
+
+def _profiler_trace(call: Callable[[], Any], runs: int):
+    """``(kernel events, wall seconds per call)`` of ``runs`` calls of ``call``
+    (blocking) under the JAX profiler, or None where the profiler or its trace
+    format is not available. A kernel event is a perfetto ``X`` event with an
+    ``hlo_op`` argument: one XLA kernel (thunk) running."""
+    import glob
+    import gzip
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            with jax.profiler.trace(tmp, create_perfetto_trace=True):
+                start = time.perf_counter()
+                for _ in range(runs):
+                    call()
+                wall = (time.perf_counter() - start) / runs
+            (path,) = glob.glob(f"{tmp}/**/perfetto_trace.json.gz", recursive=True)
+            with gzip.open(path) as f:
+                events = json.load(f)["traceEvents"]
+    except Exception:  # noqa: BLE001 - profiling is a diagnostic, never fatal
+        return None
+    kernels = [
+        e for e in events if e.get("ph") == "X" and "hlo_op" in (e.get("args") or {})
+    ]
+    return kernels, wall
+
+
+def kernel_profile(call: Callable[[], Any], compiled, runs: int) -> dict | None:
+    """Microseconds per call spent in XLA kernels, from a profiler trace of
+    ``runs`` calls: ``wall_us`` (timed around the calls, profiler on),
+    ``kernel_us`` (summed kernel durations; loops count through the kernels
+    in their bodies), ``matmul_us`` / ``other_us`` by kind, ``kernel_launches``
+    per call, and ``ops``: each HLO op's microseconds per call."""
+    classes = _hlo_op_classes(compiled)
+    traced = _profiler_trace(_block(call), runs)
+    if traced is None:
+        return None
+    events, wall = traced
+    ops: dict[str, float] = {}
+    launches = 0
+    for e in events:
+        op = e["args"]["hlo_op"]
+        if classes.get(op, "other") == "control":
+            continue
+        ops[op] = ops.get(op, 0.0) + float(e["dur"]) / runs
+        launches += 1
+    if not ops:
+        return None
+    by_kind = {"matmul": 0.0, "other": 0.0}
+    for op, us in ops.items():
+        by_kind[classes.get(op, "other")] += us
+    return {
+        "wall_us": wall * 1e6,
+        "kernel_us": sum(ops.values()),
+        "matmul_us": by_kind["matmul"],
+        "other_us": by_kind["other"],
+        "kernel_launches": launches / runs,
+        "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1])),
+    }
 
 
 def op_profile(fn, args, *, seconds: float = 1.0, max_steps: int = 200):
@@ -585,10 +662,6 @@ def op_profile(fn, args, *, seconds: float = 1.0, max_steps: int = 200):
     format is not available. ``wall - execute`` is the host side: Python
     dispatch, argument handling, launching, waiting.
     """
-    import glob
-    import gzip
-    import tempfile
-
     jitted = jax.jit(fn)
     compiled = jitted.lower(*args).compile()
     classes = _hlo_op_classes(compiled)
@@ -597,24 +670,16 @@ def op_profile(fn, args, *, seconds: float = 1.0, max_steps: int = 200):
     start = time.perf_counter()
     call()
     steps = int(max(3, min(max_steps, seconds / (time.perf_counter() - start))))
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            with jax.profiler.trace(tmp, create_perfetto_trace=True):
-                start = time.perf_counter()
-                for _ in range(steps):
-                    call()
-                wall = (time.perf_counter() - start) / steps
-            (path,) = glob.glob(f"{tmp}/**/perfetto_trace.json.gz", recursive=True)
-            with gzip.open(path) as f:
-                events = json.load(f)["traceEvents"]
-    except Exception:  # noqa: BLE001 - profiling is a diagnostic, never fatal
+    traced = _profiler_trace(call, steps)
+    if traced is None:
         return None
+    events, wall = traced
     ops: dict[str, float] = {}
     spans: dict[str, list[float]] = {}  # run id -> [first start, last end]
     for e in events:
-        args = e.get("args") or {}
-        op = args.get("hlo_op")
-        if e.get("ph") != "X" or op not in classes:
+        args = e["args"]
+        op = args["hlo_op"]
+        if op not in classes or classes[op] == "control":
             continue
         begin, duration = float(e["ts"]), float(e["dur"])
         ops[op] = ops.get(op, 0.0) + duration / steps
@@ -866,6 +931,303 @@ def checkpoint_rows(
     return rows
 
 
+# ------------------------------------------------------------------ training
+
+#: The digits MLP of the training sections (the gradient section's first row).
+EPOCH_MLP = (64, 128, 128, 10)
+#: (dataset, MLP sizes, batch) of the vmap section: small models.
+VMAP_PROBLEMS_FULL = (("blobs", (2, 16, 3), 16), ("digits", (64, 32, 10), 32))
+VMAP_PROBLEMS_QUICK = (("blobs", (2, 16, 3), 16),)
+
+
+def _digits_train_state(model, x, y, optimizer):
+    """Initial TrainState and the prepared (x, targets) of a classifier."""
+    from jaxbp.backprop import prepare
+    from jaxbp.train import TrainState
+
+    params, state = model.init_with_state(jax.random.key(0))
+    x, t, _, state = prepare(model, params, x, y, "cross_entropy", state)
+    return TrainState(params, state, optimizer.init(params)), x, t
+
+
+def _epoch_batches(train_key, n: int, batch: int):
+    """The mini-batch indices and step keys :func:`jaxbp.train.make_epoch`
+    draws for epoch 1 of ``train_key`` (so a Python loop can replay them)."""
+    epoch_key = jax.random.fold_in(train_key, jnp.uint32(1))
+    perm_key, steps_key = jax.random.split(epoch_key)
+    num_steps = n // batch
+    order = jax.random.permutation(perm_key, jnp.arange(n, dtype=jnp.int32))
+    index = np.asarray(order[: num_steps * batch]).reshape(num_steps, batch)
+    return index, list(jax.random.split(steps_key, num_steps))
+
+
+def _max_difference(a, b) -> float:
+    return max(
+        float(jnp.max(jnp.abs(u - v)))
+        for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    )
+
+
+def _top_ops(ops: Mapping[str, float], total: float, k: int = 6) -> dict[str, float]:
+    """The ``k`` largest entries of ``ops`` as fractions of ``total``."""
+    return {op: round(us / total, 3) for op, us in list(ops.items())[:k]}
+
+
+def epoch_rows(
+    ctx: BenchContext, sizes: Sequence[int] = EPOCH_MLP, batch: int = 32
+) -> list[dict]:
+    """An epoch of Adam on the digits: one ``lax.scan`` vs a Python loop of
+    jitted steps, with what bounds the ratio.
+
+    The contenders run the same steps on the same mini-batches and keys (the
+    loop replays the scan's shuffle; their parameters are compared):
+
+    - ``scan``: ``jax.jit(make_epoch(step, ...))``, the epoch as one program;
+    - ``loop``: one jitted step per batch, the batches sliced in advance on
+      the device (so the loop pays only the dispatch of each step);
+    - ``loop_numpy``: the same loop fed NumPy batches sliced per step, as a
+      data loader feeds it (each step also copies its batch to the device);
+    - ``floor``: the loop calling a do-nothing jitted function with the
+      step's arguments: the dispatch floor of a Python loop.
+
+    ``bound`` is the largest loop/scan ratio possible here: the loop's
+    per-step overhead over the time the step's FLOPs would take at the
+    measured matmul peak (``1 + dispatch / (flops / peak)``). The profile of
+    the scan gives the kernel time per step (``kernel_us``) and its launches.
+    """
+    from jaxbp import data, optim
+    from jaxbp.train import make_epoch, make_step, train_keys
+
+    dataset = data.load("digits")
+    model = jaxbp.mlp(list(sizes))
+    optimizer = optim.adam(1e-3)
+    train_state, x, t = _digits_train_state(model, *dataset.train, optimizer)
+    n = x.shape[0]
+    step = make_step(model, "cross_entropy", optimizer)
+    _, train_key = train_keys(jax.random.key(0))
+
+    scan_epoch = jax.jit(make_epoch(step, n, batch))
+    scan_args = (train_state, x, t, train_key, 1)
+    compiled_epoch = scan_epoch.lower(*scan_args).compile()
+    index, keys = _epoch_batches(train_key, n, batch)
+    num_steps = len(keys)
+    batches = [(x[i], t[i]) for i in index]
+    x_host, t_host = np.asarray(x), np.asarray(t)
+    jit_step = jax.jit(step)
+    floor = jax.jit(lambda s, xb, tb, k: xb[0, 0], keep_unused=True)
+
+    def loop():
+        state = train_state
+        for (xb, tb), key in zip(batches, keys):
+            state, _ = jit_step(state, xb, tb, key)
+        return state
+
+    def loop_numpy():
+        state = train_state
+        for i, key in zip(index, keys):
+            state, _ = jit_step(state, x_host[i], t_host[i], key)
+        return state
+
+    def floor_loop():
+        return [floor(train_state, xb, tb, key) for (xb, tb), key in zip(batches, keys)]
+
+    scanned, _ = scan_epoch(*scan_args)
+    agree = _max_difference(scanned.params, loop().params)
+    matmul, a, b, matmul_flops = _matmul_problem(ctx.peak_n)
+    times = interleaved_times(
+        {
+            "scan": functools.partial(scan_epoch, *scan_args),
+            "loop": loop,
+            "loop_numpy": loop_numpy,
+            "floor": floor_loop,
+            "matmul": functools.partial(matmul, a, b),
+        },
+        reps=ctx.reps,
+        min_seconds=ctx.min_seconds,
+    )
+    _, step_flops = dense_sizes_flops(sizes, batch)
+    peak = matmul_flops / float(np.median(times["matmul"]))
+    per_step = {k: float(np.median(times[k])) / num_steps * 1e6 for k in times}
+    dispatch_us = per_step["loop"] - per_step["scan"]
+    at_peak_us = step_flops / peak * 1e6
+    row: dict[str, Any] = {
+        "section": "epoch",
+        "name": f"{_size_name(sizes, batch)} digits Adam",
+        "steps": num_steps,
+        "batch": batch,
+    }
+    for k in ("scan", "loop", "loop_numpy", "floor"):
+        row.update(time_columns(f"{k}_ms", times[k]))
+        row[f"{k}_step_us"] = per_step[k]
+    row.update(ratio_columns("loop/scan", times["loop"], times["scan"]))
+    row.update(ratio_columns("loop_numpy/scan", times["loop_numpy"], times["scan"]))
+    row.update(
+        {
+            "dispatch_step_us": dispatch_us,
+            "step_gflop": step_flops / 1e9,
+            "scan_gflops": step_flops / per_step["scan"] / 1e3,
+            "peak_gflops": peak / 1e9,
+            "scan_of_peak": step_flops / per_step["scan"] * 1e6 / peak,
+            "at_peak_step_us": at_peak_us,
+            "bound": 1 + dispatch_us / at_peak_us,
+            "scan_compile_s": compile_seconds(
+                make_epoch(step, n, batch), scan_args, reps=ctx.compile_reps
+            )["compile_s"],
+            "max_param_diff": agree,
+        }
+    )
+    profile = kernel_profile(
+        functools.partial(compiled_epoch, *scan_args), compiled_epoch, runs=5
+    )
+    if profile is not None:
+        kernel_us = profile["kernel_us"] / num_steps
+        row.update(
+            {
+                "profiled_step_us": profile["wall_us"] / num_steps,
+                "kernel_share": profile["kernel_us"] / profile["wall_us"],
+                "kernel_step_us": kernel_us,
+                "matmul_kernel_step_us": profile["matmul_us"] / num_steps,
+                "launches_per_step": profile["kernel_launches"] / num_steps,
+                "top_ops": _top_ops(profile["ops"], profile["kernel_us"]),
+            }
+        )
+    ctx.say(
+        f"epoch {row['name']}: scan {row['scan_ms']:.2f} ms, loop "
+        f"{row['loop_ms']:.2f} ms, loop/scan {row['loop/scan']:.2f} "
+        f"(bound {row['bound']:.2f})"
+    )
+    return [row]
+
+
+def vmap_rows(
+    ctx: BenchContext,
+    problems: Sequence[tuple[str, Sequence[int], int]] | None = None,
+    num_models: int | None = None,
+    epochs: int | None = None,
+) -> list[dict]:
+    """N small models trained at once: one ``jax.vmap``-ed program vs the same
+    jitted training run N times, one after another.
+
+    A training run is :func:`jaxbp.train.make_train_fn` (init from a key,
+    ``epochs`` epochs of Adam, each a shuffle and a ``lax.scan`` of steps),
+    the same compiled program for the N seeds of ``sequential`` and under
+    ``jax.vmap`` over the keys for ``vmap``. ``bound`` is the largest
+    sequential/vmap ratio possible here: the sequential time over the time the
+    N runs' FLOPs would take at the measured matmul peak. The profile of the
+    vmapped run splits its kernel time into matmuls, the per-epoch shuffles
+    (``sort``) and the rest.
+    """
+    from jaxbp import data, optim
+    from jaxbp.train import make_train_fn
+
+    if problems is None:
+        problems = VMAP_PROBLEMS_QUICK if ctx.quick else VMAP_PROBLEMS_FULL
+    num_models = num_models or (8 if ctx.quick else 64)
+    epochs = epochs or (2 if ctx.quick else 5)
+    rows = []
+    for dataset_name, sizes, batch in problems:
+        train_x, train_y = data.load(dataset_name).train
+        model = jaxbp.mlp(list(sizes))
+        train = make_train_fn(
+            model,
+            train_x,
+            train_y,
+            optimizer_fn=optim.adam,
+            batch_size=batch,
+            epochs=epochs,
+        )
+        keys = jax.random.split(jax.random.key(0), num_models)
+        lr = jnp.float32(3e-3)
+        single, vmapped = jax.jit(train), jax.jit(jax.vmap(train, in_axes=(0, None)))
+        compiled_vmapped = vmapped.lower(keys, lr).compile()
+        key_list = list(keys)
+
+        def sequential(single=single, key_list=key_list, lr=lr):
+            return [single(k, lr) for k in key_list]
+
+        runs = compiled_vmapped(keys, lr)
+        agree = _max_difference(
+            runs.params,
+            jax.tree.map(lambda *a: jnp.stack(a), *[r.params for r in sequential()]),
+        )
+        matmul, a, b, matmul_flops = _matmul_problem(ctx.peak_n)
+        times = interleaved_times(
+            {
+                "vmap": functools.partial(compiled_vmapped, keys, lr),
+                "sequential": sequential,
+                "matmul": functools.partial(matmul, a, b),
+            },
+            reps=max(3, ctx.reps // 3),
+            min_seconds=ctx.min_seconds,
+            warmup=1,
+        )
+        steps = train_x.shape[0] // batch
+        flops = num_models * epochs * steps * dense_sizes_flops(sizes, batch)[1]
+        peak = matmul_flops / float(np.median(times["matmul"]))
+        at_peak_s = flops / peak
+        row: dict[str, Any] = {
+            "section": "vmap",
+            "name": f"{num_models} x {_size_name(sizes, batch)} {dataset_name}",
+            "models": num_models,
+            "epochs": epochs,
+            "steps_per_epoch": steps,
+        }
+        for k in ("vmap", "sequential"):
+            row.update(time_columns(f"{k}_ms", times[k]))
+            row[f"{k}_gflops"] = flops / float(np.median(times[k])) / 1e9
+        row.update(ratio_columns("sequential/vmap", times["sequential"], times["vmap"]))
+        row.update(
+            {
+                "gflop": flops / 1e9,
+                "peak_gflops": peak / 1e9,
+                "vmap_of_peak": flops / float(np.median(times["vmap"])) / peak,
+                "bound": float(np.median(times["sequential"])) / at_peak_s,
+                "single_compile_s": compile_seconds(
+                    train, (keys[0], lr), reps=ctx.compile_reps
+                )["compile_s"],
+                "vmap_compile_s": compile_seconds(
+                    jax.vmap(train, in_axes=(0, None)),
+                    (keys, lr),
+                    reps=ctx.compile_reps,
+                )["compile_s"],
+                "max_param_diff": agree,
+            }
+        )
+        profile = kernel_profile(
+            functools.partial(compiled_vmapped, keys, lr), compiled_vmapped, runs=3
+        )
+        compiled_single = single.lower(keys[0], lr).compile()
+        single_profile = kernel_profile(
+            functools.partial(compiled_single, keys[0], lr), compiled_single, runs=10
+        )
+        if profile is not None and single_profile is not None:
+            total = profile["kernel_us"]
+            sort_us = sum(us for op, us in profile["ops"].items() if "sort" in op)
+            row.update(
+                {
+                    # kernel time of one model's run: alone vs its share of
+                    # the vmapped program (what batching saved in the kernels)
+                    "single_kernel_ms": single_profile["kernel_us"] / 1e3,
+                    "vmap_kernel_per_model_ms": total / num_models / 1e3,
+                    # of a single run's time, the part in kernels (the rest,
+                    # launching and dispatch, is what vmap removes)
+                    "single_kernel_share": single_profile["kernel_us"]
+                    / single_profile["wall_us"],
+                    "matmul_share": profile["matmul_us"] / total,
+                    "sort_share": sort_us / total,
+                    "other_share": (profile["other_us"] - sort_us) / total,
+                    "top_ops": _top_ops(profile["ops"], total),
+                }
+            )
+        rows.append(row)
+        ctx.say(
+            f"vmap {row['name']}: vmap {row['vmap_ms']:.1f} ms, sequential "
+            f"{row['sequential_ms']:.1f} ms, ratio {row['sequential/vmap']:.2f} "
+            f"(bound {row['bound']:.1f})"
+        )
+    return rows
+
+
 def _loss_and_grad_fn(model, backprop):
     def fn(p, x, y):
         return jaxbp.loss_and_grad(model, p, x, y, backprop=backprop)
@@ -881,6 +1243,8 @@ BENCHMARKS: list[Callable[[BenchContext], list[dict]]] = [
     profile_rows,
     dot_rows,
     checkpoint_rows,
+    epoch_rows,
+    vmap_rows,
 ]
 
 
@@ -985,6 +1349,38 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("gflops", "GFLOP/s", "{:.1f}"),
         ("of_peak", "of peak", "{:.0%}"),
     ],
+    "epoch": [
+        ("name", "epoch", "{}"),
+        ("steps", "steps", "{}"),
+        ("scan_ms", "scan ms", "{:.2f}"),
+        ("loop_ms", "loop ms", "{:.2f}"),
+        ("loop/scan", "loop/scan", "{:.2f}"),
+        ("loop_numpy/scan", "numpy loop/scan", "{:.2f}"),
+        ("bound", "bound", "{:.2f}"),
+        ("scan_step_us", "scan us/step", "{:.1f}"),
+        ("kernel_share", "in kernels", "{:.0%}"),
+        ("launches_per_step", "launches/step", "{:.0f}"),
+        ("dispatch_step_us", "dispatch us/step", "{:.1f}"),
+        ("floor_step_us", "floor us/step", "{:.1f}"),
+        ("at_peak_step_us", "at peak us/step", "{:.1f}"),
+        ("scan_of_peak", "of peak", "{:.0%}"),
+        ("scan_compile_s", "compile s", "{:.2f}"),
+    ],
+    "vmap": [
+        ("name", "models", "{}"),
+        ("vmap_ms", "vmap ms", "{:.1f}"),
+        ("sequential_ms", "sequential ms", "{:.1f}"),
+        ("sequential/vmap", "seq/vmap", "{:.2f}"),
+        ("bound", "bound", "{:.1f}"),
+        ("vmap_gflops", "vmap GFLOP/s", "{:.1f}"),
+        ("sequential_gflops", "seq GFLOP/s", "{:.1f}"),
+        ("vmap_of_peak", "of peak", "{:.0%}"),
+        ("single_kernel_ms", "1 run kernels ms", "{:.2f}"),
+        ("vmap_kernel_per_model_ms", "vmap kernels/model ms", "{:.2f}"),
+        ("matmul_share", "matmul", "{:.0%}"),
+        ("sort_share", "shuffle", "{:.0%}"),
+        ("vmap_compile_s", "compile s", "{:.1f}"),
+    ],
     "checkpoint": [
         ("name", "deep MLP", "{}"),
         ("segments", "segments", "{}"),
@@ -1070,7 +1466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="benchmark",
         description="Manual vs autodiff gradients, the matmul peak, memory, "
-        "gradient checkpointing.",
+        "gradient checkpointing, scan epochs, vmapped training.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, few reps")
     parser.add_argument("--out", default="runs/bench", help="output directory")

@@ -147,3 +147,32 @@ def test_profile_rows(ctx):
         assert r["name"].endswith(("manual", "autodiff"))
         assert r["kernels"] > 0 and r["execute_us"] > 0 and r["wall_us"] > 0
         assert r["matmul_us"] > 0 and isinstance(r["slowest_ops"], dict)
+
+
+def test_epoch_rows(ctx):
+    (row,) = bench.epoch_rows(ctx, sizes=(64, 8, 10), batch=256)
+    assert row["section"] == "epoch" and row["steps"] == 1293 // 256
+    # the loop replays the scan's batches and keys: the same parameters
+    assert row["max_param_diff"] < 1e-5
+    for key in ("scan_ms", "loop_ms", "loop_numpy_ms", "floor_ms", "loop/scan"):
+        _finite_positive(row, key)
+    assert row["at_peak_step_us"] > 0  # (timings are not asserted: noise)
+    assert row["bound"] == pytest.approx(
+        1 + row["dispatch_step_us"] / row["at_peak_step_us"]
+    )
+    if "kernel_share" in row:  # the profiler is available
+        assert 0 < row["kernel_share"] and row["launches_per_step"] >= 1
+
+
+def test_vmap_rows(ctx):
+    (row,) = bench.vmap_rows(
+        ctx, problems=[("xor", (2, 4, 2), 50)], num_models=3, epochs=1
+    )
+    assert row["section"] == "vmap" and row["models"] == 3
+    # one vmapped program computes the three sequential runs (float32 rounding)
+    assert row["max_param_diff"] < 1e-4
+    for key in ("vmap_ms", "sequential_ms", "sequential/vmap", "bound"):
+        _finite_positive(row, key)
+    if "sort_share" in row:
+        shares = row["matmul_share"] + row["sort_share"] + row["other_share"]
+        assert shares == pytest.approx(1.0)
