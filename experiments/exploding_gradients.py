@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,23 +71,6 @@ CLIP_NORM = 1.0
 LR = 0.01
 MOMENTUM = 0.9
 CLIP_DEPTH = 10
-FAST_COMPILE = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_use_fusion_emitters": False,
-}
-
-
-def _compile(fn, *args, fast=True):
-    """jit-compile; ``fast``: XLA:CPU options that make compiling these
-    programs several times faster (for programs that run briefly)."""
-    lowered = jax.jit(fn).lower(*args)
-    if not fast:
-        return lowered.compile()
-    try:
-        return lowered.compile(FAST_COMPILE)
-    except jax.errors.JaxRuntimeError:  # an XLA without one of these options
-        return lowered.compile()
 
 
 def deep_mlp(activation, sigma_w, depth, dtype=jnp.float32):
@@ -138,7 +122,7 @@ def depth_experiment(setups, depth, keys, x, y):
             out[name] = jax.vmap(one)(keys)
         return out
 
-    return jax.device_get(_compile(run, keys)(keys))
+    return jax.device_get(_common.compile_fast(run, keys)(keys))
 
 
 def rnn_params(seed, radius):
@@ -180,7 +164,7 @@ def rnn_experiment(steps, n_seeds):
         }
 
     run = jax.vmap(jax.vmap(one))
-    return jax.device_get(_compile(run, params)(params))
+    return jax.device_get(_common.compile_fast(run, params)(params))
 
 
 def clip_model():
@@ -226,7 +210,9 @@ def clip_experiment(x, y, keys, lrs, epochs, fast=True):
         return losses
 
     run = jax.vmap(jax.vmap(train, (None, 0)), (0, None))
-    loss = jax.device_get(_compile(run, keys, hyper, fast=fast)(keys, hyper))
+    loss = jax.device_get(
+        _common.compile_fast(run, keys, hyper, fast=fast)(keys, hyper)
+    )
     loss = np.asarray(loss, np.float64)  # (seeds, lr*clip, epochs)
     return loss.reshape(len(keys), len(lrs), 2, epochs)
 
@@ -257,21 +243,8 @@ def first_steps(x, y, key, n_steps):
         return values, norms
 
     clips = jnp.asarray([jnp.inf, CLIP_NORM], jnp.float32)
-    values, norms = jax.device_get(_compile(jax.vmap(one), clips)(clips))
+    values, norms = jax.device_get(_common.compile_fast(jax.vmap(one), clips)(clips))
     return np.asarray(values, np.float64), np.asarray(norms, np.float64)
-
-
-def save_figure(fig, path, dpi=90):
-    """Save ``fig`` as a PNG with a 256-colour palette (plots need no more), which
-    keeps the file a few times smaller than full RGB."""
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    image = Image.open(buffer).convert("RGB").quantize(colors=256)
-    image.save(path, format="png", optimize=True)
 
 
 def plot(results, path):
@@ -389,7 +362,7 @@ def plot(results, path):
     ax.legend(fontsize=7, loc="upper right")
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    save_figure(fig, path)
+    _common.save_figure(fig, path)
     plt.close(fig)
 
 

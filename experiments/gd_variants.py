@@ -43,7 +43,7 @@ import jaxbp
 from jaxbp import backprop as bp
 from jaxbp import data, optim
 from jaxbp.bench import interleaved_times, quartiles
-from jaxbp.train import TrainState, make_step, train_keys
+from jaxbp.train import TrainState, make_step
 
 NAME = "gd_variants"
 LOSS = "cross_entropy"
@@ -81,24 +81,6 @@ def config(quick: bool) -> dict:
         "timing_reps": 21,
         "timing_min_seconds": 0.05,
     }
-
-
-def initial_params(model, seeds: int):
-    """(params stacked over seeds, state): ``fit(seed=s)``'s initial parameters.
-    (Eager ``init_with_state``, not ``model.init_state()``: see learning_rate.py.)"""
-    runs = [
-        model.init_with_state(train_keys(jax.random.key(s))[0]) for s in range(seeds)
-    ]
-    params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[p for p, _ in runs])
-    return params, runs[0][1]
-
-
-def batch_indices(seed: int, n: int, batch: int, epochs: int) -> np.ndarray:
-    """(epochs * n // batch, batch) indices: a fresh permutation every epoch."""
-    rng = np.random.default_rng(seed)
-    steps = n // batch
-    order = [rng.permutation(n)[: steps * batch] for _ in range(epochs)]
-    return np.concatenate(order).reshape(epochs * steps, batch).astype(np.int32)
 
 
 def setup():
@@ -143,7 +125,10 @@ def trajectories(cfg, model, params, state, x, t):
             indices[v] = np.zeros((seeds, epochs // every, 0), np.int32)  # no batches
         else:
             idx = np.stack(
-                [batch_indices(s, N_TRAIN, BATCH[v], epochs) for s in range(seeds)]
+                [
+                    _common.batch_indices(s, N_TRAIN, BATCH[v], epochs)
+                    for s in range(seeds)
+                ]
             )
             indices[v] = idx.reshape(seeds, -1, every, BATCH[v])
     lrs = np.asarray(cfg["lrs"], np.float32)
@@ -184,7 +169,7 @@ def time_epochs(cfg, model, params, state, x, t):
 
     fns, compile_seconds = {}, {}
     for v in VARIANTS:
-        index = jnp.asarray(batch_indices(1000, N_TRAIN, BATCH[v], 1))
+        index = jnp.asarray(_common.batch_indices(1000, N_TRAIN, BATCH[v], 1))
         fn = jax.jit(epoch_full if v == "full" else epoch_scan)
         t0 = time.perf_counter()
         compiled = fn.lower(start, index).compile()
@@ -427,7 +412,7 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     cfg = config(args.quick)
     ds, model = setup()
-    params, state = initial_params(model, cfg["seeds"])
+    params, state = _common.initial_params(model, cfg["seeds"])
     x, t, _, _ = bp.prepare(model, None, *ds.train, LOSS, state)
     curves, program_timing = trajectories(cfg, model, params, state, x, t)
     timing = time_epochs(cfg, model, params, state, x, t)

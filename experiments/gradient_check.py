@@ -38,24 +38,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: XLA:CPU options for programs that run once on tiny arrays, where compiling
-#: is the whole cost: no LLVM optimization, and the classic loop emitters
-#: instead of the fusion emitters. 3-6x faster compiles; the same arithmetic.
-FAST_COMPILE = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_use_fusion_emitters": False,
-}
+import _common
+
 if "jax" not in sys.modules:  # run as a script: for check_grads' compilations too
     os.environ["XLA_FLAGS"] = " ".join(
         [os.environ.get("XLA_FLAGS", "")]
-        + [f"--{k}={str(v).lower()}" for k, v in FAST_COMPILE.items()]
+        + [f"--{k}={str(v).lower()}" for k, v in _common.FAST_COMPILE.items()]
     ).strip()
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import Timer, figure_path, parse_args, print_table, write_json
+from _common import Timer, figure_path, parse_args, print_table, pyplot, write_json
 
 import jaxbp
 from jaxbp import activations
@@ -357,15 +351,6 @@ def _options(case, model, params, state, x2):
     }
 
 
-def _compile(fn, *args):
-    """``jax.jit(fn)`` compiled for ``args`` with :data:`FAST_COMPILE`."""
-    lowered = jax.jit(fn).lower(*args)
-    try:
-        return lowered.compile(FAST_COMPILE)
-    except jax.errors.JaxRuntimeError:  # an XLA without one of these options
-        return lowered.compile()
-
-
 def _case_gradients(case):
     """Manual and autodiff gradients in float32 and float64 and finite
     differences in float64, for one case, as one compiled program."""
@@ -390,7 +375,7 @@ def _case_gradients(case):
         return out
 
     args = (_inputs(case, np.float32), _inputs(case, np.float64))
-    return jax.device_get(_compile(run, *args)(*args))
+    return jax.device_get(_common.compile_fast(run, *args)(*args))
 
 
 def _errors(a_tree, b_tree):
@@ -433,21 +418,8 @@ def _check_grads(case, dtypes=("float32", "float64")):
     return result
 
 
-def save_figure(fig, path, dpi=90):
-    """Save ``fig`` as a PNG with a 256-colour palette (plots need no more), which
-    keeps the file a few times smaller than full RGB."""
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    image = Image.open(buffer).convert("RGB").quantize(colors=256)
-    image.save(path, format="png", optimize=True)
-
-
 def plot(results, path):
-    plt = _pyplot()
+    plt = pyplot()
     cases = results["cases"]
     names = [c["case"] for c in cases]
     series = [
@@ -492,14 +464,8 @@ def plot(results, path):
     ax.legend(fontsize=7, loc="upper center", ncol=3)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    save_figure(fig, path)
+    _common.save_figure(fig, path)
     plt.close(fig)
-
-
-def _pyplot():
-    from _common import pyplot
-
-    return pyplot()
 
 
 def main(argv=None) -> dict:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,11 +61,6 @@ INITS = {
 VAR_DEPTH, VAR_WIDTH, VAR_BATCH = 10, 256, 512
 LR, MOMENTUM, BATCH = 0.003, 0.9, 64
 DEEP = 30
-FAST_COMPILE = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_use_fusion_emitters": False,
-}
 
 PUBLISHED = {
     "glorot_bengio_2010": {
@@ -83,18 +79,6 @@ PUBLISHED = {
         "signal's variance is halved by each ReLU layer (qualitative)",
     },
 }
-
-
-def _compile(fn, *args, fast=True):
-    """jit-compile; ``fast``: XLA:CPU options (no LLVM optimization, classic
-    loop emitters) that compile several times faster, for short programs."""
-    lowered = jax.jit(fn).lower(*args)
-    if not fast:
-        return lowered.compile()
-    try:
-        return lowered.compile(FAST_COMPILE)
-    except jax.errors.JaxRuntimeError:  # an XLA without one of these options
-        return lowered.compile()
 
 
 def net(activation, depth, width):
@@ -169,7 +153,7 @@ def variance_experiment(keys, x, y):
             out[act] = jax.vmap(jax.vmap(one, (None, 0)), (0, None))(table, keys)
         return out
 
-    return jax.device_get(_compile(run, keys)(keys))
+    return jax.device_get(_common.compile_fast(run, keys)(keys))
 
 
 def deep_relu_experiment(keys, x, y, xv, yv, width, epochs, fast=True):
@@ -219,7 +203,7 @@ def deep_relu_experiment(keys, x, y, xv, yv, width, epochs, fast=True):
         }
 
     run = jax.vmap(jax.vmap(one, (None, 0)), (0, None))
-    out = jax.device_get(_compile(run, table, keys, fast=fast)(table, keys))
+    out = jax.device_get(_common.compile_fast(run, table, keys, fast=fast)(table, keys))
     return {
         init: jax.tree.map(lambda a, i=i: a[i], out) for i, init in enumerate(inits)
     }
@@ -229,19 +213,6 @@ def _gmean(a, axis=0):
     a = np.asarray(a, np.float64)
     with np.errstate(divide="ignore"):
         return np.exp(np.mean(np.log(a), axis=axis))
-
-
-def save_figure(fig, path, dpi=90):
-    """Save ``fig`` as a PNG with a 256-colour palette (plots need no more), which
-    keeps the file a few times smaller than full RGB."""
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    image = Image.open(buffer).convert("RGB").quantize(colors=256)
-    image.save(path, format="png", optimize=True)
 
 
 def plot(results, path):
@@ -314,7 +285,7 @@ def plot(results, path):
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    save_figure(fig, path)
+    _common.save_figure(fig, path)
     plt.close(fig)
 
 

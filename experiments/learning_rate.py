@@ -34,7 +34,7 @@ import _common
 import jaxbp
 from jaxbp import backprop as bp
 from jaxbp import data, optim
-from jaxbp.train import TrainState, make_step, train_keys
+from jaxbp.train import TrainState, make_step
 
 NAME = "learning_rate"
 LOSS = "cross_entropy"
@@ -55,29 +55,6 @@ def config(quick: bool) -> dict:
     return {"lr_min": 1e-5, "lr_max": 10.0, "per_decade": 4, "seeds": 5, "epochs": 30}
 
 
-def initial_params(model, seeds: int):
-    """(params, state): each seed's initial parameters stacked on a leading axis,
-    drawn with the init key ``fit(seed=s)`` uses (so run ``s`` starts where
-    ``jaxbp.train.fit(seed=s)`` starts), and the model state (the same for every
-    seed). Eager ``init_with_state`` calls: their compiled random draws are
-    cached for the next seed, and it avoids ``model.init_state()``, which
-    draws a whole set of parameters op by op just to get the state."""
-    runs = [
-        model.init_with_state(train_keys(jax.random.key(s))[0]) for s in range(seeds)
-    ]
-    params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[p for p, _ in runs])
-    return params, runs[0][1]
-
-
-def batch_indices(seed: int, n: int, batch: int, epochs: int) -> np.ndarray:
-    """(epochs * steps, batch) example indices: a fresh permutation every epoch,
-    cut into ``n // batch`` batches (the remainder is left out that epoch)."""
-    rng = np.random.default_rng(seed)
-    steps = n // batch
-    order = [rng.permutation(n)[: steps * batch] for _ in range(epochs)]
-    return np.concatenate(order).reshape(epochs * steps, batch).astype(np.int32)
-
-
 def run_grid(cfg: dict):
     """Train every (seed, learning rate) pair in one vmapped, jitted program.
 
@@ -92,11 +69,11 @@ def run_grid(cfg: dict):
     num = round(float(decades * cfg["per_decade"])) + 1
     lrs = np.logspace(np.log10(cfg["lr_min"]), np.log10(cfg["lr_max"]), num)
     lrs = lrs.astype(np.float32)
-    params, state = initial_params(model, cfg["seeds"])
+    params, state = _common.initial_params(model, cfg["seeds"])
     x, t, _, _ = bp.prepare(model, None, *ds.train, LOSS, state)
     n = x.shape[0]
     index = np.stack(
-        [batch_indices(s, n, BATCH, cfg["epochs"]) for s in range(cfg["seeds"])]
+        [_common.batch_indices(s, n, BATCH, cfg["epochs"]) for s in range(cfg["seeds"])]
     )
 
     def one_run(params0, index, lr):

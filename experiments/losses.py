@@ -196,14 +196,6 @@ def saturation(cfg):
 # ------------------------------------------------------------------ digits
 
 
-def batch_indices(seed: int, n: int, batch: int, epochs: int) -> np.ndarray:
-    """(epochs, n // batch, batch) indices: a fresh permutation every epoch."""
-    rng = np.random.default_rng(seed)
-    steps = n // batch
-    order = [rng.permutation(n)[: steps * batch] for _ in range(epochs)]
-    return np.stack(order).reshape(epochs, steps, batch).astype(np.int32)
-
-
 def digits(cfg):
     """Four losses, same net, same init and batches; best lr by val accuracy."""
     ds = data.load("digits")
@@ -226,7 +218,12 @@ def digits(cfg):
     onehot = np.eye(SIZES[-1], dtype=np.float32)
     n = ds.train.x.shape[0]
     index = np.stack(
-        [batch_indices(s, n, BATCH, cfg["epochs"]) for s in range(cfg["seeds"])]
+        [
+            _common.batch_indices(s, n, BATCH, cfg["epochs"]).reshape(
+                cfg["epochs"], n // BATCH, BATCH
+            )
+            for s in range(cfg["seeds"])
+        ]
     )
     lrs = np.asarray(cfg["lrs"], np.float32)
     xv, yv = jnp.asarray(ds.val.x), jnp.asarray(ds.val.y)

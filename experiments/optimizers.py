@@ -40,7 +40,7 @@ import _common
 import jaxbp
 from jaxbp import backprop as bp
 from jaxbp import data, optim
-from jaxbp.train import TrainState, make_step, train_keys
+from jaxbp.train import TrainState, make_step
 
 NAME = "optimizers"
 LOSS = "cross_entropy"
@@ -74,35 +74,17 @@ def config(quick: bool) -> dict:
     }
 
 
-def initial_params(model, seeds: int):
-    """(params stacked over seeds, state): ``fit(seed=s)``'s initial parameters.
-    (Eager ``init_with_state``, not ``model.init_state()``: see learning_rate.py.)"""
-    runs = [
-        model.init_with_state(train_keys(jax.random.key(s))[0]) for s in range(seeds)
-    ]
-    params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[p for p, _ in runs])
-    return params, runs[0][1]
-
-
-def batch_indices(seed: int, n: int, batch: int, epochs: int) -> np.ndarray:
-    """(epochs * steps, batch) indices: a fresh permutation every epoch."""
-    rng = np.random.default_rng(seed)
-    steps = n // batch
-    order = [rng.permutation(n)[: steps * batch] for _ in range(epochs)]
-    return np.concatenate(order).reshape(epochs * steps, batch).astype(np.int32)
-
-
 def run_all(cfg: dict):
     """All optimizers x libraries x learning rates x seeds in one jitted program."""
     ds = data.load("digits")
     model = jaxbp.mlp(SIZES, activation="relu")
-    params, state = initial_params(model, cfg["seeds"])
+    params, state = _common.initial_params(model, cfg["seeds"])
     x, t, _, _ = bp.prepare(model, None, *ds.train, LOSS, state)
     xv, tv, _, _ = bp.prepare(model, None, *ds.val, LOSS, state)
     xs, ys = jnp.asarray(ds.test.x), jnp.asarray(ds.test.y)
     n = x.shape[0]
     index = np.stack(
-        [batch_indices(s, n, BATCH, cfg["epochs"]) for s in range(cfg["seeds"])]
+        [_common.batch_indices(s, n, BATCH, cfg["epochs"]) for s in range(cfg["seeds"])]
     )
     lrs = np.asarray(cfg["lrs"], np.float32)
 

@@ -42,6 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,21 +107,6 @@ VARIANTS = {
 }
 DEPTH_SWEEP = ("nielsen", "quadratic N(0,1)")
 QUICK_VARIANTS = ("nielsen", "quadratic N(0,1)", "sigmoid xavier", "relu he")
-#: XLA:CPU options that make compiling these small programs several times
-#: faster (no LLVM optimization, classic loop emitters); same arithmetic.
-FAST_COMPILE = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_use_fusion_emitters": False,
-}
-
-
-def _compile(fn, *args):
-    lowered = jax.jit(fn).lower(*args)
-    try:
-        return lowered.compile(FAST_COMPILE)
-    except jax.errors.JaxRuntimeError:  # an XLA without one of these options
-        return lowered.compile()
 
 
 def build(variant: str, hidden: int):
@@ -253,7 +239,7 @@ def at_init(configs, keys, x, target, labels):
         out["gradient_flow_check"] = jax.vmap(check)(keys)
         return out
 
-    return jax.device_get(_compile(run, keys)(keys))
+    return jax.device_get(_common.compile_fast(run, keys)(keys))
 
 
 def during_training(variants, keys, x, target, epochs):
@@ -293,26 +279,13 @@ def during_training(variants, keys, x, target, epochs):
             out[variant] = jax.vmap(one)(keys)
         return out
 
-    return jax.device_get(_compile(run, keys)(keys))
+    return jax.device_get(_common.compile_fast(run, keys)(keys))
 
 
 def _stats(values):
     """Mean and std over seeds (axis 0) as lists; NaN entries become None."""
     values = np.asarray(values, np.float64)
     return values.mean(axis=0), values.std(axis=0)
-
-
-def save_figure(fig, path, dpi=90):
-    """Save ``fig`` as a PNG with a 256-colour palette (plots need no more), which
-    keeps the file a few times smaller than full RGB."""
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    image = Image.open(buffer).convert("RGB").quantize(colors=256)
-    image.save(path, format="png", optimize=True)
 
 
 def plot(results, path):
@@ -391,7 +364,7 @@ def plot(results, path):
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    save_figure(fig, path)
+    _common.save_figure(fig, path)
     plt.close(fig)
 
 

@@ -9,19 +9,19 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 MARK = "<!-- tested: tests/test_readme.py runs this block -->"
 
 
-def tested_blocks():
+def readme_tested_blocks():
     text = README.read_text()
     pattern = re.escape(MARK) + r"\s*```python\n(.*?)```"
     return re.findall(pattern, text, flags=re.DOTALL)
 
 
 def test_readme_has_tested_examples():
-    assert len(tested_blocks()) >= 3
+    assert len(readme_tested_blocks()) >= 3
 
 
 @pytest.mark.parametrize("index", range(3))
 def test_readme_example_runs(index, capsys):
-    code = tested_blocks()[index]
+    code = readme_tested_blocks()[index]
     exec(compile(code, f"README.md block {index}", "exec"), {"__name__": "readme"})  # noqa: S102
     if index == 0:
         assert "all gradients agree" in capsys.readouterr().out
