@@ -30,6 +30,8 @@ PRESETS = {
         "batch_size": 32,
         "lr": 1e-3,
         "lr_schedule": "constant",
+        "optimizer": "adam",
+        "weight_decay": 0.0,
     },
     "cnn": {
         "hidden": (128,),
@@ -40,8 +42,23 @@ PRESETS = {
         "batch_size": 32,
         "lr": 2e-3,
         "lr_schedule": "cosine",
+        # decoupled weight decay: chosen by 5-fold cross-validation on the
+        # training+validation images (28 vs 39 errors for plain Adam)
+        "optimizer": "adamw",
+        "weight_decay": 1.0,
     },
 }
+
+
+#: The preset entries that only ``jaxbp train`` has flags for.
+TRAINING_FLAGS = (
+    "optimizer",
+    "weight_decay",
+    "batch_size",
+    "lr",
+    "lr_schedule",
+    "epochs",
+)
 
 
 class UsageError(Exception):
@@ -198,7 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a network with hand-written backprop")
     _add_model_flags(train)
-    train.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    train.add_argument(
+        "--optimizer",
+        default=None,
+        choices=OPTIMIZERS,
+        help="default adam (mlp), adamw (cnn)",
+    )
     train.add_argument(
         "--impl",
         default="jaxbp",
@@ -239,8 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--weight-decay",
         type=_number(float, 0.0, strict=False),
-        default=0.0,
-        help="L2 penalty (decoupled weight decay for adamw)",
+        default=None,
+        help="L2 penalty (decoupled weight decay for adamw); default 1.0 with "
+        "the cnn's adamw, otherwise 0",
     )
     train.add_argument(
         "--clip-norm",
@@ -522,7 +545,8 @@ def model_summary(args, loss: str) -> str:
     if opt:
         schedule = " cosine" if args.lr_schedule == "cosine" else ""
         parts += [
-            f"{opt} ({args.impl}) lr {args.lr:g}{schedule}",
+            f"{opt} ({args.impl}) lr {args.lr:g}{schedule}"
+            + (f" weight decay {args.weight_decay:g}" if args.weight_decay else ""),
             f"batch {args.batch_size or 'full'}",
             f"{args.backprop} backprop",
         ]
@@ -583,14 +607,26 @@ def _json_default(value):
 
 
 def apply_presets(args) -> None:
-    """Fill the flags left unset with the chosen model's defaults."""
-    for name, value in PRESETS[args.model].items():
+    """Fill the flags left unset with the chosen model's defaults.
+
+    The preset's weight decay goes with the preset's optimizer only: the CNN's
+    decoupled decay of 1.0 under AdamW would be a crushing L2 penalty (λ = 1)
+    with ``--optimizer adam``, so another optimizer gets 0 unless given.
+    """
+    preset = PRESETS[args.model]
+    training = args.command == "train"
+    for name, value in preset.items():
+        if name == "weight_decay" or (name in TRAINING_FLAGS and not training):
+            continue
         if name == "batch_size":  # None means "full", so unset is "absent"
             unset = not hasattr(args, name)
         else:
             unset = getattr(args, name, None) is None
         if unset:
             setattr(args, name, value)
+    if training and args.weight_decay is None:
+        same = args.optimizer == preset["optimizer"]
+        args.weight_decay = preset["weight_decay"] if same else 0.0
 
 
 def enable_compilation_cache() -> None:

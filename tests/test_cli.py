@@ -1,4 +1,5 @@
-"""The command line, run as a user runs it: through subprocesses."""
+"""The command line, run as a user runs it: through subprocesses (the presets
+are also checked in process, on the parsed flags)."""
 
 import gzip
 import json
@@ -327,3 +328,30 @@ def test_devices_flag_matches_one_device(tmp_path):
 def test_devices_beyond_available_is_a_clear_error(tmp_path):
     result = jaxbp("train", *FAST, "--devices", "64", "--out", str(tmp_path))
     assert_one_line_error(result, "devices=64")
+
+
+@pytest.mark.parametrize(
+    ("flags", "optimizer", "weight_decay"),
+    [
+        ((), "adam", 0.0),
+        (("--optimizer", "adamw"), "adamw", 0.0),
+        (("--model", "cnn"), "adamw", 1.0),  # the CNN's preset: AdamW, decay 1
+        (("--model", "cnn", "--weight-decay", "0.1"), "adamw", 0.1),
+        # the preset's decay goes with its optimizer: no L2 of 1 under adam
+        (("--model", "cnn", "--optimizer", "adam"), "adam", 0.0),
+        (
+            ("--model", "cnn", "--optimizer", "sgd", "--weight-decay", "1e-4"),
+            "sgd",
+            1e-4,
+        ),
+    ],
+)
+def test_presets_pick_optimizer_and_weight_decay(flags, optimizer, weight_decay):
+    from jaxbp import cli
+
+    args = cli.build_parser().parse_args(["train", *flags])
+    cli.apply_presets(args)
+    assert (args.optimizer, args.weight_decay) == (optimizer, weight_decay)
+    gradcheck = cli.build_parser().parse_args(["gradcheck", "--model", "cnn"])
+    cli.apply_presets(gradcheck)  # no training flags: nothing to resolve
+    assert not hasattr(gradcheck, "optimizer") and gradcheck.hidden == (128,)

@@ -20,6 +20,7 @@ KINDS = (
     "batchnorm",
     "layernorm",
     "dropout",
+    "random_translate",
     "residual",
     "conv2d",
     "max_pool",
@@ -29,6 +30,9 @@ KINDS = (
     "softmax",
 )
 IMAGES = [(5, 5, 2), (6, 7, 1)]
+# layers whose training mode differs from evaluation (batch statistics, or
+# randomness drawn per call from the key)
+RANDOM_OR_BATCH = ("batchnorm", "dropout", "random_translate")
 VECTOR = (4,)
 
 # ------------------------------------------------------------------ problems
@@ -48,6 +52,8 @@ def make_layer(kind, config):
         return L.layernorm()
     if kind == "dropout":
         return L.dropout(config)
+    if kind == "random_translate":
+        return L.random_translate(config)
     if kind == "residual":  # (a convolutional one is in every_layer_model)
         return L.residual(L.dense(4), L.activation("tanh"), L.dense(4))
     if kind == "conv2d":
@@ -72,6 +78,9 @@ def layer_problems(draw, kind, dtypes=("float32", "float64")):
     shape, config = draw(st.sampled_from(NORM_SHAPES)), None
     if kind == "dropout":
         config = draw(st.sampled_from([0.0, 0.3, 0.5]))
+    elif kind == "random_translate":
+        shape = draw(st.sampled_from(IMAGES))
+        config = draw(st.sampled_from([0, 1, 2]))
     elif kind == "residual":
         shape = VECTOR
     elif kind == "conv2d":
@@ -101,8 +110,9 @@ def layer_problems(draw, kind, dtypes=("float32", "float64")):
         "shape": shape,
         # batch norm over one example is degenerate (x̂ = 0)
         "batch": 4 if kind == "batchnorm" else draw(st.sampled_from([1, 4])),
-        # only batch norm and dropout behave differently in training
-        "train": draw(st.booleans()) if kind in ("batchnorm", "dropout") else True,
+        # only batch norm, dropout and random translation behave differently
+        # in training
+        "train": draw(st.booleans()) if kind in RANDOM_OR_BATCH else True,
         "dtype": draw(st.sampled_from(dtypes)),
         "seed": draw(st.integers(0, 2**16)),
     }
@@ -234,7 +244,7 @@ def test_layer_backward_equals_jax_vjp_under_jit_and_vmap(kind, data):
     assert all(g.dtype == x.dtype for g in jax.tree.leaves(dparams))
     assert_trees_rel_close(*whole, RTOL[problem["dtype"]])
     assert_trees_rel_close(*per_example, RTOL[problem["dtype"]])
-    if kind not in ("batchnorm", "dropout"):  # (dropout: one mask per call)
+    if kind not in RANDOM_OR_BATCH:  # (dropout, translation: drawn per call)
         # dx of the batch is the per-example dx's stacked, dparams their sum
         (dparams_1, dx_1), _ = per_example
         summed = jax.tree.map(lambda g: g.sum(axis=0), dparams_1)
@@ -384,6 +394,92 @@ def test_dropout_errors():
         jaxbp.loss_and_grad(model, params, x, y)
     # evaluation needs no key
     assert model.apply(params, x).shape == (2, 2)
+
+
+# ------------------------------------------------------------------ random translation
+
+
+def shifted_reference(x, offsets):
+    """y[b, i, j] = x[b, i − s_b, j − t_b], 0 outside, by explicit loops."""
+    x, y = np.asarray(x), np.zeros(x.shape, np.asarray(x).dtype)
+    _, height, width, _ = x.shape
+    for b, (s, t) in enumerate(np.asarray(offsets)):
+        for i in range(height):
+            for j in range(width):
+                if 0 <= i - s < height and 0 <= j - t < width:
+                    y[b, i, j] = x[b, i - s, j - t]
+    return y
+
+
+@pytest.mark.parametrize("max_shift", [1, 2, 7])
+def test_random_translate_shifts_each_image_with_zero_fill(max_shift):
+    layer = L.random_translate(max_shift)
+    x = normal(0, (300, 5, 4, 2), jnp.float64)
+    y, offsets, _ = layer.forward((), (), x, key=jax.random.key(7), train=True)
+    assert offsets.shape == (300, 2) and y.shape == x.shape and y.dtype == x.dtype
+    np.testing.assert_array_equal(y, shifted_reference(x, offsets))
+    # every offset in [−k, k] along both axes is drawn, and no other
+    for axis in (0, 1):
+        drawn = set(np.asarray(offsets[:, axis]).tolist())
+        assert drawn == set(range(-max_shift, max_shift + 1))
+    # same key, same shifts; another key, other shifts
+    y_again, _, _ = layer.forward((), (), x, key=jax.random.key(7), train=True)
+    np.testing.assert_array_equal(y, y_again)
+    y_other, _, _ = layer.forward((), (), x, key=jax.random.key(8), train=True)
+    assert not np.array_equal(y, y_other)
+
+
+def test_random_translate_backward_is_the_inverse_shift():
+    layer = L.random_translate(2)
+    x = normal(1, (64, 6, 5, 3), jnp.float64)
+    dy = normal(2, x.shape, jnp.float64)
+    y, offsets, _ = layer.forward((), (), x, key=jax.random.key(3), train=True)
+    dparams, dx = layer.backward((), offsets, dy)
+    assert dparams == ()
+    # dx[b, i, j] = dy[b, i + s_b, j + t_b], 0 outside: the shift by −offsets
+    np.testing.assert_array_equal(dx, shifted_reference(dy, -offsets))
+    # the adjoint identity <shift(x), dy> = <x, dx>
+    np.testing.assert_allclose(jnp.vdot(y, dy), jnp.vdot(x, dx), rtol=1e-12)
+    # pixels shifted out of the image get zero gradient: x ↦ y drops them
+    lost = shifted_reference(np.ones(x.shape), -offsets) == 0
+    assert lost.any() and np.all(np.asarray(dx)[lost] == 0)
+
+
+def test_random_translate_evaluation_mode_is_identity():
+    layer = L.random_translate(2)
+    x = normal(0, (3, 4, 4, 1), jnp.float32)
+    y, cache, _ = layer.forward((), (), x, key=None, train=False)
+    assert y is x
+    assert layer.backward((), cache, x)[1] is x
+    # max_shift 0 needs no key even in training mode
+    y0, _, _ = L.random_translate(0).forward((), (), x, key=None, train=True)
+    assert y0 is x
+
+
+def test_random_translate_errors():
+    for max_shift in (-1, 1.5, "1", True, None):
+        with pytest.raises(ValueError, match=r"max_shift must be an integer >= 0"):
+            L.random_translate(max_shift)
+    with pytest.raises(ValueError, match=r"random_translate expects .*got per-"):
+        L.random_translate(1).init(None, (8,), jnp.float32)
+    model = jaxbp.sequential(
+        L.random_translate(1), L.flatten(), L.dense(2), in_shape=(3, 3, 1)
+    )
+    params = model.init(jax.random.key(0))
+    x, y = jnp.zeros((2, 3, 3, 1)), jnp.array([0, 1])
+    with pytest.raises(ValueError, match=r"needs a PRNG key in training mode"):
+        jaxbp.loss_and_grad(model, params, x, y)
+    # evaluation needs no key
+    assert model.apply(params, x).shape == (2, 2)
+
+
+def test_cnn_translate_puts_random_translate_first():
+    from jaxbp.model import cnn
+
+    assert cnn(translate=1).layer_names[0] == "random_translate"
+    assert "random_translate" not in cnn(translate=0).layer_names
+    with pytest.raises(ValueError, match=r"max_shift must be an integer >= 0"):
+        cnn(translate=-1)
 
 
 # ------------------------------------------------------------------ residual
@@ -618,6 +714,7 @@ def test_softmax_and_layernorm_forward():
 def every_layer_model(dtype="float32"):
     """One model with every new layer in it (images, then vectors)."""
     return jaxbp.sequential(
+        L.random_translate(1),
         L.conv2d(3, 3, stride=2, padding="SAME"),
         L.batchnorm(),
         L.activation("relu"),

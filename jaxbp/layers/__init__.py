@@ -7,6 +7,8 @@ derivative in its docstring.
 - ``batchnorm``, ``layernorm``: normalization (batch norm keeps running
   averages in ``state``).
 - ``dropout``: inverted dropout with an explicit PRNG key.
+- ``random_translate``: data augmentation, random integer shifts of images in
+  training mode (an explicit PRNG key, like dropout).
 - ``residual``: y = x + f(x) around any layers; ``serial``: layers in sequence.
 - ``conv2d``, ``max_pool``, ``avg_pool``, ``flatten``: NHWC images.
 - ``rnn``: a tanh RNN with backpropagation through time.
@@ -40,6 +42,12 @@ from jaxbp.layers._residual import residual
 from jaxbp.layers._rnn import rnn, rnn_backward, rnn_forward
 from jaxbp.layers._serial import serial, serial_backward, serial_forward, split_key
 from jaxbp.layers._softmax import softmax, softmax_backward, softmax_forward
+from jaxbp.layers._translate import (
+    random_translate,
+    translate,
+    translate_backward,
+    translation_offsets,
+)
 
 __all__ = [
     "BatchStatsCache",
@@ -70,6 +78,7 @@ __all__ = [
     "max_pool",
     "max_pool_backward",
     "max_pool_forward",
+    "random_translate",
     "residual",
     "rnn",
     "rnn_backward",
@@ -81,4 +90,7 @@ __all__ = [
     "softmax_backward",
     "softmax_forward",
     "split_key",
+    "translate",
+    "translate_backward",
+    "translation_offsets",
 ]
