@@ -3,10 +3,10 @@
 ``python experiments/gradient_check.py [--quick] [--out DIR]``
 
 Every layer (dense; each of the 9 activations; batch norm in training and in
-evaluation mode; layer norm; dropout with a fixed key; a residual block;
-conv2d SAME/VALID with stride 1 and 2; max and average pooling, plain and
-with overlapping SAME windows; flatten; the RNN, last state and all states;
-softmax) and every loss (mse, cross_entropy, binary_cross_entropy, hinge with
+evaluation mode; layer norm; dropout and random translation with a fixed
+key; a residual block; conv2d SAME/VALID with stride 1 and 2; max and average
+pooling, plain and with overlapping SAME windows; flatten; the RNN, last
+state and all states; softmax) and every loss (mse, cross_entropy, binary_cross_entropy, hinge with
 one output and multiclass) gets a small model in which its backward pass is
 on the path of some parameter's gradient. For each case and each dtype the
 script compares
@@ -188,6 +188,20 @@ def _cases():
             (7, 7, 2),
             "cross_entropy",
             {},
+        ),
+        (
+            "random_translate (fixed key)",
+            "layer",
+            [
+                conv,
+                L.random_translate(1),
+                L.activation("tanh"),
+                L.flatten(),
+                L.dense(3),
+            ],
+            (6, 6, 2),
+            "cross_entropy",
+            {"train": True, "key": True},
         ),
         (
             "flatten",

@@ -42,8 +42,9 @@ PRESETS = {
         "batch_size": 32,
         "lr": 2e-3,
         "lr_schedule": "cosine",
-        # decoupled weight decay: chosen by 5-fold cross-validation on the
-        # training+validation images (28 vs 39 errors for plain Adam)
+        # decoupled weight decay, chosen by 5-fold cross-validation on the
+        # training+validation images: 9 errors in 1,437 against 14 for plain
+        # Adam (python experiments/cnn_selection.py)
         "optimizer": "adamw",
         "weight_decay": 1.0,
     },

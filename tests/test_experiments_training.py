@@ -108,3 +108,14 @@ def test_train_benchmark(tmp_path):
     (step,) = written["step"]
     assert step["model"] == "64-128-10" and step["manual/autodiff"] > 0
     assert written["checkpoint"]["jaxbp_ms"] > 0
+
+
+def test_cnn_selection(tmp_path):
+    results = run_quick("cnn_selection", tmp_path)
+    assert set(results["candidates"]) == {"adam", "adamw 1.0"}
+    for candidate in results["candidates"].values():
+        assert len(candidate["fold_errors"]) == results["folds"] == 2
+        assert candidate["errors"] == sum(candidate["fold_errors"])
+        assert 0.5 < candidate["accuracy"] <= 1.0  # two epochs learn something
+    assert results["chosen"] in results["candidates"]
+    assert results["preset"] == {"optimizer": "adamw", "weight_decay": 1.0}
