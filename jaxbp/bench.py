@@ -31,7 +31,8 @@ function there to add rows):
   peak RSS rise (fresh process), FLOPs and time.
 - ``epoch``: an epoch of Adam on the digits as one ``lax.scan`` vs a Python
   loop of jitted steps (device batches, NumPy batches), the dispatch floor,
-  a profile of the scan's kernels, and the bound on the ratio.
+  a profile of the scan's kernels, and the bound on the ratio; the train
+  step's compile time and XLA's memory analysis of it.
 - ``vmap``: N small models trained in one ``jax.vmap``-ed program vs N
   sequential runs of the same jitted training, with the profile of both.
 
@@ -1073,6 +1074,14 @@ def epoch_rows(
             "scan_compile_s": compile_seconds(
                 make_epoch(step, n, batch), scan_args, reps=ctx.compile_reps
             )["compile_s"],
+            # the train step alone (forward, backward, Adam update), as
+            # `fit` and the loop compile it, and XLA's memory analysis of it
+            "step_compile_s": compile_seconds(
+                step, (train_state, *batches[0], keys[0]), reps=ctx.compile_reps
+            )["compile_s"],
+            **memory_columns(
+                jit_step.lower(train_state, *batches[0], keys[0]).compile(), "step"
+            ),
             "max_param_diff": agree,
         }
     )
@@ -1366,6 +1375,8 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("at_peak_step_us", "at peak us/step", "{:.1f}"),
         ("scan_of_peak", "of peak", "{:.0%}"),
         ("scan_compile_s", "compile s", "{:.2f}"),
+        ("step_compile_s", "step compile s", "{:.2f}"),
+        ("step_temp_mib", "step temp MiB", "{:.2f}"),
     ],
     "vmap": [
         ("name", "models", "{}"),

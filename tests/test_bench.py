@@ -157,6 +157,9 @@ def test_epoch_rows(ctx):
     for key in ("scan_ms", "loop_ms", "loop_numpy_ms", "floor_ms", "loop/scan"):
         _finite_positive(row, key)
     assert row["at_peak_step_us"] > 0  # (timings are not asserted: noise)
+    assert row["step_compile_s"] > 0 and row["scan_compile_s"] > 0
+    if "step_temp_mib" in row:  # XLA's memory analysis is available
+        assert row["step_temp_mib"] >= 0 and row["step_argument_mib"] > 0
     assert row["bound"] == pytest.approx(
         1 + row["dispatch_step_us"] / row["at_peak_step_us"]
     )
