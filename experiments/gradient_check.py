@@ -41,10 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 if "jax" not in sys.modules:  # run as a script: for check_grads' compilations too
-    os.environ["XLA_FLAGS"] = " ".join(
-        [os.environ.get("XLA_FLAGS", "")]
-        + [f"--{k}={str(v).lower()}" for k, v in _common.FAST_COMPILE.items()]
-    ).strip()
+    os.environ["XLA_FLAGS"] = _common.fast_compile_xla_flags(
+        os.environ.get("XLA_FLAGS", "")
+    )
 
 import jax
 import jax.numpy as jnp

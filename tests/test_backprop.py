@@ -29,16 +29,15 @@ def float64_gradients(problem, params, x=None, y=None):
     def cast(a):
         return a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a
 
+    def gradients(p, x, y):
+        return jaxbp.loss_and_grad(
+            model, p, x, y, loss=problem["loss"], backprop="autodiff"
+        )[1]
+
     x = problem["x"] if x is None else x
     y = problem["y"] if y is None else y
-    return jaxbp.loss_and_grad(
-        model,
-        jax.tree.map(cast, params),
-        cast(x),
-        cast(y),
-        loss=problem["loss"],
-        backprop="autodiff",
-    )[1]
+    # jitted: one compilation instead of one per operation for each new shape
+    return jax.jit(gradients)(jax.tree.map(cast, params), cast(x), cast(y))
 
 
 @settings(
@@ -133,8 +132,8 @@ def test_per_example_gradients_under_vmap(problem):
     )
     rtol = RTOL[problem["dtype"]]
     np.testing.assert_allclose(values, values_ad, rtol=rtol)
-    reference = jax.vmap(
-        lambda xi, yi: float64_gradients(problem, params, xi[None], yi[None])
+    reference = jax.jit(
+        jax.vmap(lambda xi, yi: float64_gradients(problem, params, xi[None], yi[None]))
     )(x, y)
     assert_trees_rel_close(grads, grads_ad, rtol, reference)
     # every loss is a batch mean, so the batch gradient is the mean of per-example ones

@@ -297,7 +297,9 @@ def test_resume_after_sigkill_gives_the_same_result(tmp_path):
 
 
 def test_devices_flag_matches_one_device(tmp_path):
-    env_flags = "--xla_force_host_platform_device_count=2"
+    env_flags = " ".join(
+        [os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=2"]
+    )
     runs = []
     for devices in ("1", "2"):
         out = tmp_path / devices

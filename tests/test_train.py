@@ -462,7 +462,8 @@ def test_data_parallel_over_two_devices_matches_one():
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+        + " --xla_force_host_platform_device_count=2",
     }
     out = subprocess.run(
         [sys.executable, "-c", script],
