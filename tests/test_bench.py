@@ -160,6 +160,8 @@ def test_epoch_rows(ctx):
     assert row["step_compile_s"] > 0 and row["scan_compile_s"] > 0
     if "step_temp_mib" in row:  # XLA's memory analysis is available
         assert row["step_temp_mib"] >= 0 and row["step_argument_mib"] > 0
+        # the step holds at least its arguments (parameters, Adam's moments, batch)
+        assert row["step_peak_mib"] >= row["step_argument_mib"]
     assert row["bound"] == pytest.approx(
         1 + row["dispatch_step_us"] / row["at_peak_step_us"]
     )
