@@ -117,8 +117,17 @@ _state_only = jax.jit(lambda model, key: _layers_init(model, key)[1], static_arg
 @functools.lru_cache(maxsize=128)
 def _initial_state(model: Model):
     """A model's initial state, computed once (by a compiled program in which
-    the unused random parameters are dead code), concretely even in a trace."""
+    the unused random parameters are dead code), concretely even in a trace.
+
+    A model without state (every layer's is ``()``, as in a plain MLP) needs no
+    program: tracing its init abstractly gives the empty structure itself.
+    """
     with jax.ensure_compile_time_eval():
+        shapes = jax.eval_shape(
+            lambda key: _layers_init(model, key)[1], jax.random.key(0)
+        )
+        if not jax.tree.leaves(shapes):
+            return shapes
         return _state_only(model, jax.random.key(0))
 
 

@@ -10,10 +10,12 @@ import _common  # experiments/_common.py
 
 # Most of the suite's time is XLA compiling small programs (every hypothesis draw
 # is a new shape); the experiments' fast-compile options (no LLVM optimization,
-# the classic loop emitters) make that 2-3x faster and compute the same
-# arithmetic. They must be in XLA_FLAGS before JAX starts its backend; the
-# subprocesses the tests start inherit them. JAXBP_TEST_XLA_DEFAULTS=1 runs the
-# suite with XLA's default options instead.
+# the classic loop emitters) make that 2-3x faster. They compute the same
+# operations, equal to rounding (an elementwise function may differ in the last
+# bit), and every comparison in the suite is between results computed under the
+# same options or within a tolerance. They must be in XLA_FLAGS before JAX starts
+# its backend; the subprocesses the tests start inherit them.
+# JAXBP_TEST_XLA_DEFAULTS=1 runs the suite with XLA's default options instead.
 if os.environ.get("JAXBP_TEST_XLA_DEFAULTS") != "1":
     os.environ["XLA_FLAGS"] = _common.fast_compile_xla_flags(
         os.environ.get("XLA_FLAGS", "")
