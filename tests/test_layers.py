@@ -258,6 +258,57 @@ def test_layer_backward_equals_jax_vjp_under_jit_and_vmap(kind, data):
 @given(data=st.data())
 def test_layer_in_a_model_equals_finite_differences(kind, data):
     problem = data.draw(layer_problems(kind, dtypes=("float64",)))
+    assert_model_equals_finite_differences(problem)
+
+
+#: (kind, config, per-example shape) of the layers whose training mode differs
+#: from evaluation, each tested below in both modes (hypothesis draws the mode)
+BOTH_MODES = [
+    ("batchnorm", None, VECTOR),
+    ("batchnorm", None, (3, 3, 4)),
+    ("dropout", 0.3, VECTOR),
+    ("random_translate", 1, (5, 5, 2)),
+]
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("kind, config, shape", BOTH_MODES)
+def test_batch_and_random_layers_in_both_modes(kind, config, shape, train):
+    """Batch norm (batch statistics / running averages), dropout and random
+    translation with a fixed key: jax.vjp under jit and vmap in both dtypes,
+    and finite differences in float64, in training and in evaluation mode."""
+    for dtype in ("float32", "float64"):
+        problem = {
+            "kind": kind,
+            "layer": make_layer(kind, config),
+            "config": config,
+            "shape": shape,
+            "batch": 4,
+            "train": train,
+            "dtype": dtype,
+            "seed": 7,
+        }
+        out_shape, params, state = init_layer(problem)
+        x = random_input(problem)
+        dy = normal(problem["seed"] + 2, (x.shape[0], *out_shape), x.dtype)
+        whole, per_example = batched_and_per_example(
+            problem["layer"],
+            params,
+            state,
+            x,
+            dy,
+            jax.random.key(problem["seed"]),
+            train=train,
+            groups=2 if kind == "batchnorm" else 1,
+        )
+        assert_trees_rel_close(*whole, RTOL[dtype])
+        assert_trees_rel_close(*per_example, RTOL[dtype])
+    assert_model_equals_finite_differences(problem)  # (float64)
+
+
+def assert_model_equals_finite_differences(problem):
+    """check_grads with finite differences on the layer inside a small model."""
+    kind = problem["kind"]
     model = model_of(problem)
     params, state = model.init_with_state(jax.random.key(problem["seed"]))
     x = random_input(problem)
