@@ -111,8 +111,9 @@ class Timer:
 #: emitters instead of the fusion emitters. 3-6x faster compiles; the same
 #: operations, but not always bit for bit the same results: elementwise
 #: functions compiled without optimization can differ in the last bit (e.g.
-#: 5% of the entries of ``jax.random.normal``, by 1-2 ulp). (A script whose every compilation should use them puts them in
-#: ``XLA_FLAGS`` before importing jax: :func:`fast_compile_xla_flags`.)
+#: 5% of the entries of ``jax.random.normal``, by 1-2 ulp). (A script whose
+#: every compilation should use them puts them in ``XLA_FLAGS`` before
+#: importing jax: :func:`fast_compile_xla_flags`.)
 FAST_COMPILE = {
     "xla_backend_optimization_level": 0,
     "xla_llvm_disable_expensive_passes": True,
