@@ -99,6 +99,23 @@ def test_digits_test_and_val_splits_are_stratified(digits):
         assert np.all(got <= np.ceil(share + 1e-9)), (got, share)
 
 
+def test_digits_are_scikit_learns_load_digits():
+    """Read from the file scikit-learn ships, and through load_digits when the
+    file cannot be found: the same arrays either way."""
+    raw = load_digits()
+    x, y = data._digits_arrays()
+    np.testing.assert_array_equal(x, raw.data.astype(np.float32))
+    np.testing.assert_array_equal(y, raw.target)
+    assert x.dtype == np.float32 and y.dtype == np.int32
+
+
+def test_digits_fall_back_to_load_digits(monkeypatch):
+    monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None)
+    x, y = data._digits_arrays()
+    np.testing.assert_array_equal(x, load_digits().data.astype(np.float32))
+    assert x.dtype == np.float32 and y.dtype == np.int32 and x.shape == (1797, 64)
+
+
 def test_digits_splits_fixed_across_seeds(digits):
     other = load("digits", seed=7)
     for a, b in zip(all_splits(digits), all_splits(other), strict=True):
