@@ -210,9 +210,13 @@ def make_step(
     clipping pass ``make_optimizer(optimizer, clip_norm=c)``, and build
     ``train_state.opt_state`` with the same transformation's ``init``.
     ``batch_sharding`` (data parallelism) constrains the batch's sharding.
+    ``weight_decay`` may be an array, also a traced one (to ``jax.vmap`` over
+    L2 strengths); a Python 0 leaves the penalty out of the program.
     Compile the step with ``jax.jit`` or run it inside ``lax.scan``.
     """
     choose(backprop, bp.BACKPROPS, "backprop")
+    # a concrete number can be tested; an array (maybe traced) is applied as is
+    decay = not (isinstance(weight_decay, numbers.Number) and weight_decay == 0)
     loss_fn = losses.get(loss)
     _check_optimizer(optimizer)
     tx = optimizer
@@ -227,7 +231,7 @@ def make_step(
             tb = jax.lax.with_sharding_constraint(tb, batch_sharding)
         result = grad_fn(model, loss_fn, params, state, xb, tb, key=key, train=True)
         value, grads = result.value, result.grads
-        if weight_decay:
+        if decay:
             value = value + l2_penalty(params, weight_decay).astype(value.dtype)
             grads = add_l2_grad(grads, params, weight_decay)
         updates, opt_state = tx.update(grads, opt_state, params)

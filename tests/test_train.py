@@ -200,6 +200,21 @@ def one_sgd_step(model, params, state, x, target, clip_norm=None, **kwargs):
     return value, grads
 
 
+def test_weight_decay_can_be_vmapped(problem64):
+    """L2 strengths as a traced array: one vmapped step per strength equals the
+    steps built with each strength as a Python number."""
+    model, params, state, x, _, target = problem64
+    lams = jnp.array([0.0, 0.3, 1.0])
+    vmapped = jax.vmap(
+        lambda lam: one_sgd_step(model, params, state, x, target, weight_decay=lam)
+    )(lams)
+    for i, lam in enumerate([0.0, 0.3, 1.0]):
+        want = one_sgd_step(model, params, state, x, target, weight_decay=lam)
+        got = jax.tree.map(lambda a, i=i: a[i], vmapped)
+        assert_trees_rel_close(got, want, rtol=1e-12)
+    assert not np.allclose(vmapped[0][0], vmapped[0][1])  # the penalty is there
+
+
 def test_weight_decay_is_the_gradient_of_the_l2_penalty(problem64):
     model, params, state, x, y, target = problem64
     lam = 0.3
