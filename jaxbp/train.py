@@ -215,8 +215,11 @@ def make_step(
     Compile the step with ``jax.jit`` or run it inside ``lax.scan``.
     """
     choose(backprop, bp.BACKPROPS, "backprop")
-    # a concrete number can be tested; an array (maybe traced) is applied as is
-    decay = not (isinstance(weight_decay, numbers.Number) and weight_decay == 0)
+    # a concrete number (or None) can be tested; an array, maybe traced, is
+    # applied as is
+    decay = weight_decay is not None and not (
+        isinstance(weight_decay, numbers.Number) and weight_decay == 0
+    )
     loss_fn = losses.get(loss)
     _check_optimizer(optimizer)
     tx = optimizer
