@@ -24,7 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxbp._checks import choose
+from jaxbp.checks import choose
 
 LEAKY_RELU_SLOPE = 0.01
 ELU_ALPHA = 1.0

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxbp import losses
-from jaxbp._checks import choose
+from jaxbp.checks import choose
 from jaxbp.model import Model
 
 BACKPROPS = ("manual", "autodiff")

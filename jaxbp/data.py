@@ -78,6 +78,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbp._idx import read_idx
+from jaxbp.checks import is_int
 
 __all__ = [
     "DATASETS",
@@ -602,10 +603,6 @@ def _load_synthetic(name, *, n, seed, val_fraction, noise) -> Dataset:
 # Public entry point
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
 def load(
     name: str,
     *,
@@ -645,10 +642,10 @@ def load(
         raise ValueError(
             f"unknown dataset {name!r}; valid names are: {', '.join(DATASETS)}"
         )
-    if not _is_int(seed) or not 0 <= seed < 2**32:
+    if not is_int(seed) or not 0 <= seed < 2**32:
         # jax.random.key maps seeds outside uint32 differently with x64 on/off.
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    if n is not None and (not _is_int(n) or n < 1):
+    if n is not None and (not is_int(n) or n < 1):
         raise ValueError(f"n must be a positive integer or None, got {n!r}")
     if (
         isinstance(val_fraction, bool)

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbp._checks import choose, concrete_values
+from jaxbp.checks import choose, concrete_values
 
 
 class Loss(NamedTuple):

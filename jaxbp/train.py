@@ -84,7 +84,7 @@ import numpy as np
 from jaxbp import backprop as bp
 from jaxbp import checkpoint as ckpt
 from jaxbp import losses, optim
-from jaxbp._checks import choose
+from jaxbp.checks import choose
 from jaxbp.model import Model
 from jaxbp.regularization import add_l2_grad, l2_penalty
 

@@ -16,16 +16,12 @@ replace μ and σ², which are then constants.
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from jaxbp.checks import is_number
 from jaxbp.layers._protocol import Layer
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 class BatchStatsCache(NamedTuple):
@@ -104,9 +100,9 @@ def batchnorm(momentum: float = 0.9, eps: float = 1e-5, *, name="batchnorm") -> 
     ``{"mean", "var"}`` running averages updated with ``momentum`` in training
     mode and used in evaluation mode.
     """
-    if not (_is_number(momentum) and 0 <= momentum <= 1):
+    if not (is_number(momentum) and 0 <= momentum <= 1):
         raise ValueError(f"{name} momentum must be in [0, 1]; got {momentum!r}")
-    if not (_is_number(eps) and eps > 0):
+    if not (is_number(eps) and eps > 0):
         raise ValueError(f"{name} eps must be > 0; got {eps!r}")
 
     def init_fn(key, in_shape, dtype=jnp.float32):

@@ -10,15 +10,10 @@ alike::
 
 from __future__ import annotations
 
-import numbers
-
 import jax.numpy as jnp
 
+from jaxbp.checks import is_number
 from jaxbp.layers._protocol import Layer
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def layernorm_forward(params, x, *, eps):
@@ -56,7 +51,7 @@ def layernorm_backward(params, cache, dy):
 def layernorm(eps: float = 1e-5, *, name: str = "layernorm") -> Layer:
     """Layer normalization over the last axis; params ``gamma`` (ones) and
     ``beta`` (zeros) of shape (D,). Same in training and evaluation."""
-    if not (_is_number(eps) and eps > 0):
+    if not (is_number(eps) and eps > 0):
         raise ValueError(f"{name} eps must be > 0; got {eps!r}")
 
     def init_fn(key, in_shape, dtype=jnp.float32):

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import lax
 
-from jaxbp._checks import choose
+from jaxbp.checks import choose
 from jaxbp.layers._protocol import check_in_shape
 
 PADDINGS = ("SAME", "VALID")

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 
-def is_concrete(value) -> bool:
+def is_inspectable(value) -> bool:
     """True if ``value`` is a number (or array of numbers) we can inspect now."""
     if isinstance(value, jax.core.Tracer) or callable(value):
         return False
@@ -31,7 +31,7 @@ def _describe(value):
 
 
 def _check(where, name, value, ok, expected):
-    if value is None or not is_concrete(value):
+    if value is None or not is_inspectable(value):
         return
     with np.errstate(invalid="ignore"):
         valid = bool(np.all(ok(np.asarray(value))))
