@@ -166,7 +166,7 @@ def flow(model, params, state, x, target, loss_name):
     """
     loss_fn = losses.get(loss_name)
     out, caches, new_state = model.forward(params, state, x, train=True)
-    dy = loss_fn.grad(out, target)
+    dy = loss_fn.backward(out, target)
     deltas, grads = [None] * len(model.layers), [None] * len(model.layers)
     for i in reversed(range(len(model.layers))):
         deltas[i] = dy

@@ -1,4 +1,4 @@
-"""Activation functions, each beside its hand-written derivative.
+"""Activation functions, each beside its hand-written backward pass.
 
 An activation layer computes ``y = f(z)`` elementwise. Its backward pass is the
 chain rule for an elementwise map::
@@ -6,12 +6,12 @@ chain rule for an elementwise map::
     dz = dy * f'(z)
 
 so each activation here is a pair: ``forward(z) -> y`` and
-``derivative(z, y) -> f'(z)``. The derivative may use ``y`` (the saved output)
-when that is cheaper, e.g. sigmoid's ``f'(z) = y (1 - y)``.
+``backward(z, y, dy) -> dz``. The backward may use ``y`` (the saved output)
+when that is cheaper, e.g. sigmoid's ``dz = dy * y (1 - y)``.
 
 At a kink the derivative follows the usual rule (ReLU: 1 if z > 0 else 0), and
 each forward pass is written with ``jnp.where`` on the same condition so that
-``jax.grad`` of the forward agrees with the hand-written derivative exactly,
+``jax.grad`` of the forward agrees with the hand-written backward exactly,
 also at the kink.
 """
 
@@ -31,11 +31,11 @@ ELU_ALPHA = 1.0
 
 
 class Activation(NamedTuple):
-    """An elementwise activation: ``y = forward(z)``, ``dy/dz = derivative(z, y)``."""
+    """An elementwise activation: ``y = forward(z)``, ``dz = backward(z, y, dy)``."""
 
     name: str
     forward: Callable[[jax.Array], jax.Array]
-    derivative: Callable[[jax.Array, jax.Array], jax.Array]
+    backward: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
 
 def identity(z):
@@ -43,9 +43,9 @@ def identity(z):
     return z
 
 
-def identity_derivative(z, y):
-    """dy/dz = 1"""
-    return jnp.ones_like(z)
+def identity_backward(z, y, dy):
+    """dz = dy"""
+    return dy
 
 
 def sigmoid(z):
@@ -53,9 +53,9 @@ def sigmoid(z):
     return jax.nn.sigmoid(z)
 
 
-def sigmoid_derivative(z, y):
-    """dy/dz = σ(z) (1 - σ(z)) = y (1 - y)"""
-    return y * (1 - y)
+def sigmoid_backward(z, y, dy):
+    """dz = dy * σ(z) (1 - σ(z)) = dy * y (1 - y)"""
+    return dy * (y * (1 - y))
 
 
 def tanh(z):
@@ -63,9 +63,9 @@ def tanh(z):
     return jnp.tanh(z)
 
 
-def tanh_derivative(z, y):
-    """dy/dz = 1 - tanh(z)² = 1 - y²"""
-    return 1 - y * y
+def tanh_backward(z, y, dy):
+    """dz = dy * (1 - tanh(z)²) = dy * (1 - y²)"""
+    return dy * (1 - y * y)
 
 
 def relu(z):
@@ -73,9 +73,9 @@ def relu(z):
     return jnp.where(z > 0, z, 0)
 
 
-def relu_derivative(z, y):
-    """dy/dz = 1 if z > 0 else 0"""
-    return jnp.where(z > 0, 1, 0).astype(z.dtype)
+def relu_backward(z, y, dy):
+    """dz = dy * (1 if z > 0 else 0)"""
+    return dy * jnp.where(z > 0, 1, 0).astype(z.dtype)
 
 
 def leaky_relu(z):
@@ -83,9 +83,9 @@ def leaky_relu(z):
     return jnp.where(z > 0, z, LEAKY_RELU_SLOPE * z)
 
 
-def leaky_relu_derivative(z, y):
-    """dy/dz = 1 if z > 0 else a"""
-    return jnp.where(z > 0, 1, LEAKY_RELU_SLOPE).astype(z.dtype)
+def leaky_relu_backward(z, y, dy):
+    """dz = dy * (1 if z > 0 else a)"""
+    return dy * jnp.where(z > 0, 1, LEAKY_RELU_SLOPE).astype(z.dtype)
 
 
 def elu(z):
@@ -97,11 +97,10 @@ def elu(z):
     return jnp.where(z > 0, z, ELU_ALPHA * jnp.expm1(_nonpositive_part(z)))
 
 
-def elu_derivative(z, y):
-    """dy/dz = 1 if z > 0 else α exp(z) = y + α"""
-    return jnp.where(z > 0, 1, ELU_ALPHA * jnp.exp(_nonpositive_part(z))).astype(
-        z.dtype
-    )
+def elu_backward(z, y, dy):
+    """dz = dy * (1 if z > 0 else α exp(z))   (α exp(z) = y + α for z <= 0)"""
+    slope = jnp.where(z > 0, 1, ELU_ALPHA * jnp.exp(_nonpositive_part(z)))
+    return dy * slope.astype(z.dtype)
 
 
 def _nonpositive_part(z):
@@ -114,9 +113,9 @@ def softplus(z):
     return jnp.logaddexp(z, 0)
 
 
-def softplus_derivative(z, y):
-    """dy/dz = σ(z)"""
-    return jax.nn.sigmoid(z)
+def softplus_backward(z, y, dy):
+    """dz = dy * σ(z)"""
+    return dy * jax.nn.sigmoid(z)
 
 
 def _normal_cdf(z):
@@ -129,9 +128,10 @@ def gelu(z):
     return z * _normal_cdf(z)
 
 
-def gelu_derivative(z, y):
-    """dy/dz = Φ(z) + z φ(z), with φ(z) = exp(-z²/2) / √(2π)"""
-    return _normal_cdf(z) + z * jnp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+def gelu_backward(z, y, dy):
+    """dz = dy * (Φ(z) + z φ(z)), with φ(z) = exp(-z²/2) / √(2π)"""
+    density = jnp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return dy * (_normal_cdf(z) + z * density)
 
 
 def silu(z):
@@ -139,24 +139,24 @@ def silu(z):
     return z * jax.nn.sigmoid(z)
 
 
-def silu_derivative(z, y):
-    """dy/dz = σ(z) + z σ(z)(1 - σ(z)) = σ(z) (1 + z (1 - σ(z)))"""
+def silu_backward(z, y, dy):
+    """dz = dy * (σ(z) + z σ(z)(1 - σ(z))) = dy * σ(z) (1 + z (1 - σ(z)))"""
     s = jax.nn.sigmoid(z)
-    return s * (1 + z * (1 - s))
+    return dy * (s * (1 + z * (1 - s)))
 
 
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("identity", identity, identity_derivative),
-        Activation("sigmoid", sigmoid, sigmoid_derivative),
-        Activation("tanh", tanh, tanh_derivative),
-        Activation("relu", relu, relu_derivative),
-        Activation("leaky_relu", leaky_relu, leaky_relu_derivative),
-        Activation("elu", elu, elu_derivative),
-        Activation("softplus", softplus, softplus_derivative),
-        Activation("gelu", gelu, gelu_derivative),
-        Activation("silu", silu, silu_derivative),
+        Activation("identity", identity, identity_backward),
+        Activation("sigmoid", sigmoid, sigmoid_backward),
+        Activation("tanh", tanh, tanh_backward),
+        Activation("relu", relu, relu_backward),
+        Activation("leaky_relu", leaky_relu, leaky_relu_backward),
+        Activation("elu", elu, elu_backward),
+        Activation("softplus", softplus, softplus_backward),
+        Activation("gelu", gelu, gelu_backward),
+        Activation("silu", silu, silu_backward),
     )
 }
 

@@ -54,7 +54,7 @@ def manual_loss_and_grad(model, loss_fn, params, state, x, target, *, key, train
     """Forward, loss gradient dL/dout, then the model's backward pass."""
     out, caches, new_state = model.forward(params, state, x, key=key, train=train)
     value = loss_fn.value(out, target)
-    dout = loss_fn.grad(out, target)
+    dout = loss_fn.backward(out, target)
     grads, _ = model.backward(params, caches, dout)
     return LossGrad(value, grads, new_state, out)
 

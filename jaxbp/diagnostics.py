@@ -119,7 +119,7 @@ def gradient_flow(
         caches.append(cache)
 
     records: list[Any] = [None] * len(layers)
-    dy = loss_fn.grad(h, target)
+    dy = loss_fn.backward(h, target)
     for i in reversed(range(len(layers))):
         layer, out = layers[i], outputs[i]
         grads, dx = layer.backward(params[i], caches[i], dy)

@@ -1,7 +1,7 @@
 """Loss functions, each beside its hand-written gradient with respect to the model output.
 
 Every loss is averaged over the batch (``B = pred.shape[0]``) and comes as a
-pair: ``value(pred, target) -> scalar`` and ``grad(pred, target) -> dpred``,
+pair: ``value(pred, target) -> scalar`` and ``backward(pred, target) -> dpred``,
 where ``dpred = dL/dpred`` is where the backward pass starts.
 
 Definitions (``pred`` is the model output, ``f``/``z`` its rows):
@@ -38,11 +38,12 @@ from jaxbp.checks import choose, concrete_values
 
 
 class Loss(NamedTuple):
-    """A loss: ``prepare`` checks and converts targets, then ``value`` and ``grad``."""
+    """A loss: ``prepare`` checks and converts targets, then ``value`` and
+    ``backward`` (dL/dpred, where the backward pass starts)."""
 
     name: str
     value: Callable[[jax.Array, jax.Array], jax.Array]
-    grad: Callable[[jax.Array, jax.Array], jax.Array]
+    backward: Callable[[jax.Array, jax.Array], jax.Array]
     prepare: Callable[[jax.Array, jax.Array], jax.Array]
 
 
