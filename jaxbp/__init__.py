@@ -6,19 +6,24 @@
     params = model.init(jax.random.key(0))
     value, grads = jaxbp.loss_and_grad(model, params, x, y, loss="cross_entropy")
     report = jaxbp.check_grads(model, params, x, y, loss="cross_entropy")
+
+``import jaxbp`` loads the core (layers, models, backprop, gradient checking);
+the layers above it (``jaxbp.optim``, ``jaxbp.train``, ``jaxbp.data``,
+``jaxbp.checkpoint``) are imported on first use, so the core never depends
+on them, not even through this file.
 """
+
+import importlib
 
 from jaxbp import (
     activations,
     bridge,
-    checkpoint,
-    data,
     diagnostics,
+    gradcheck,
     initializers,
     layers,
     losses,
-    optim,
-    train,
+    remat,
 )
 from jaxbp.backprop import LossGrad, forward_backward, loss, loss_and_grad
 from jaxbp.bridge import as_jax_function
@@ -27,6 +32,20 @@ from jaxbp.gradcheck import GradCheckReport, check_grads
 from jaxbp.model import Model, cnn, mlp, sequential
 
 __version__ = "0.1.0"
+
+#: Subpackages above the core, imported when first used (``jaxbp.train.fit``).
+_LAZY_SUBMODULES = ("checkpoint", "data", "optim", "train")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"jaxbp.{name}")
+    raise AttributeError(f"module 'jaxbp' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY_SUBMODULES])
+
 
 __all__ = [
     "GradCheckReport",
@@ -42,6 +61,7 @@ __all__ = [
     "data",
     "diagnostics",
     "forward_backward",
+    "gradcheck",
     "gradient_flow",
     "initializers",
     "layers",
@@ -50,6 +70,7 @@ __all__ = [
     "losses",
     "mlp",
     "optim",
+    "remat",
     "sequential",
     "train",
 ]

@@ -27,7 +27,7 @@ function there to add rows):
 - ``dots``: each matrix product of the large MLP's gradient timed alone, and
   the kernel library XLA:CPU runs it with.
 - ``checkpoint``: deep MLPs, plain vs checkpointed segments
-  (``jaxbp.layers._remat``): the temp memory XLA allocates, the measured
+  (``jaxbp.remat``): the temp memory XLA allocates, the measured
   peak RSS rise (fresh process), FLOPs and time.
 - ``epoch``: an epoch of Adam on the digits as one ``lax.scan`` vs a Python
   loop of jitted steps (device batches, NumPy batches), the dispatch floor,
@@ -69,7 +69,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxbp
-from jaxbp.layers._remat import checkpointed_mlp, group_params
+from jaxbp.remat import checkpointed_mlp, group_params
 
 MiB = 2**20
 #: The size of the square float32 matmul that stands for the peak FLOP rate.
@@ -319,7 +319,7 @@ import json, sys
 import jax, jax.numpy as jnp
 import jaxbp
 from jaxbp import bench
-from jaxbp.layers._remat import checkpointed_mlp, group_params
+from jaxbp.remat import checkpointed_mlp, group_params
 depth, width, batch, segment_size = json.loads(sys.argv[1])
 sizes = [width] * (depth + 1) + [10]
 plain, params, x, y = bench.mlp_problem(sizes, batch)

@@ -18,9 +18,8 @@ import jax.numpy as jnp
 
 from jaxbp import activations, initializers
 from jaxbp import layers as layers_lib
-from jaxbp.layers import Layer, dense, serial_backward, serial_forward
+from jaxbp.layers import Layer, dense, serial_backward, serial_forward, split_key
 from jaxbp.layers import activation as activation_layer
-from jaxbp.layers._serial import split_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,14 +83,18 @@ class Model:
             )
         return x.astype(self.dtype)
 
-    def forward(self, params, state, x, *, key=None, train=True):
-        """(out, caches, new_state): the forward pass, keeping each layer's cache."""
+    def forward(self, params, state, x, *, key=None, train=False):
+        """(out, caches, new_state): the forward pass, keeping each layer's cache
+        (evaluation mode by default; ``train=True`` for batch statistics and
+        dropout)."""
         x = self.check_input(x)
-        return serial_forward(self.layers, params, state, x, key=key, train=train)
+        return serial_forward(
+            params, state, x, layers=self.layers, key=key, train=train
+        )
 
     def backward(self, params, caches, dout):
         """(grads, dx): the chain rule from dL/dout back through every layer."""
-        return serial_backward(self.layers, params, caches, dout)
+        return serial_backward(params, caches, dout, layers=self.layers)
 
     def apply(self, params, x, *, state=None, key=None, train=False):
         """The model's output for inputs ``x`` (evaluation mode by default)."""
@@ -242,43 +245,23 @@ def cnn(
 
     The default is conv 3x3x32 → batchnorm → relu → conv 3x3x64 → batchnorm →
     relu → max-pool 2 → flatten (4·4·64) → dense 128 → relu → dropout 0.5 →
-    dense 10, the outputs logits for ``cross_entropy`` (≈150k parameters).
-    Trained on the digits' 1,293 training images with AdamW (lr 2e-3 with
-    cosine decay, decoupled weight decay 1.0, batch 32, 40 epochs: the
-    defaults of ``jaxbp train --model cnn``, ~10 s per run on 2 CPU cores) it
-    reaches 98.61/99.17/98.89/98.89/98.61% test accuracy for seeds 0–4
-    (median 98.89%, ``python experiments/accuracy.py --model cnn``); the same
-    recipe with plain Adam (no weight decay) has median 98.33%. The weight
-    decay was chosen by 5-fold cross-validation on the training and
-    validation images, never the test split (9 errors in 1,437 against 14
-    for Adam: ``python experiments/cnn_selection.py``). Being a
-    model with batch norm and dropout, it trains with ``state`` and a PRNG
-    ``key`` threaded through and is evaluated with ``train=False`` and the
-    trained ``state``. ``pool=1`` leaves out the pooling, ``hidden=0`` the
-    hidden dense layer.
+    dense 10, the outputs logits for ``cross_entropy``. ``jaxbp train --model
+    cnn`` trains it on the digits with AdamW and cosine decay; its accuracy,
+    time and how the recipe was chosen (cross-validation on the training and
+    validation images, ``experiments/cnn_selection.py``) are in the README,
+    "Targets". Being a model with batch norm and dropout, it trains with
+    ``state`` and a PRNG ``key`` threaded through and is evaluated with
+    ``train=False`` and the trained ``state``. ``pool=1`` leaves out the
+    pooling, ``hidden=0`` the hidden dense layer.
 
     ``translate=k > 0`` puts ``random_translate(k)`` first: in training mode
     each image is shifted by a random offset of up to ``k`` pixels (zero fill),
-    data augmentation; evaluation is unaffected. It is off by default: on the
-    8x8 digits, standardized pixel by pixel, a shift of even one pixel (1/8
-    of the image) raised the 5-fold cross-validated errors from 14 to 25 of
-    1,437 (``experiments/cnn_selection.py``).
+    data augmentation; evaluation is unaffected. It is off by default (on the
+    standardized 8x8 digits it raised the cross-validated errors: README,
+    "Targets").
     """
-    in_shape = tuple(in_shape)
-    if len(in_shape) != 3:
-        raise ValueError(
-            f"cnn expects a per-example image shape (height, width, channels); "
-            f"got {in_shape}"
-        )
-    if not (isinstance(num_classes, int) and num_classes > 0):
-        raise ValueError(
-            f"cnn num_classes must be a positive integer; got {num_classes!r}"
-        )
-    channels = list(channels)
-    if not channels or not all(isinstance(c, int) and c > 0 for c in channels):
-        raise ValueError(f"cnn channels must be positive integers; got {channels!r}")
-    if not (isinstance(hidden, int) and hidden >= 0):
-        raise ValueError(f"cnn hidden must be an integer >= 0; got {hidden!r}")
+    in_shape, channels = tuple(in_shape), list(channels)
+    _check_cnn_sizes(in_shape, num_classes, channels, hidden)
     activations.get(activation)
     init = initializers.default_for(activation) if init is None else init
     initializers.get(init)
@@ -288,14 +271,7 @@ def cnn(
     if translate:
         layers.append(layers_lib.random_translate(translate))
     for c in channels:
-        layers.append(
-            layers_lib.conv2d(
-                c, kernel_size, padding="SAME", init=init, use_bias=not batchnorm
-            )
-        )
-        if batchnorm:
-            layers.append(layers_lib.batchnorm())
-        layers.append(activation_layer(activation))
+        layers.extend(_conv_block(c, kernel_size, init, batchnorm, activation))
     if pool != 1:
         layers.append(layers_lib.max_pool(pool))
     layers.append(layers_lib.flatten())
@@ -306,3 +282,29 @@ def cnn(
             layers.append(layers_lib.dropout(dropout))
     layers.append(dense(num_classes, init=init))
     return Model(tuple(layers), in_shape, dtype)
+
+
+def _check_cnn_sizes(in_shape, num_classes, channels, hidden) -> None:
+    if len(in_shape) != 3:
+        raise ValueError(
+            f"cnn expects a per-example image shape (height, width, channels); "
+            f"got {in_shape}"
+        )
+    if not (isinstance(num_classes, int) and num_classes > 0):
+        raise ValueError(
+            f"cnn num_classes must be a positive integer; got {num_classes!r}"
+        )
+    if not channels or not all(isinstance(c, int) and c > 0 for c in channels):
+        raise ValueError(f"cnn channels must be positive integers; got {channels!r}")
+    if not (isinstance(hidden, int) and hidden >= 0):
+        raise ValueError(f"cnn hidden must be an integer >= 0; got {hidden!r}")
+
+
+def _conv_block(channels, kernel_size, init, batchnorm, activation) -> list[Layer]:
+    """conv kxk (SAME) → [batchnorm] → activation (no conv bias before batch
+    norm: its β does that job)"""
+    conv = layers_lib.conv2d(
+        channels, kernel_size, padding="SAME", init=init, use_bias=not batchnorm
+    )
+    norm = [layers_lib.batchnorm()] if batchnorm else []
+    return [conv, *norm, activation_layer(activation)]

@@ -19,8 +19,10 @@ from jaxbp.layers import Layer
 
 
 def conv_model(dtype="float64"):
+    """A conv net with batch norm and dropout; no conv bias before batch norm
+    (as jaxbp.model.cnn: its gradient would be 0, rounding only)."""
     return jaxbp.sequential(
-        L.conv2d(3, 3),
+        L.conv2d(3, 3, use_bias=False),
         L.batchnorm(),
         L.activation("tanh"),
         L.max_pool(2),

@@ -3,11 +3,12 @@ and finite differences, under jit and vmap, plus each layer's own semantics."""
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import RTOL, assert_trees_rel_close
+from helpers import RTOL, as_float64, assert_trees_rel_close
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from jax import lax
@@ -218,6 +219,26 @@ def batched_and_per_example(layer, params, state, x, dy, key, *, train, groups):
     return whole, jax.vmap(one)(split(x), split(dy))
 
 
+def assert_manual_equals_vjp(problem, params, state, x, dy, key, *, groups):
+    """``batched_and_per_example``'s manual and jax.vjp results agree, leaf by
+    leaf; in float32 each leaf is judged with its term scale from jax.vjp in
+    float64 (batch norm's dx is a nearly cancelling sum). Returns them."""
+    run = {"train": problem["train"], "groups": groups}
+    layer, dtype = problem["layer"], problem["dtype"]
+    whole, per_example = batched_and_per_example(
+        layer, params, state, x, dy, key, **run
+    )
+    references = (None, None)
+    if dtype != "float64":
+        whole64, per_example64 = batched_and_per_example(
+            layer, *as_float64((params, state, x, dy)), key, **run
+        )
+        references = (whole64[1], per_example64[1])
+    assert_trees_rel_close(*whole, RTOL[dtype], references[0])
+    assert_trees_rel_close(*per_example, RTOL[dtype], references[1])
+    return whole, per_example
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=5)
 @given(data=st.data())
@@ -229,21 +250,12 @@ def test_layer_backward_equals_jax_vjp_under_jit_and_vmap(kind, data):
     key = jax.random.key(problem["seed"])
     # batch norm over a batch of one is degenerate: vmap over groups of two
     groups = 2 if kind == "batchnorm" else 1
-    whole, per_example = batched_and_per_example(
-        problem["layer"],
-        params,
-        state,
-        x,
-        dy,
-        key,
-        train=problem["train"],
-        groups=groups,
+    whole, per_example = assert_manual_equals_vjp(
+        problem, params, state, x, dy, key, groups=groups
     )
     (dparams, dx), _ = whole
-    assert dx.dtype == x.dtype and dx.shape == x.shape
-    assert all(g.dtype == x.dtype for g in jax.tree.leaves(dparams))
-    assert_trees_rel_close(*whole, RTOL[problem["dtype"]])
-    assert_trees_rel_close(*per_example, RTOL[problem["dtype"]])
+    chex.assert_trees_all_equal_dtypes((dparams, dx), (params, x))
+    assert dx.shape == x.shape
     if kind not in RANDOM_OR_BATCH:  # (dropout, translation: drawn per call)
         # dx of the batch is the per-example dx's stacked, dparams their sum
         (dparams_1, dx_1), _ = per_example
@@ -291,18 +303,9 @@ def test_batch_and_random_layers_in_both_modes(kind, config, shape, train):
         out_shape, params, state = init_layer(problem)
         x = random_input(problem)
         dy = normal(problem["seed"] + 2, (x.shape[0], *out_shape), x.dtype)
-        whole, per_example = batched_and_per_example(
-            problem["layer"],
-            params,
-            state,
-            x,
-            dy,
-            jax.random.key(problem["seed"]),
-            train=train,
-            groups=2 if kind == "batchnorm" else 1,
-        )
-        assert_trees_rel_close(*whole, RTOL[dtype])
-        assert_trees_rel_close(*per_example, RTOL[dtype])
+        key = jax.random.key(problem["seed"])
+        groups = 2 if kind == "batchnorm" else 1
+        assert_manual_equals_vjp(problem, params, state, x, dy, key, groups=groups)
     assert_model_equals_finite_differences(problem)  # (float64)
 
 
@@ -331,6 +334,19 @@ def assert_model_equals_finite_differences(problem):
         fd_atol=fd_atol,
     )
     assert report.ok, str(report)
+
+
+@pytest.mark.parametrize("kind, config, shape", BOTH_MODES)
+def test_forward_defaults_to_evaluation_mode(kind, config, shape):
+    problem = {"kind": kind, "layer": make_layer(kind, config), "config": config}
+    problem.update(shape=shape, batch=4, train=False, dtype="float64", seed=3)
+    _, params, state = init_layer(problem)
+    x = random_input(problem)
+    layer = problem["layer"]
+    chex.assert_trees_all_equal(
+        layer.forward(params, state, x),
+        layer.forward(params, state, x, train=False),
+    )
 
 
 def test_every_kind_is_exported():
@@ -571,6 +587,36 @@ def test_conv2d_forward_matches_lax_and_shapes(shape, stride, padding):
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
     assert y.shape[1:] == out_shape
     assert params["w"].shape == (3, 3, shape[2], 4)
+
+
+@functools.partial(jax.jit, static_argnames="geometry")
+def conv2d_backward_both_forms(params, x, dy, *, geometry):
+    return (
+        L.conv2d_backward(params, x, dy, geometry=geometry),
+        L.conv2d_backward_textbook(params, x, dy, geometry=geometry),
+    )
+
+
+@settings(max_examples=10)
+@given(data=st.data())
+def test_conv2d_fast_backward_equals_the_textbook_form(data):
+    """dW as a dilated convolution of transposed operands (the layer's) equals
+    dW as the sum over output positions of patch ⊗ dy, and dx likewise."""
+    problem = data.draw(layer_problems("conv2d"))
+    kernel, stride, padding, _ = problem["config"]
+    geometry = _windows.image_geometry(
+        problem["shape"],
+        _windows.pair(kernel, "kernel_size", "conv2d"),
+        _windows.pair(stride, "stride", "conv2d"),
+        padding,
+        "conv2d",
+    )
+    out_shape, params, _ = init_layer(problem)
+    x = random_input(problem)
+    dy = normal(problem["seed"] + 2, (x.shape[0], *out_shape), x.dtype)
+    fast, textbook = conv2d_backward_both_forms(params, x, dy, geometry=geometry)
+    chex.assert_trees_all_equal_dtypes(fast, textbook, (params, x))
+    assert_trees_rel_close(fast, textbook, RTOL[problem["dtype"]])
 
 
 def test_conv2d_he_initialization_variance():

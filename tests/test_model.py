@@ -3,6 +3,7 @@ training."""
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -45,6 +46,21 @@ def test_mlp_options_structure():
     assert "b" not in dense  # batch norm's beta replaces the dense bias
     h = (x @ dense["w"]) / np.sqrt(1 + 1e-5) * bn["gamma"] + bn["beta"]
     np.testing.assert_allclose(got, x + np.tanh(h), rtol=1e-5, atol=1e-6)
+
+
+def test_forward_defaults_to_evaluation_and_the_gradient_to_training():
+    model = jaxbp.mlp([3, 4, 2], dropout=0.5, batchnorm=True)
+    params, state = model.init_with_state(jax.random.key(0))
+    x, y = jax.random.normal(jax.random.key(1), (6, 3)), jnp.arange(6) % 2
+    out, _, new_state = model.forward(params, state, x)  # no key: evaluation
+    chex.assert_trees_all_equal(new_state, state)  # running averages untouched
+    np.testing.assert_array_equal(out, model.apply(params, x, state=state))
+    with pytest.raises(ValueError, match=r"needs a PRNG key in training mode"):
+        jaxbp.loss_and_grad(model, params, x, y, state=state)
+    trained = jaxbp.forward_backward(
+        model, params, x, y, state=state, key=jax.random.key(2)
+    )
+    assert not np.allclose(trained.state[1]["mean"], state[1]["mean"])
 
 
 def test_mlp_option_errors():

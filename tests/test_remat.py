@@ -1,5 +1,6 @@
 """Gradient checkpointing: same gradients as the plain model, less memory under jit."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,11 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxbp
-from jaxbp.layers import Layer, activation, dense
-from jaxbp.layers._remat import (
-    SegmentCache,
+from jaxbp import layers as L
+from jaxbp.layers import Layer, SegmentCache, activation, checkpointed, dense
+from jaxbp.remat import (
     checkpoint_model,
-    checkpointed,
     checkpointed_mlp,
     default_segment_size,
     group_params,
@@ -74,9 +74,7 @@ def test_checkpointed_gradients_equal_plain_under_jit(p):
     value, want = grads(plain, params, "manual")
     for backprop in ("manual", "autodiff"):
         got_value, got = grads(ckpt, ckpt_params, backprop)
-        assert jax.tree.structure(got) == jax.tree.structure(ckpt_params)
-        for leaf in jax.tree.leaves(got):
-            assert leaf.dtype == jnp.dtype(p["dtype"])
+        chex.assert_trees_all_equal_shapes_and_dtypes(got, ckpt_params)
         np.testing.assert_allclose(got_value, value, rtol=rtol)
         assert_trees_rel_close(ungroup_params(got), want, rtol)
 
@@ -213,6 +211,51 @@ def test_random_segment_manual_equals_autodiff_of_same_model():
     assert_trees_rel_close(manual, auto, RTOL["float32"])
 
 
+# ------------------------------------------------------------- textbook form
+
+
+@settings(max_examples=6)
+@given(
+    train=st.booleans(),
+    activation_name=st.sampled_from(ACTIVATIONS),
+    dtype=st.sampled_from(("float32", "float64")),
+    seed=st.integers(0, 2**16),
+)
+def test_fenced_recomputation_equals_the_textbook_one(
+    train, activation_name, dtype, seed
+):
+    """The layer's backward (the recomputation inside an opaque lax.cond) and
+    the textbook one (forward again, then backward): the same numbers, with
+    the same key and state reused, under jit."""
+    layers = (
+        dense(4),
+        _noise_layer(),
+        _counter_layer(),
+        activation(activation_name),
+        dense(3),
+    )
+    segment = checkpointed(*layers)
+    _, params, state = segment.init(jax.random.key(seed), (3,), jnp.dtype(dtype))
+    x = jax.random.normal(jax.random.key(seed + 1), (5, 3), dtype)
+    dy = jax.random.normal(jax.random.key(seed + 2), (5, 3), dtype)
+    key = jax.random.key(seed + 3)
+
+    @jax.jit
+    def both(params, state, x, dy):
+        _, cache, _ = segment.forward(params, state, x, key=key, train=train)
+        return (
+            L.checkpointed_backward(params, cache, dy, layers=layers),
+            L.checkpointed_backward_textbook(params, cache, dy, layers=layers),
+        )
+
+    fenced, textbook = both(params, state, x, dy)
+    chex.assert_trees_all_equal_dtypes(fenced, textbook)
+    assert_trees_rel_close(fenced, textbook, RTOL[dtype])
+    # and the layer's backward is the fenced one
+    _, cache, _ = segment.forward(params, state, x, key=key, train=train)
+    assert_trees_rel_close(segment.backward(params, cache, dy), textbook, RTOL[dtype])
+
+
 # ------------------------------------------------------------- memory
 
 
@@ -281,7 +324,7 @@ def test_segment_helpers():
     ]
     params = model.init(jax.random.key(0))
     assert [len(p) for p in params] == [4, 4, 1]
-    assert group_params(ungroup_params(params), model) == params
+    chex.assert_trees_all_equal(group_params(ungroup_params(params), model), params)
     with pytest.raises(ValueError, match="segments"):
         group_params(ungroup_params(params)[:-1], model)
 

@@ -1,7 +1,32 @@
 """Layers on the layer protocol: ``init``, ``forward`` (returns a cache) and ``backward``.
 
+A layer is three pure functions (``_protocol`` has the details)::
+
+    init(key, in_shape, dtype)                -> (out_shape, params, state)
+    forward(params, state, x, *, key, train)  -> (y, cache, new_state)
+    backward(params, cache, dy)               -> (dparams, dx)
+
+``train`` defaults to False (evaluation mode) in every ``forward``.
+
 Each layer's backward pass sits next to its forward pass and states its
-derivative in its docstring.
+derivative in its docstring, in the code's notation. The module-level helpers
+follow one argument rule::
+
+    NAME_backward(params, cache, dy, *, configuration)
+
+``params`` first when the layer has parameters, then the ``cache`` its forward
+pass kept when the backward needs one, then ``dy = dL/dy``; anything else (the
+window geometry, the activation function, the inner layers, a shift bound) is
+keyword-only after ``dy``. So ``dense_backward(params, x, dy)``,
+``dropout_backward(mask, dy)``, ``avg_pool_backward(dy, geometry=...)``,
+``serial_backward(params, caches, dy, layers=...)``. The forward helpers
+mirror it: ``NAME_forward(params, x, *, configuration)``.
+
+Where a fast form differs from the textbook one, both are here, tested equal:
+``conv2d_backward`` (two convolutions) beside ``conv2d_backward_textbook``
+(the sum over output positions of input patch ⊗ dy), and
+``checkpointed_backward`` (the recomputation fenced off from XLA's CSE) beside
+``checkpointed_backward_textbook`` (forward again, then backward).
 
 - ``dense``, ``activation``: the MLP's layers.
 - ``batchnorm``, ``layernorm``: normalization (batch norm keeps running
@@ -9,10 +34,14 @@ derivative in its docstring.
 - ``dropout``: inverted dropout with an explicit PRNG key.
 - ``random_translate``: data augmentation, random integer shifts of images in
   training mode (an explicit PRNG key, like dropout).
-- ``residual``: y = x + f(x) around any layers; ``serial``: layers in sequence.
+- ``residual``: y = x + f(x) around any layers; ``serial``: layers in sequence;
+  ``checkpointed``: layers in sequence whose backward recomputes their forward
+  (``jaxbp.remat`` segments whole models).
 - ``conv2d``, ``max_pool``, ``avg_pool``, ``flatten``: NHWC images.
 - ``rnn``: a tanh RNN with backpropagation through time.
 - ``softmax``: softmax over the last axis.
+
+The layers import nothing of jaxbp above them (no model, training or data).
 """
 
 from jaxbp.layers._activation import activation, activation_backward
@@ -23,7 +52,18 @@ from jaxbp.layers._batchnorm import (
     batchnorm_backward,
     batchnorm_forward,
 )
-from jaxbp.layers._conv import conv2d, conv2d_backward, conv2d_forward
+from jaxbp.layers._checkpointed import (
+    SegmentCache,
+    checkpointed,
+    checkpointed_backward,
+    checkpointed_backward_textbook,
+)
+from jaxbp.layers._conv import (
+    conv2d,
+    conv2d_backward,
+    conv2d_backward_textbook,
+    conv2d_forward,
+)
 from jaxbp.layers._dense import dense, dense_backward, dense_forward
 from jaxbp.layers._dropout import dropout, dropout_backward, dropout_mask
 from jaxbp.layers._layernorm import layernorm, layernorm_backward, layernorm_forward
@@ -37,7 +77,6 @@ from jaxbp.layers._pooling import (
     max_pool_forward,
 )
 from jaxbp.layers._protocol import Layer
-from jaxbp.layers._remat import checkpointed
 from jaxbp.layers._residual import residual
 from jaxbp.layers._rnn import rnn, rnn_backward, rnn_forward
 from jaxbp.layers._serial import serial, serial_backward, serial_forward, split_key
@@ -53,6 +92,7 @@ __all__ = [
     "BatchStatsCache",
     "Layer",
     "RunningStatsCache",
+    "SegmentCache",
     "activation",
     "activation_backward",
     "avg_pool",
@@ -62,8 +102,11 @@ __all__ = [
     "batchnorm_backward",
     "batchnorm_forward",
     "checkpointed",
+    "checkpointed_backward",
+    "checkpointed_backward_textbook",
     "conv2d",
     "conv2d_backward",
+    "conv2d_backward_textbook",
     "conv2d_forward",
     "dense",
     "dense_backward",

@@ -6,9 +6,11 @@ from jaxbp import activations
 from jaxbp.layers._protocol import Layer
 
 
-def activation_backward(fn: activations.Activation, z, y, dy):
-    """dz = dy * f'(z)   (elementwise; f'(z) may use the saved output y)"""
-    return dy * fn.derivative(z, y)
+def activation_backward(cache, dy, *, fn: activations.Activation):
+    """dz = dy * f'(z), elementwise, with ``cache = (z, y)``: ``fn.backward``
+    may use the saved output y (sigmoid: dz = dy * y (1 − y))."""
+    z, y = cache
+    return fn.backward(z, y, dy)
 
 
 def activation(name: str) -> Layer:
@@ -23,7 +25,6 @@ def activation(name: str) -> Layer:
         return y, (z, y), state
 
     def backward(params, cache, dy):
-        z, y = cache
-        return (), activation_backward(fn, z, y, dy)
+        return (), activation_backward(cache, dy, fn=fn)
 
     return Layer(name, init_fn, forward, backward)

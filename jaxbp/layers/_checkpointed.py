@@ -17,41 +17,37 @@ smallest at ``s ≈ √L``: ``O(√L)`` instead of ``O(L)``. The price is one ex
 forward pass through every checkpointed segment: with a gradient costing about
 three forward passes (forward, then ``dW`` and ``dx`` in the backward), that is
 roughly 4/3 of the time of the plain gradient (Chen et al. 2016, "Training deep
-nets with sublinear memory cost"; Griewank & Walther's checkpointing in reverse-mode AD).
-The last segment need not be checkpointed: its caches are used as soon as the
-forward pass ends, so recomputing them saves nothing (``checkpoint_last``).
+nets with sublinear memory cost"; Griewank & Walther's checkpointing in
+reverse-mode AD). ``jaxbp.remat`` groups a whole model into such segments.
 
-Under ``jit`` the saving has to survive XLA:
+Two forms of the backward pass, the same numbers:
 
-- XLA eliminates common subexpressions (CSE): the recomputed forward is the
-  same computation as the original one, so XLA merges the two, keeps the
-  original caches alive and the saving is gone. ``jax.checkpoint`` guards
-  against that with ``lax.optimization_barrier``, but XLA:CPU removes
-  barriers (its ``cse_barrier_expander`` pass) *before* a later CSE pass: on
-  CPU ``jax.checkpoint`` saves no memory at all (measured in
-  ``jaxbp.bench``'s checkpoint section). Here the backward pass puts the
-  recomputation inside a ``lax.cond`` branch whose predicate XLA cannot
-  evaluate (``_opaque_true``): CSE works within one computation, so it cannot
-  merge the branch with the forward pass; and the branch reads ``dy``, so it
-  runs only after the later segments' backward passes (which free their
-  caches).
-- For ``backprop="autodiff"`` the forward pass is wrapped in ``jax.checkpoint``,
-  so ``jax.grad`` saves the same segment inputs and recomputes them where the
-  backend keeps the barrier (GPU, TPU; on CPU see above). ``jax.checkpoint``
-  is not differentiation: without ``jax.grad`` around it it is an ordinary
-  call, and the manual path runs no JAX differentiation.
+- ``checkpointed_backward_textbook``: the recomputation as written above,
+  forward again, then backward.
+- ``checkpointed_backward`` (used by the layer): the same inside a
+  ``lax.cond`` branch, so that the saving survives XLA. XLA eliminates common
+  subexpressions (CSE): the recomputed forward is the same computation as the
+  original one, so XLA merges the two, keeps the original caches alive and
+  the saving is gone. ``jax.checkpoint`` guards against that with
+  ``lax.optimization_barrier``, but XLA:CPU removes barriers (its
+  ``cse_barrier_expander`` pass) *before* a later CSE pass, so on CPU
+  ``jax.checkpoint`` saves no memory at all (``benchmarks/``' checkpoint
+  section measures it). A branch whose predicate XLA cannot evaluate
+  (``_opaque_true``) is a computation of its own, which CSE (working within
+  one computation) cannot merge with the forward pass; and the branch reads
+  ``dy``, so it runs only after the later segments' backward passes (which
+  free their caches).
 
-``checkpointed_mlp(sizes, activation, segment_size)`` builds ``jaxbp.mlp``'s
-layers grouped into such segments; ``checkpoint_model(model, segment_size)``
-does the same for any sequential model. Their parameters are the plain model's
-grouped by segment (``group_params`` / ``ungroup_params`` convert).
+For ``backprop="autodiff"`` the forward pass is wrapped in ``jax.checkpoint``,
+so ``jax.grad`` saves the same segment inputs and recomputes them where the
+backend keeps the barrier (GPU, TPU; on CPU see above). ``jax.checkpoint`` is
+not differentiation: without ``jax.grad`` around it it is an ordinary call,
+and the manual path runs no JAX differentiation.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -74,28 +70,53 @@ class SegmentCache:
     train: bool = dataclasses.field(metadata={"static": True}, default=False)
 
 
+def checkpointed_backward_textbook(params, cache: SegmentCache, dy, *, layers):
+    """The recomputation as the textbook writes it::
+
+        caches = forward(x)              (same state, key and mode as before)
+        (dparams, dx) = backward(caches, dy)
+
+    Under ``jit`` XLA may merge this forward with the original one (see the
+    module docstring), and then nothing is saved: ``checkpointed_backward``
+    fences it off. Kept as the reference the fenced form is tested against.
+    """
+    _, caches, _ = serial_forward(
+        params, cache.state, cache.x, layers=layers, key=cache.key, train=cache.train
+    )
+    return serial_backward(params, caches, dy, layers=layers)
+
+
+def checkpointed_backward(params, cache: SegmentCache, dy, *, layers):
+    """``checkpointed_backward_textbook`` inside a ``lax.cond`` that is always
+    taken, so that XLA cannot merge the recomputation with the forward pass
+    (see ``_opaque_true``): the same numbers, and the memory saving kept."""
+
+    def recompute_then_backward(operands):
+        return checkpointed_backward_textbook(*operands, layers=layers)
+
+    def never_taken(operands):
+        params, cache, _ = operands
+        return jax.tree.map(jnp.zeros_like, params), jnp.zeros_like(cache.x)
+
+    operands = (params, cache, dy)
+    return lax.cond(_opaque_true(), recompute_then_backward, never_taken, operands)
+
+
 def checkpointed(*layers: Layer, name: str = "checkpointed") -> Layer:
     """A segment of layers whose backward pass recomputes the segment's forward.
 
     Params and state are tuples with one entry per inner layer (as for
     ``serial``). The cache is only the segment input (plus state and key); the
-    backward pass reruns ``serial_forward`` to rebuild the inner caches, then
-    ``serial_backward``. Same gradients as the plain layers, less memory, one
-    more forward pass of the segment (see the module docstring).
+    backward pass reruns the segment's forward to rebuild the inner caches,
+    then its backward (``checkpointed_backward``). Same gradients as the plain
+    layers, less memory, one more forward pass of the segment.
     """
-    if not layers:
-        raise ValueError("checkpointed needs at least one layer; got none")
-    for layer in layers:
-        if not isinstance(layer, Layer):
-            raise TypeError(
-                f"checkpointed expects jaxbp Layers; got {type(layer).__name__}"
-            )
-    segment = serial(*layers, name=name)
+    segment = serial(*layers, name=name)  # (checks the layers)
 
     def forward(params, state, x, *, key=None, train=False):
         def run(params, state, x, key):
             y, _, new_state = serial_forward(
-                layers, params, state, x, key=key, train=train
+                params, state, x, layers=layers, key=key, train=train
             )
             return y, new_state
 
@@ -105,25 +126,7 @@ def checkpointed(*layers: Layer, name: str = "checkpointed") -> Layer:
         return y, SegmentCache(x, state, key, train), new_state
 
     def backward(params, cache: SegmentCache, dy):
-        """caches = forward(x) again;  (dparams, dx) = backward(caches, dy)
-
-        Inside a ``lax.cond`` that is always taken, so that XLA cannot merge
-        the recomputation with the forward pass (see ``_opaque_true``).
-        """
-
-        def recompute_then_backward(operands):
-            params, x, state, key, dy = operands
-            _, caches, _ = serial_forward(
-                layers, params, state, x, key=key, train=cache.train
-            )
-            return serial_backward(layers, params, caches, dy)
-
-        def never_taken(operands):
-            params, x = operands[:2]
-            return jax.tree.map(jnp.zeros_like, params), jnp.zeros_like(x)
-
-        operands = (params, cache.x, cache.state, cache.key, dy)
-        return lax.cond(_opaque_true(), recompute_then_backward, never_taken, operands)
+        return checkpointed_backward(params, cache, dy, layers=layers)
 
     return Layer(name, segment.init, forward, backward)
 
@@ -143,125 +146,3 @@ def _opaque_true():
     """
     zero, one = jnp.zeros((), jnp.float32), jnp.ones((), jnp.float32)
     return lax.rng_uniform(zero, one, ()) < 2
-
-
-# ------------------------------------------------------------------ segmenting
-
-
-def default_segment_size(n: int) -> int:
-    """round(√n), at least 1: the segment size that balances ``n/s + s``."""
-    return max(1, round(math.sqrt(n)))
-
-
-def segment_lengths(n: int, segment_size: int) -> tuple[int, ...]:
-    """Lengths of consecutive segments of ``segment_size`` covering ``n`` items."""
-    if not (isinstance(segment_size, int) and segment_size > 0):
-        raise ValueError(
-            f"segment_size must be a positive integer; got {segment_size!r}"
-        )
-    full, rest = divmod(n, segment_size)
-    return (segment_size,) * full + ((rest,) if rest else ())
-
-
-def segment_layers(
-    layers: Sequence[Layer],
-    lengths: Sequence[int],
-    *,
-    checkpoint_last: bool = False,
-) -> tuple[Layer, ...]:
-    """Group ``layers`` into consecutive segments of ``lengths``, each one a
-    ``checkpointed`` layer (the last a plain ``serial`` one unless
-    ``checkpoint_last``: recomputing it would save no memory)."""
-    layers = tuple(layers)
-    if sum(lengths) != len(layers) or any(n <= 0 for n in lengths):
-        raise ValueError(
-            f"segment lengths {tuple(lengths)} do not split {len(layers)} layers"
-        )
-    segments, start = [], 0
-    for i, n in enumerate(lengths):
-        group = layers[start : start + n]
-        start += n
-        last = i == len(lengths) - 1
-        if last and not checkpoint_last:
-            segments.append(serial(*group, name="segment"))
-        else:
-            segments.append(checkpointed(*group))
-    return tuple(segments)
-
-
-def checkpoint_model(model, segment_size: int | None = None, *, checkpoint_last=False):
-    """``model`` (a ``jaxbp.Model``) with its layers grouped into segments of
-    ``segment_size`` layers (default ≈ √(number of layers)), each checkpointed."""
-    from jaxbp.model import Model
-
-    n = len(model.layers)
-    size = default_segment_size(n) if segment_size is None else segment_size
-    segments = segment_layers(
-        model.layers, segment_lengths(n, size), checkpoint_last=checkpoint_last
-    )
-    return Model(segments, model.in_shape, model.dtype)
-
-
-def checkpointed_mlp(
-    sizes: Sequence[int],
-    activation: str = "relu",
-    segment_size: int | None = None,
-    init=None,
-    *,
-    dtype=jnp.float32,
-    checkpoint_last: bool = False,
-):
-    """``jaxbp.mlp(sizes, activation, init)`` with its layers in checkpointed segments.
-
-    ``segment_size`` counts dense layers (each with the activation after it);
-    the default is ≈ √(number of dense layers), the O(√L)-memory choice.
-    ``ungroup_params`` turns the parameters into ``jaxbp.mlp``'s and
-    ``group_params`` back.
-    """
-    from jaxbp.model import mlp
-
-    plain = mlp(sizes, activation, init, dtype=dtype)
-    n_dense = len(sizes) - 1
-    size = default_segment_size(n_dense) if segment_size is None else segment_size
-    blocks = segment_lengths(n_dense, size)
-    # a block of k dense layers holds 2k layers (dense + activation), but the
-    # last dense layer has no activation after it
-    lengths = [2 * k for k in blocks]
-    lengths[-1] -= 1
-    segments = segment_layers(plain.layers, lengths, checkpoint_last=checkpoint_last)
-    return type(plain)(segments, plain.in_shape, plain.dtype)
-
-
-def group_params(flat, model) -> tuple:
-    """A plain model's per-layer tuple (params, state or grads) grouped into the
-    segments of the segmented ``model`` (e.g. from ``checkpointed_mlp``)."""
-    lengths = [len(p) for p in jax.eval_shape(model.init, jax.random.key(0))]
-    flat = tuple(flat)
-    if sum(lengths) != len(flat):
-        raise ValueError(
-            f"segmented model has {sum(lengths)} layers in segments {lengths}; "
-            f"got a tuple of {len(flat)}"
-        )
-    out, start = [], 0
-    for n in lengths:
-        out.append(flat[start : start + n])
-        start += n
-    return tuple(out)
-
-
-def ungroup_params(nested) -> tuple:
-    """Per-segment tuples flattened back into one entry per layer."""
-    return tuple(p for segment in nested for p in segment)
-
-
-__all__ = [
-    "SegmentCache",
-    "checkpoint_model",
-    "checkpointed",
-    "checkpointed_mlp",
-    "default_segment_size",
-    "group_params",
-    "segment_layers",
-    "segment_lengths",
-    "ungroup_params",
-]

@@ -20,7 +20,7 @@ from jaxbp.layers._protocol import Layer
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
-def conv2d_forward(params, x, geometry):
+def conv2d_forward(params, x, *, geometry):
     """y = x_p ⋆ W + bias   (x: (B, H, W, C), W: (kh, kw, C, F), y: (B, Ho, Wo, F);
     no bias: y = x_p ⋆ W)"""
     (a, b) = geometry
@@ -34,13 +34,17 @@ def conv2d_forward(params, x, geometry):
     return y + params["b"] if "b" in params else y
 
 
-def conv2d_backward(params, x, dy, geometry):
+def conv2d_backward(params, x, dy, *, geometry):
     """The chain rule through y[b,o,f] = Σ_a Σ_c x_p[b, o s + a, c] W[a,c,f] + bias[f]
     (one spatial axis written; the other is alike), given dy = dL/dy::
 
         dbias[f]   = Σ_{b,o} dy[b, o, f]
         dW[a, c, f] = Σ_{b,o} x_p[b, o s + a, c] dy[b, o, f]
         dx_p[b, i, c] = Σ_{o,a : o s + a = i} Σ_f dy[b, o, f] W[a, c, f]
+
+    The fast form, used by the layer: both sums computed as convolutions, so
+    XLA runs them with its convolution kernels and never materializes the
+    windows (``conv2d_backward_textbook`` is the same maths written over them).
 
     dW is itself a convolution: of x_p with dy as the kernel, the kernel's taps
     ``s`` apart (rhs_dilation = s), summing over the batch (the batch axis
@@ -58,7 +62,7 @@ def conv2d_backward(params, x, dy, geometry):
     w = params["w"]
     # written with explicit transposes to the canonical layouts: the same
     # convolution given as dimension_numbers ("CHWN", "IHWO", "HWNC") runs
-    # ~100x slower inside lax.scan on XLA:CPU (jax 0.10)
+    # much slower inside lax.scan on XLA:CPU
     dw = lax.conv_general_dilated(
         jnp.transpose(x, (3, 1, 2, 0)),  # (C, H, W, B): x's channels as the batch
         jnp.transpose(dy, (1, 2, 0, 3)),  # (Ho, Wo, B, F): dy as the kernel
@@ -80,10 +84,38 @@ def conv2d_backward(params, x, dy, geometry):
         lhs_dilation=(a.stride, b.stride),
         dimension_numbers=_NHWC,
     )
-    grads = {"w": dw}
+    return _with_bias_grad(params, {"w": dw}, dy), dx
+
+
+def conv2d_backward_textbook(params, x, dy, *, geometry):
+    """The same gradients as ``conv2d_backward``, written over the windows
+    (im2col): with ``patches[b, o1, o2, n, c] = x_p[b, o1 s1 + i, o2 s2 + j, c]``
+    for the window offsets n = i·kw + j (see ``_windows.patches``)::
+
+        dW[i, j, c, f] = Σ_{b,o1,o2} patches[b, o1, o2, n, c] dy[b, o1, o2, f]
+        dpatches[b, o1, o2, n, c] = Σ_f dy[b, o1, o2, f] W[i, j, c, f]
+        dx = dpatches added back where each entry came from, padding cropped
+        dbias[f] = Σ_{b,o1,o2} dy[b, o1, o2, f]
+
+    dW is the sum over output positions of input patch ⊗ dy, the form in
+    textbooks; easy to check by eye, but it materializes kh·kw shifted copies
+    of the input, which the fast ``conv2d_backward`` never does. Kept as the
+    reference the fast form is tested against.
+    """
+    w = params["w"]
+    kh, kw, c, f = w.shape
+    windows = _windows.patches(_windows.pad_spatial(x, geometry, 0), geometry)
+    dw = jnp.einsum("bhwnc,bhwf->ncf", windows, dy).reshape(w.shape)
+    dwindows = jnp.einsum("bhwf,ncf->bhwnc", dy, w.reshape(kh * kw, c, f))
+    dx = _windows.crop_spatial(_windows.unpatches(dwindows, geometry), geometry)
+    return _with_bias_grad(params, {"w": dw}, dy), dx
+
+
+def _with_bias_grad(params, grads, dy):
+    """``grads`` plus dbias = Σ dy over batch and positions when there is a bias."""
     if "b" in params:
         grads["b"] = jnp.sum(dy, axis=(0, 1, 2))
-    return grads, dx
+    return grads
 
 
 def conv2d(
@@ -124,10 +156,10 @@ def conv2d(
         return (a.out, b.out, features), params, ()
 
     def forward(params, state, x, *, key=None, train=False):
-        geometry = geometry_of(x.shape[1:])
-        return conv2d_forward(params, x, geometry), x, state
+        y = conv2d_forward(params, x, geometry=geometry_of(x.shape[1:]))
+        return y, x, state
 
     def backward(params, x, dy):
-        return conv2d_backward(params, x, dy, geometry_of(x.shape[1:]))
+        return conv2d_backward(params, x, dy, geometry=geometry_of(x.shape[1:]))
 
     return Layer(name, init_fn, forward, backward)

@@ -28,7 +28,7 @@ from jaxbp.layers import _windows
 from jaxbp.layers._protocol import Layer
 
 
-def max_pool_forward(x, geometry):
+def max_pool_forward(x, *, geometry):
     """y = max over each window of x_p (x_p padded with −inf), taken at the
     window's first arg-max in row-major order; returns (y, arg-max (B, Ho, Wo, C))."""
     padded = _windows.pad_spatial(x, geometry, -jnp.inf)
@@ -38,7 +38,7 @@ def max_pool_forward(x, geometry):
     return y, index
 
 
-def max_pool_backward(index, dy, geometry):
+def max_pool_backward(index, dy, *, geometry):
     """y = x_p[first arg-max of the window], so all of dy goes to that entry::
 
     dpatches[b, o1, o2, n, c] = dy[b, o1, o2, c] · [n == argmax(b, o1, o2, c)]
@@ -60,14 +60,14 @@ def window_counts(geometry):
     return jnp.asarray([[r * c for c in cols] for r in rows])[:, :, None]
 
 
-def avg_pool_forward(x, geometry):
+def avg_pool_forward(x, *, geometry):
     """y[o] = (1/n_o) Σ_{a in window o} x_p[o s + a], n_o the number of real
     entries in window o (padding is not counted)."""
     windows = _windows.patches(_windows.pad_spatial(x, geometry, 0), geometry)
     return jnp.sum(windows, axis=3) / window_counts(geometry).astype(x.dtype)
 
 
-def avg_pool_backward(dy, geometry):
+def avg_pool_backward(dy, *, geometry):
     """y[o] = (1/n_o) Σ_{a in window o} x_p[o s + a], so each entry of window o
     receives dy[o] / n_o::
 
@@ -82,8 +82,8 @@ def avg_pool_backward(dy, geometry):
 
 
 def _pool(forward_fn, backward_fn, window, stride, padding, name) -> Layer:
-    """A pooling layer from ``forward_fn(x, geometry) -> (y, saved)`` and
-    ``backward_fn(saved, dy, geometry) -> dx``. The cache keeps ``saved`` and a
+    """A pooling layer from ``forward_fn(x, *, geometry) -> (y, saved)`` and
+    ``backward_fn(saved, dy, *, geometry) -> dx``. The cache keeps ``saved`` and a
     zero-size token of the input's shape, from which the geometry is rebuilt."""
     window = _windows.pair(window, "window", name)
     strides = window if stride is None else _windows.pair(stride, "stride", name)
@@ -97,12 +97,12 @@ def _pool(forward_fn, backward_fn, window, stride, padding, name) -> Layer:
         return (a.out, b.out, in_shape[2]), (), ()
 
     def forward(params, state, x, *, key=None, train=False):
-        y, saved = forward_fn(x, geometry_of(x.shape[1:]))
+        y, saved = forward_fn(x, geometry=geometry_of(x.shape[1:]))
         return y, (saved, _windows.shape_token(x)), state
 
     def backward(params, cache, dy):
         saved, token = cache
-        return (), backward_fn(saved, dy, geometry_of(token.shape[1:]))
+        return (), backward_fn(saved, dy, geometry=geometry_of(token.shape[1:]))
 
     return Layer(name, init_fn, forward, backward)
 
@@ -121,11 +121,11 @@ def avg_pool(window=2, stride=None, padding: str = "VALID", *, name="avg_pool"):
     """Average pooling over ``window`` with ``stride`` (default: the window) on
     (H, W, C) inputs; with SAME padding a window averages its real entries only."""
 
-    def forward_fn(x, geometry):
-        return avg_pool_forward(x, geometry), ()
+    def forward_fn(x, *, geometry):
+        return avg_pool_forward(x, geometry=geometry), ()
 
-    def backward_fn(saved, dy, geometry):
-        return avg_pool_backward(dy, geometry)
+    def backward_fn(saved, dy, *, geometry):
+        return avg_pool_backward(dy, geometry=geometry)
 
     return _pool(forward_fn, backward_fn, window, stride, padding, name)
 

@@ -13,7 +13,8 @@
 - ``state`` holds what a layer updates in the forward pass but does not learn by
   gradient (batch norm's running averages); ``()`` when there is none.
 - ``key`` is a PRNG key for random layers (dropout) or ``None``; ``train``
-  switches training behaviour (dropout on, batch statistics) from evaluation.
+  switches training behaviour (dropout on, batch statistics) from evaluation
+  (the default, ``train=False``).
 - ``cache`` holds what the backward pass needs (inputs, pre-activations, masks).
 - ``backward`` takes ``dy = dL/dy`` and returns ``dL/dparams`` and ``dx = dL/dx``:
   one step of the chain rule.

@@ -34,8 +34,9 @@ def rnn_forward(params, x):
     return hs
 
 
-def rnn_backward(params, x, hs, dhs):
-    """Backpropagation through time, given dhs[t] = ∂L/∂h_t from the output
+def rnn_backward(params, cache, dhs):
+    """Backpropagation through time, given the forward pass's ``cache = (x, hs)``
+    (inputs (B, T, F), states (T, B, H)) and dhs[t] = ∂L/∂h_t from the output
     (only dh_T ≠ 0 when just h_T is returned).
 
     h_t enters the loss directly and through h_{t+1}, so, running t = T … 1
@@ -50,6 +51,7 @@ def rnn_backward(params, x, hs, dhs):
         dW_x = Σ_t x_tᵀ dz_t     dW_h = Σ_t h_{t−1}ᵀ dz_t     db = Σ_t Σ_batch dz_t
         dx_t = dz_t W_xᵀ
     """
+    x, hs = cache
     w_h = params["w_h"]
 
     def step(g, inputs):
@@ -106,11 +108,11 @@ def rnn(
         return y, (x, hs), state
 
     def backward(params, cache, dy):
-        x, hs = cache
+        _, hs = cache
         if return_sequences:
             dhs = jnp.swapaxes(dy, 0, 1)
         else:
             dhs = jnp.zeros_like(hs).at[-1].set(dy)
-        return rnn_backward(params, x, hs, dhs)
+        return rnn_backward(params, cache, dhs)
 
     return Layer(name, init_fn, forward, backward)

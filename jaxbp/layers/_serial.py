@@ -14,8 +14,9 @@ def split_key(key, n: int):
     return tuple(jax.random.split(key, n))
 
 
-def serial_forward(layers, params, state, x, *, key=None, train=False):
-    """Forward through each layer in order, keeping every layer's cache."""
+def serial_forward(params, state, x, *, layers, key=None, train=False):
+    """Forward through each layer in order, keeping every layer's cache:
+    (y, caches, new_state), the last two tuples with one entry per layer."""
     caches, new_state = [], []
     for layer, p, s, k in zip(layers, params, state, split_key(key, len(layers))):
         x, cache, s = layer.forward(p, s, x, key=k, train=train)
@@ -24,7 +25,7 @@ def serial_forward(layers, params, state, x, *, key=None, train=False):
     return x, tuple(caches), tuple(new_state)
 
 
-def serial_backward(layers, params, caches, dy):
+def serial_backward(params, caches, dy, *, layers):
     """The chain rule, output to input: each layer maps dL/d(its output) to
     dL/d(its parameters) and dL/d(its input), which is the previous layer's dy."""
     grads = [None] * len(layers)
@@ -33,13 +34,18 @@ def serial_backward(layers, params, caches, dy):
     return tuple(grads), dy
 
 
-def serial(*layers: Layer, name: str = "serial") -> Layer:
-    """Compose layers in sequence; params and state are tuples, one entry a layer."""
+def check_layers(layers, name: str) -> None:
+    """Raise unless ``layers`` is a non-empty sequence of jaxbp Layers."""
     if not layers:
-        raise ValueError("serial needs at least one layer; got none")
+        raise ValueError(f"{name} needs at least one layer; got none")
     for layer in layers:
         if not isinstance(layer, Layer):
-            raise TypeError(f"serial expects jaxbp Layers; got {type(layer).__name__}")
+            raise TypeError(f"{name} expects jaxbp Layers; got {type(layer).__name__}")
+
+
+def serial(*layers: Layer, name: str = "serial") -> Layer:
+    """Compose layers in sequence; params and state are tuples, one entry a layer."""
+    check_layers(layers, name)
 
     def init_fn(key, in_shape, dtype=None):
         params, state, shape = [], [], tuple(in_shape)
@@ -50,9 +56,9 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
         return shape, tuple(params), tuple(state)
 
     def forward(params, state, x, *, key=None, train=False):
-        return serial_forward(layers, params, state, x, key=key, train=train)
+        return serial_forward(params, state, x, layers=layers, key=key, train=train)
 
     def backward(params, caches, dy):
-        return serial_backward(layers, params, caches, dy)
+        return serial_backward(params, caches, dy, layers=layers)
 
     return Layer(name, init_fn, forward, backward)

@@ -29,7 +29,7 @@ def translation_offsets(key, max_shift: int, batch: int):
     return jax.random.randint(key, (batch, 2), -max_shift, max_shift + 1, jnp.int32)
 
 
-def translate(x, offsets, max_shift: int):
+def translate(x, offsets, *, max_shift: int):
     """y[b, i, j] = x[b, i − s_b, j − t_b] with zero fill, for (B, H, W, C) ``x``
     and offsets (s_b, t_b) in [−max_shift, max_shift]."""
     k = max_shift
@@ -43,12 +43,12 @@ def translate(x, offsets, max_shift: int):
     return jax.vmap(one)(padded, offsets)
 
 
-def translate_backward(offsets, dy, max_shift: int):
+def translate_backward(offsets, dy, *, max_shift: int):
     """y = x shifted by (s, t), so dx[b, i, j] = dy[b, i + s_b, j + t_b] (0 when
     outside): dx = translate(dy, −offsets), the inverse shift, and the pixels
     of x shifted out of the image get zero gradient. The identity when no
     offsets were drawn (evaluation mode, max_shift 0)."""
-    return dy if offsets is None else translate(dy, -offsets, max_shift)
+    return dy if offsets is None else translate(dy, -offsets, max_shift=max_shift)
 
 
 def random_translate(max_shift: int, *, name: str = "random_translate") -> Layer:
@@ -79,9 +79,9 @@ def random_translate(max_shift: int, *, name: str = "random_translate") -> Layer
                 "mode (pass key=jax.random.key(...), or train=False to evaluate)"
             )
         offsets = translation_offsets(key, max_shift, x.shape[0])
-        return translate(x, offsets, max_shift), offsets, state
+        return translate(x, offsets, max_shift=max_shift), offsets, state
 
     def backward(params, offsets, dy):
-        return (), translate_backward(offsets, dy, max_shift)
+        return (), translate_backward(offsets, dy, max_shift=max_shift)
 
     return Layer(name, init_fn, forward, backward)
