@@ -1,29 +1,40 @@
 """Gradient checking: the hand-written backward pass against autodiff and finite differences.
 
 For every parameter leaf, ``check_grads`` compares the manual gradient ``a``
-with a reference ``b`` by
+with ``jax.grad``'s ``b`` of the same forward pass::
 
     max_abs = max |a − b|        rel = max |a − b| / max(max |a|, max |b|)
 
-(``rel = 0`` when both are zero). A leaf also passes when its ``max_abs`` is
-within the tolerance times the largest gradient entry of the whole model: a
-bias gradient that is a sum of terms nearly cancelling (``Σ_batch dz`` close to
-0) carries the rounding of its terms, so its own relative error can be large in
-float32 although both passes are right to the precision of the dtype.
-References:
+(``rel = 0`` when both are zero). A leaf passes when ``max_abs`` is within the
+tolerance (1e-10 in float64, 1e-5 in float32) times the *leaf's own scale*::
 
-- ``jax.grad`` of the same forward pass, in the parameters' dtype
-  (tolerance 1e-10 in float64, 1e-5 in float32);
-- when asked, centred finite differences in float64, one coordinate at a time
-  with the fourth-order stencil
-  ``(−f(θ+2h) + 8 f(θ+h) − 8 f(θ−h) + f(θ−2h)) / 12h`` with h = 1e-6: its
-  truncation error is O(h⁴), negligible, so what is left is rounding,
-  about 1.5 ε|f|/h ≈ 3e-10 |f|, and the small step keeps a ReLU unit from
-  crossing its kink during the check in all but rare cases;
-  tolerance 1e-6 relative; a leaf whose gradient is zero or tiny passes when
-  the differences are within that rounding (``max_abs <= 1e-9 · max(1, |L|)``),
-  since no relative error can be small there. All coordinates are evaluated in one compiled,
-  batched ``lax.map``.
+    scale = max(max |a|, max |b|, T)        T = max |b₃₂ − b₆₄| / ε₃₂
+
+``T`` is the leaf's term scale: how far ``jax.grad``'s float32 gradient of the
+leaf is from its float64 one, in units of float32's ε, i.e. the magnitude of
+the terms whose rounding that is. It matters only for a sum that nearly
+cancels: a bias gradient ``Σ_batch dz`` of terms much larger than itself (or
+one that is exactly 0, as before batch norm) carries the rounding of its
+terms, so its own relative error can be large although both passes are right
+to the precision of the dtype; its ``T`` is its terms' size. ``T`` is measured
+on autodiff, never on the code under test, and on the leaf itself, never on
+the rest of the model: a wrong rule in a leaf 1e5 times smaller than the
+largest gradient still fails.
+
+A model that is not float64 is checked twice: in its own dtype (``rel``), and
+cast to float64, manual against autodiff at 1e-10 (``float64_rel``), where a
+wrong rule cannot hide behind float32 rounding.
+
+When asked, the manual float64 gradient is also compared with centred finite
+differences, one coordinate at a time with the fourth-order stencil
+``(−f(θ+2h) + 8 f(θ+h) − 8 f(θ−h) + f(θ−2h)) / 12h`` with h = 1e-6: its
+truncation error is O(h⁴), negligible, so what is left is rounding, about
+1.5 ε|f|/h ≈ 3e-10 |f|, and the small step keeps a ReLU unit from crossing its
+kink during the check in all but rare cases; tolerance 1e-6 relative; a leaf
+whose gradient is zero or tiny passes when the differences are within that
+rounding (``max_abs <= 1e-9 · max(1, |L|)``), since no relative error can be
+small there. All coordinates are evaluated in one compiled, batched
+``lax.map``.
 
 Finite differences are only meaningful where the loss is smooth: a ReLU unit
 or hinge margin within ~h of its kink makes them disagree, correctly.
@@ -34,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -47,11 +59,12 @@ AUTODIFF_RTOL = {"float64": 1e-10, "float32": 1e-5, "bfloat16": 1e-2, "float16":
 FD_RTOL = 1e-6
 FD_ATOL = 1e-9  # per unit of max(1, |loss|): the stencil's rounding is ∝ |loss|
 FD_EPS = 1e-6
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 
 @dataclasses.dataclass(frozen=True)
 class LeafCheck:
-    """One parameter leaf's comparison."""
+    """One parameter leaf's comparison (see the module docstring)."""
 
     path: str
     shape: tuple[int, ...]
@@ -60,7 +73,10 @@ class LeafCheck:
     fd_max_abs: float | None
     fd_rel: float | None
     ok: bool
-    relative_ok: bool = True  # False: passed only on the absolute allowance
+    relative_ok: bool = True  # False: passed only thanks to the term scale
+    float64_max_abs: float | None = None  # None: the model is float64 already
+    float64_rel: float | None = None
+    term_scale: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,11 +103,12 @@ class GradCheckReport:
         return max(values) if values else None
 
     def __str__(self) -> str:
+        float64 = self.dtype != "float64"
         header = ["parameter", "shape", "max|manual-autodiff|", "rel err"]
+        header += ["rel err (float64)"] if float64 else []
         if self.fd_rtol is not None:
             header += ["max|manual-fd|", "rel err (fd)"]
-        header.append("ok")
-        rows = [header]
+        rows = [[*header, "ok"]]
         for leaf in self.leaves:
             row = [
                 leaf.path,
@@ -99,26 +116,34 @@ class GradCheckReport:
                 f"{leaf.autodiff_max_abs:.2e}",
                 f"{leaf.autodiff_rel:.2e}",
             ]
+            row += [f"{leaf.float64_rel:.2e}"] if float64 else []
             if self.fd_rtol is not None:
                 row += [f"{leaf.fd_max_abs:.2e}", f"{leaf.fd_rel:.2e}"]
             row.append(("ok" if leaf.relative_ok else "ok*") if leaf.ok else "FAIL")
             rows.append(row)
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        lines = [
-            "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join([*_table_lines(rows), self._summary()])
+
+    def _summary(self) -> str:
         tolerance = f"autodiff rtol {self.autodiff_rtol:g} ({self.dtype})"
+        if self.dtype != "float64":
+            tolerance += f" and {AUTODIFF_RTOL['float64']:g} (float64)"
         if self.fd_rtol is not None:
             tolerance += f", finite differences rtol {self.fd_rtol:g} (float64)"
         verdict = "all gradients agree" if self.ok else "GRADIENT MISMATCH"
         if self.ok and not all(leaf.relative_ok for leaf in self.leaves):
             verdict += (
-                " (ok*: relative error above tolerance, difference within rounding "
-                "of the largest gradient / of finite differences)"
+                " (ok*: relative error above tolerance, difference within the "
+                "rounding of the leaf's terms / of finite differences)"
             )
-        lines.append(f"loss {self.loss_value:.6g}; {tolerance}: {verdict}")
-        return "\n".join(lines)
+        return f"loss {self.loss_value:.6g}; {tolerance}: {verdict}"
+
+
+def _table_lines(rows) -> list[str]:
+    """Left-aligned columns with a rule under the header row."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
 
 
 def max_abs_and_relative_error(a, b) -> tuple[float, float]:
@@ -133,12 +158,20 @@ def max_abs_and_relative_error(a, b) -> tuple[float, float]:
     return max_abs, (max_abs / scale if scale > 0 else 0.0)
 
 
-def gradient_scale(grads) -> float:
-    """The largest |entry| over every leaf of a gradient tree (0 for no leaves)."""
-    return max(
-        (float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grads) if g.size),
-        default=0.0,
-    )
+def term_scale(autodiff32, autodiff64) -> float:
+    """T = max |b₃₂ − b₆₄| / ε₃₂: the size of the terms summed into a leaf, as
+    the float32 rounding of ``jax.grad``'s gradient of it shows (a nearly
+    cancelling sum has terms much larger than itself)."""
+    max_abs, _ = max_abs_and_relative_error(autodiff32, autodiff64)
+    return max_abs / FLOAT32_EPS
+
+
+def within_rounding(a, b, rtol: float, term_scale: float = 0.0) -> bool:
+    """max |a − b| <= rtol · max(max |a|, max |b|, T): the leaf's own scale."""
+    max_abs, rel = max_abs_and_relative_error(a, b)
+    if not math.isfinite(max_abs):
+        return False
+    return rel <= rtol or max_abs <= rtol * term_scale
 
 
 def leaf_paths(model: Model, params) -> list[str]:
@@ -182,31 +215,103 @@ def finite_difference_grads(value_fn, params, *, eps: float = FD_EPS):
     return unravel(jax.lax.map(coordinate, jnp.arange(n), batch_size=batch))
 
 
-_STATIC = ("model", "loss_fn", "train")
-_manual = jax.jit(manual_loss_and_grad, static_argnames=_STATIC)
-_autodiff = jax.jit(autodiff_loss_and_grad, static_argnames=_STATIC)
+_STATIC = ("model", "loss_fn", "train", "fd_eps")
 
 
-@functools.partial(jax.jit, static_argnames=(*_STATIC, "eps"))
-def _manual_and_finite_differences(
-    model, loss_fn, params, state, x, target, *, key, train, eps
-):
-    """The manual gradient and the finite-difference one, in one compiled program."""
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _gradients(model, loss_fn, params, state, x, target, *, key, train, fd_eps=None):
+    """(loss, manual, autodiff, finite differences or None) in one compiled
+    program, in the dtype of the arguments."""
+    run = {"key": key, "train": train}
+    manual = manual_loss_and_grad(model, loss_fn, params, state, x, target, **run)
+    autodiff = autodiff_loss_and_grad(model, loss_fn, params, state, x, target, **run)
+    fd = None
+    if fd_eps is not None:
 
-    def value_fn(p):
-        out, _, _ = model.forward(p, state, x, key=key, train=train)
-        return loss_fn.value(out, target)
+        def value_fn(p):
+            out, _, _ = model.forward(p, state, x, **run)
+            return loss_fn.value(out, target)
 
-    manual = manual_loss_and_grad(
-        model, loss_fn, params, state, x, target, key=key, train=train
-    )
-    return manual.grads, finite_difference_grads(value_fn, params, eps=eps)
+        fd = finite_difference_grads(value_fn, params, eps=fd_eps)
+    return manual.value, manual.grads, autodiff.grads, fd
 
 
-def _to_float64(tree):
-    return jax.tree.map(
-        lambda a: a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a,
-        tree,
+_autodiff = jax.jit(
+    autodiff_loss_and_grad, static_argnames=("model", "loss_fn", "train")
+)
+
+
+def _cast(tree, dtype):
+    """Every floating leaf of ``tree`` in ``dtype`` (integer labels, keys as they are)."""
+
+    def cast(a):
+        a = jnp.asarray(a) if not isinstance(a, jax.Array) else a
+        if jnp.issubdtype(a.dtype, jnp.floating):
+            return a.astype(dtype)
+        return a
+
+    return jax.tree.map(cast, tree)
+
+
+def _in_dtype(model, loss_fn, params, state, x, target, dtype, **run):
+    """``_gradients`` of the model cast to ``dtype`` (float64 with x64 on)."""
+    with jax.enable_x64(True):
+        cast = dataclasses.replace(model, dtype=jnp.dtype(dtype))
+        data = _cast((params, state, x, target), dtype)
+        results = _gradients(cast, loss_fn, *data, **run)
+        return jax.tree.map(np.asarray, results)
+
+
+class _Tolerances(NamedTuple):
+    rtol: float  # manual vs autodiff in the model's dtype
+    fd_rtol: float
+    fd_floor: float  # absolute allowance against finite differences
+
+
+class _LeafGradients(NamedTuple):
+    """One leaf's gradients: manual and autodiff in the model's dtype, both in
+    float64 (None when the model is float64), autodiff in float32, and finite
+    differences (None when not asked)."""
+
+    manual: np.ndarray
+    autodiff: np.ndarray
+    manual64: np.ndarray | None
+    autodiff64: np.ndarray | None
+    autodiff32: np.ndarray
+    fd: np.ndarray | None
+
+
+def _check_leaf(path: str, g: _LeafGradients, tol: _Tolerances) -> LeafCheck:
+    """The verdict on one leaf (see the module docstring)."""
+    rtol64 = AUTODIFF_RTOL["float64"]
+    manual64 = g.manual if g.manual64 is None else g.manual64
+    autodiff64 = g.autodiff if g.autodiff64 is None else g.autodiff64
+    scale = term_scale(g.autodiff32, autodiff64)
+    a_abs, a_rel = max_abs_and_relative_error(g.manual, g.autodiff)
+    ok = within_rounding(g.manual, g.autodiff, tol.rtol, scale)
+    relative_ok = a_rel <= tol.rtol
+    f64_abs = f64_rel = None
+    if g.manual64 is not None:
+        f64_abs, f64_rel = max_abs_and_relative_error(manual64, autodiff64)
+        ok = ok and within_rounding(manual64, autodiff64, rtol64, scale)
+        relative_ok = relative_ok and f64_rel <= rtol64
+    f_abs = f_rel = None
+    if g.fd is not None:
+        f_abs, f_rel = max_abs_and_relative_error(manual64, g.fd)
+        ok = ok and (f_rel <= tol.fd_rtol or f_abs <= tol.fd_floor)
+        relative_ok = relative_ok and f_rel <= tol.fd_rtol
+    return LeafCheck(
+        path,
+        tuple(np.shape(g.manual)),
+        a_abs,
+        a_rel,
+        f_abs,
+        f_rel,
+        ok,
+        relative_ok,
+        f64_abs,
+        f64_rel,
+        scale,
     )
 
 
@@ -228,69 +333,64 @@ def check_grads(
 ) -> GradCheckReport:
     """Compare the manual gradient with ``jax.grad`` (and finite differences).
 
-    Returns a :class:`GradCheckReport`: ``report.ok`` is True when every leaf's
-    relative error is within tolerance; ``print(report)`` shows the table.
-    With ``finite_differences=True`` the model, data and state are cast to
-    float64 (x64 is switched on for the check) and the manual float64 gradient
-    is compared with centred finite differences too.
+    Returns a :class:`GradCheckReport`: ``report.ok`` is True when every leaf
+    is within tolerance of its own scale (see the module docstring);
+    ``print(report)`` shows the table. A model that is not float64 is also
+    cast to float64 (x64 is switched on for that) and checked there. With
+    ``finite_differences=True`` the manual float64 gradient is compared with
+    centred finite differences too.
     """
     x, target, loss_fn, state = prepare(model, params, x, y, loss, state)
     dtype = jnp.dtype(model.dtype).name
     rtol = AUTODIFF_RTOL.get(dtype, 1e-5) if rtol is None else rtol
-
-    run = {"key": key, "train": train}
-    got = _manual(model, loss_fn, params, state, x, target, **run)
-    want = _autodiff(model, loss_fn, params, state, x, target, **run)
-    auto_errors = [
-        max_abs_and_relative_error(a, b)
-        for a, b in zip(jax.tree.leaves(got.grads), jax.tree.leaves(want.grads))
+    value, leaves = _leaf_gradients(
+        model,
+        loss_fn,
+        (params, state, x, target),
+        fd_eps=fd_eps if finite_differences else None,
+        key=key,
+        train=train,
+    )
+    tolerances = _Tolerances(rtol, fd_rtol, fd_atol * max(1.0, abs(float(value))))
+    checks = [
+        _check_leaf(path, leaf, tolerances)
+        for path, leaf in zip(leaf_paths(model, params), leaves)
     ]
-    scale = gradient_scale(want.grads)
-
-    fd_errors = None
-    if finite_differences:
-        fd_errors = _finite_difference_errors(
-            model, loss_fn, params, state, x, target, fd_eps=fd_eps, **run
-        )
-
-    leaves = []
-    for i, (path, leaf) in enumerate(
-        zip(leaf_paths(model, params), jax.tree.leaves(params))
-    ):
-        a_abs, a_rel = auto_errors[i]
-        f_abs, f_rel = fd_errors[i] if fd_errors else (None, None)
-        relative_ok = a_rel <= rtol and (f_rel is None or f_rel <= fd_rtol)
-        fd_floor = fd_atol * max(1.0, abs(float(got.value)))
-        fd_ok = f_rel is None or f_rel <= fd_rtol or f_abs <= fd_floor
-        ok = (a_rel <= rtol or a_abs <= rtol * scale) and fd_ok
-        leaves.append(
-            LeafCheck(
-                path, tuple(leaf.shape), a_abs, a_rel, f_abs, f_rel, ok, relative_ok
-            )
-        )
     return GradCheckReport(
-        tuple(leaves),
+        tuple(checks),
         dtype,
-        float(got.value),
+        float(value),
         rtol,
         fd_rtol if finite_differences else None,
     )
 
 
-def _finite_difference_errors(
-    model, loss_fn, params, state, x, target, *, fd_eps, key, train
-):
-    """Per-leaf errors of the manual float64 gradient against finite differences."""
-    with jax.enable_x64(True):
-        manual64, fd = _manual_and_finite_differences(
-            dataclasses.replace(model, dtype=jnp.float64),
-            loss_fn,
-            *_to_float64((params, state, x, target)),
-            key=key,
-            train=train,
-            eps=fd_eps,
+def _leaf_gradients(model, loss_fn, data, *, fd_eps, key, train):
+    """(loss, [_LeafGradients per leaf]): every gradient ``check_grads`` compares."""
+    run = {"key": key, "train": train}
+    dtype = jnp.dtype(model.dtype).name
+    if dtype == "float64":
+        value, manual, autodiff, fd = _in_dtype(
+            model, loss_fn, *data, "float64", fd_eps=fd_eps, **run
         )
-        return [
-            max_abs_and_relative_error(a, b)
-            for a, b in zip(jax.tree.leaves(manual64), jax.tree.leaves(fd))
-        ]
+        manual64 = autodiff64 = None
+    else:
+        value, manual, autodiff, _ = _gradients(model, loss_fn, *data, **run)
+        _, manual64, autodiff64, fd = _in_dtype(
+            model, loss_fn, *data, "float64", fd_eps=fd_eps, **run
+        )
+    if dtype == "float32":
+        autodiff32 = autodiff
+    else:
+        model32 = dataclasses.replace(model, dtype=jnp.float32)
+        autodiff32 = _autodiff(model32, loss_fn, *_cast(data, jnp.float32), **run)
+        autodiff32 = autodiff32.grads
+    n = len(jax.tree.leaves(data[0]))
+
+    def leaves(tree):
+        if tree is None:
+            return [None] * n
+        return [np.asarray(leaf) for leaf in jax.tree.leaves(tree)]
+
+    trees = (manual, autodiff, manual64, autodiff64, autodiff32, fd)
+    return value, [_LeafGradients(*g) for g in zip(*map(leaves, trees))]

@@ -3,12 +3,15 @@ models, data and targets."""
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 from hypothesis import strategies as st
 
 from jaxbp import activations, losses
+from jaxbp.backprop import prepare
+from jaxbp.gradcheck import max_abs_and_relative_error, term_scale, within_rounding
 
 ACTIVATION_NAMES = tuple(activations.ACTIVATIONS)
 LOSS_NAMES = tuple(losses.LOSSES)
@@ -79,8 +82,6 @@ def distance_to_kinks(model, params, x, y, loss: str) -> float:
     Finite differences are wrong within a step of a kink, so FD tests skip
     draws that come too close.
     """
-    from jaxbp.backprop import prepare
-
     x, target, _loss_fn, state = prepare(model, params, x, y, loss, None)
     out, caches, _ = model.forward(params, state, x, train=True)
     distances = [np.inf]
@@ -97,55 +98,52 @@ def distance_to_kinks(model, params, x, y, loss: str) -> float:
     return min(distances)
 
 
-def random_key(seed: int):
-    return jax.random.key(seed)
+# ------------------------------------------------------------------ comparisons
 
 
-# ------------------------------------------------------------------ helpers
+def as_float64(tree):
+    """Every floating leaf of ``tree`` in float64 (integers and keys as they are)."""
+
+    def cast(a):
+        a = jnp.asarray(a)
+        return a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a
+
+    return jax.tree.map(cast, tree)
 
 
-def max_relative_error(a, b) -> float:
-    """max|a − b| / max(max|a|, max|b|) over two arrays (0 when both are zero)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.size == 0:
-        return 0.0
-    scale = max(np.max(np.abs(a)), np.max(np.abs(b)))
-    return float(np.max(np.abs(a - b)) / scale) if scale > 0 else 0.0
+def relative_error(a, b) -> float:
+    """max|a − b| / max(max|a|, max|b|) (check_grads' measure, 0 when both are 0)."""
+    return max_abs_and_relative_error(a, b)[1]
 
 
 def assert_trees_rel_close(got, want, rtol, reference=None):
-    """Every leaf of ``got`` within relative error ``rtol`` of ``want``; same structure.
+    """``got`` and ``want`` have the same structure and shapes, and every leaf
+    of ``got`` is within ``rtol`` of ``want`` relative to the leaf's own scale.
 
-    As in ``check_grads``, a leaf whose own relative error is spoilt by
-    cancellation passes when its max difference is within ``rtol`` times the
-    largest entry of the whole tree. With ``reference`` (the same quantity
-    computed in float64), a leaf also passes when ``got`` is at least as close
-    to it as ``want`` is: then ``want`` is the one off by rounding (e.g.
-    autodiff of log(1 + e^z) − y z in float32 loses digits to cancellation
-    when σ(z) ≈ y, where the manual σ(z) − y does not).
+    With ``reference`` (``want`` recomputed in float64), the scale includes
+    the leaf's term scale as ``check_grads`` measures it: a leaf that is a
+    nearly cancelling sum, or one where ``want`` itself loses digits to
+    rounding (e.g. autodiff of log(1 + e^z) − y z in float32 when σ(z) ≈ y,
+    where the manual σ(z) − y does not), is judged on the rounding ``want``
+    shows against the reference, never on the rest of the tree.
     """
-    assert jax.tree.structure(got) == jax.tree.structure(want)
-    leaves = [np.asarray(w, np.float64) for w in jax.tree.leaves(want)]
+    chex.assert_trees_all_equal_structs(got, want)
+    chex.assert_trees_all_equal_shapes(got, want)
     references = (
-        [np.asarray(r, np.float64) for r in jax.tree.leaves(reference)]
+        jax.tree.leaves(reference)
         if reference is not None
-        else [None] * len(leaves)
+        else [None] * len(jax.tree.leaves(want))
     )
-    scale = max((float(np.max(np.abs(w))) for w in leaves if w.size), default=0.0)
     paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(got)[0]]
-    for path, a, b, r in zip(paths, jax.tree.leaves(got), leaves, references):
-        assert a.shape == b.shape, (path, a.shape, b.shape)
-        a = np.asarray(a, np.float64)
-        err = max_relative_error(a, b)
-        diff = np.abs(a - b)
-        max_abs = float(np.max(diff)) if diff.size else 0.0
-        if r is not None and a.size and np.max(np.abs(a - r)) <= np.max(np.abs(b - r)):
-            continue
-        assert err <= rtol or max_abs <= rtol * scale, (
-            f"{jax.tree_util.keystr(path)}: relative error {err:.3e} > {rtol:g} "
-            f"and max difference {max_abs:.3e} > {rtol:g} x tree scale {scale:.3e}"
+    for path, a, b, r in zip(
+        paths, jax.tree.leaves(got), jax.tree.leaves(want), references
+    ):
+        scale = 0.0 if r is None else term_scale(b, r)
+        max_abs, rel = max_abs_and_relative_error(a, b)
+        assert within_rounding(a, b, rtol, scale), (
+            f"{jax.tree_util.keystr(path)}: relative error {rel:.3e} > {rtol:g} "
+            f"and max difference {max_abs:.3e} > {rtol:g} x term scale {scale:.3e}"
         )
 
 
 RTOL = {"float64": 1e-10, "float32": 1e-5}
-FD_RTOL = 1e-6

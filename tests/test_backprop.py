@@ -1,11 +1,13 @@
 """The hand-written backward pass of whole models against jax.grad and finite differences."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import (
     RTOL,
+    as_float64,
     assert_trees_rel_close,
     distance_to_kinks,
     mlp_problems,
@@ -26,9 +28,6 @@ def float64_gradients(problem, params, x=None, y=None):
     when float32 manual and autodiff gradients differ by rounding."""
     model = jaxbp.mlp(problem["sizes"], problem["activation"], dtype="float64")
 
-    def cast(a):
-        return a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a
-
     def gradients(p, x, y):
         return jaxbp.loss_and_grad(
             model, p, x, y, loss=problem["loss"], backprop="autodiff"
@@ -37,7 +36,7 @@ def float64_gradients(problem, params, x=None, y=None):
     x = problem["x"] if x is None else x
     y = problem["y"] if y is None else y
     # jitted: one compilation instead of one per operation for each new shape
-    return jax.jit(gradients)(jax.tree.map(cast, params), cast(x), cast(y))
+    return jax.jit(gradients)(*as_float64((params, x, y)))
 
 
 @settings(
@@ -51,9 +50,8 @@ def test_manual_equals_autodiff_eagerly(problem):
     value_ad, grads_ad = jaxbp.loss_and_grad(
         model, params, x, y, loss=loss, backprop="autodiff"
     )
-    assert grads is not None and jax.tree.structure(grads) == jax.tree.structure(params)
-    for leaf, p in zip(jax.tree.leaves(grads), jax.tree.leaves(params)):
-        assert leaf.dtype == p.dtype == jnp.dtype(problem["dtype"])
+    chex.assert_trees_all_equal_shapes_and_dtypes(grads, params)
+    chex.assert_type(jax.tree.leaves(grads), jnp.dtype(problem["dtype"]))
     np.testing.assert_allclose(value, value_ad, rtol=RTOL[problem["dtype"]])
     np.testing.assert_allclose(
         value, jaxbp.loss(model, params, x, y, loss=loss), rtol=1e-6
@@ -139,7 +137,10 @@ def test_per_example_gradients_under_vmap(problem):
     # every loss is a batch mean, so the batch gradient is the mean of per-example ones
     _, batch_grads = jaxbp.loss_and_grad(model, params, x, y, loss=loss)
     assert_trees_rel_close(
-        jax.tree.map(lambda g: g.mean(axis=0), grads), batch_grads, 100 * rtol
+        jax.tree.map(lambda g: g.mean(axis=0), grads),
+        batch_grads,
+        100 * rtol,
+        float64_gradients(problem, params),
     )
 
 
@@ -178,7 +179,7 @@ def test_contract_example():
     _value_a, grads_a = jaxbp.loss_and_grad(
         model, params, x, y, loss="cross_entropy", backprop="autodiff"
     )
-    assert jax.tree.structure(grads) == jax.tree.structure(params)
+    chex.assert_trees_all_equal_shapes_and_dtypes(grads, params)
     np.testing.assert_allclose(value, value_m, rtol=1e-6)
     assert_trees_rel_close(grads, grads_a, 1e-5)
     report = jaxbp.check_grads(model, params, x, y, loss="cross_entropy")
