@@ -130,8 +130,8 @@ def gelu(z):
 
 def gelu_backward(z, y, dy):
     """dz = dy * (Φ(z) + z φ(z)), with φ(z) = exp(-z²/2) / √(2π)"""
-    density = jnp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    return dy * (_normal_cdf(z) + z * density)
+    slope = _normal_cdf(z) + z * jnp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return dy * slope
 
 
 def silu(z):
