@@ -245,10 +245,8 @@ def _cast(tree, dtype):
     """Every floating leaf of ``tree`` in ``dtype`` (integer labels, keys as they are)."""
 
     def cast(a):
-        a = jnp.asarray(a) if not isinstance(a, jax.Array) else a
-        if jnp.issubdtype(a.dtype, jnp.floating):
-            return a.astype(dtype)
-        return a
+        a = jnp.asarray(a)
+        return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
 
     return jax.tree.map(cast, tree)
 
