@@ -181,16 +181,16 @@ def sweep(
     plan, plan_axes = inputs.schedule_axes(schedule, seeds, runs, n, batch_size, epochs)
     every = _eval_every(eval_every, plan.indices.shape[-2], n, plan.indices.shape[-1])
     static = _Static(
-        model,
-        loss,
-        optimizer,
-        hyperparams is not None,
-        clip_norm,
-        backprop,
-        l2_static,
-        every,
-        probe,
-        eval_batch_size,
+        model=model,
+        loss=loss,
+        optimizer=optimizer,
+        tuned=hyperparams is not None,
+        clip_norm=clip_norm,
+        backprop=backprop,
+        l2=l2_static,
+        eval_every=every,
+        probe=probe,
+        eval_batch_size=eval_batch_size,
     )
     run_inputs = inputs.RunInputs(params, state, hyper, l2_array, *plan)
     axes = inputs.RunInputs(0, state_axis, hyper_axis, l2_axis, *plan_axes)
