@@ -5,9 +5,8 @@
     path = checkpoint.save(directory, step, tree, metadata, keep=2)
     tree, metadata = checkpoint.load(checkpoint.latest(directory), template)
 
-    saver = checkpoint.BackgroundSaver(directory, keep=2)   # what fit uses
-    saver.request(step, tree, metadata)                      # returns at once
-    saver.close()                                            # all written
+(``jaxbp.checkpoint_saver.BackgroundSaver`` runs :func:`save` in a background
+thread: what ``jaxbp.train.fit`` uses.)
 
 **Format.** One checkpoint is one file, ``ckpt-<step>.npz``: a NumPy ``.npz``
 archive holding every array leaf of the tree (flattened in ``jax.tree`` order)
@@ -40,20 +39,20 @@ save are removed by the next save. One writer per directory.
 **Why not orbax-checkpoint?** Orbax is the JAX ecosystem's standard and the
 right tool for sharded, multi-host or very large states (it also renames a
 temporary directory atomically, restores exactly and handles typed PRNG
-keys). We measured it for our use: one save of a small MLP's params, Adam
-state and key through ``CheckpointManager`` (synchronous; its async mode
-blocks about as long) took 45-115 ms on this project's 2-core CPU machine,
-against 1-12 ms for ``np.savez`` + ``fsync`` + rename here, 7-17x less,
-most of it the two ``fsync`` s (``experiments/train_benchmark.py`` prints
-both). ``jaxbp train`` checkpoints every epoch and a small model's epoch
-takes 1-2 ms, so orbax would make saving most of the run, against the
-goal of beating scikit-learn's wall time. Orbax also adds a heavy dependency
-(tensorstore, async machinery) and writes a directory tree of files per
-step; we found no ``fsync`` before its rename in its Python code (what
-tensorstore does below was not checked). So: a few hundred lines of NumPy and JSON, one
-self-describing file per checkpoint, tests for the crash and no-pickle
-guarantees, and saves in a background thread (:class:`BackgroundSaver`) so
-that even the ``fsync`` is off the training loop's path.
+keys). For this project's small single-host states it is the slower choice:
+one save of a small MLP's params, Adam state and key through its
+``CheckpointManager`` (synchronous; its async mode blocks about as long) takes
+several times longer than ``np.savez`` + ``fsync`` + rename here, most of it
+the two ``fsync`` s (the train benchmark, ``train_benchmark.py``, times both;
+the README has the numbers). ``jaxbp train`` checkpoints every epoch and a
+small model's epoch is shorter than a save, so orbax would make saving most
+of the run. Orbax also adds a heavy dependency (tensorstore, async machinery)
+and writes a directory tree of files per step; we found no ``fsync`` before
+its rename in its Python code (what tensorstore does below was not checked).
+So: a few hundred lines of NumPy and JSON, one self-describing file per
+checkpoint, tests for the crash and no-pickle guarantees, and saves in a
+background thread (``jaxbp.checkpoint_saver``) so that even the ``fsync`` is
+off the training loop's path.
 """
 
 from __future__ import annotations
@@ -63,7 +62,6 @@ import json
 import os
 import re
 import tempfile
-import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -242,93 +240,6 @@ def _prune(directory: Path, keep: int | None, just_saved: Path) -> None:
     for entry in directory.glob(_TMP_PREFIX + "*"):
         with contextlib.suppress(OSError):
             entry.unlink()
-
-
-class BackgroundSaver:
-    """:func:`save` in a background thread, so training never waits for the disk.
-
-    ``request(step, tree, metadata)`` returns at once. The writer thread saves
-    the newest request; when requests come faster than the disk takes them
-    (``fsync`` costs milliseconds, a small model's epoch less), a request
-    still waiting is replaced by the newer one, so some steps are never
-    written, but the newest is always written next. ``flush()`` waits until
-    the newest request is on disk and returns its path. An error in the
-    writer is raised again by the next ``request`` or ``flush``. ``tree``
-    must not change after the request (JAX arrays never do); ``metadata`` is
-    copied into JSON at once. Saves are atomic as with :func:`save`: a process
-    killed mid-save leaves the previous checkpoints intact.
-    """
-
-    def __init__(self, directory, *, keep=2):
-        self.directory = Path(directory)
-        self.keep = keep
-        self.last_path: Path | None = None
-        self._pending = None
-        self._busy = False
-        self._error: BaseException | None = None
-        self._closed = False
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(
-            target=self._run, name="jaxbp-checkpoint-writer", daemon=True
-        )
-        self._thread.start()
-
-    def request(self, step: int, tree: Any, metadata: dict | None = None) -> None:
-        """Ask for ``tree`` and ``metadata`` to be saved as ``step``."""
-        text = json.dumps(metadata or {}, allow_nan=True)  # snapshot now
-        with self._cond:
-            self._raise_error()
-            self._pending = (step, tree, text)
-            self._cond.notify_all()
-
-    def flush(self) -> Path | None:
-        """Wait until every request is written; the newest checkpoint's path."""
-        with self._cond:
-            while self._pending is not None or self._busy:
-                if self._error is not None:
-                    break
-                self._cond.wait()
-            self._raise_error()
-            return self.last_path
-
-    def close(self) -> Path | None:
-        """``flush()``, then stop the writer thread."""
-        try:
-            return self.flush()
-        finally:
-            with self._cond:
-                self._closed = True
-                self._cond.notify_all()
-            self._thread.join()
-
-    def _raise_error(self):
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def _run(self):
-        while True:
-            with self._cond:
-                while self._pending is None and not self._closed:
-                    self._cond.wait()
-                if self._pending is None:
-                    return
-                (step, tree, text), self._pending = self._pending, None
-                self._busy = True
-            try:
-                path = save(
-                    self.directory, step, tree, json.loads(text), keep=self.keep
-                )
-            except Exception as error:  # noqa: BLE001 (re-raised in the training thread)
-                with self._cond:
-                    self._error = error
-                    self._busy = False
-                    self._cond.notify_all()
-                continue
-            with self._cond:
-                self.last_path = path
-                self._busy = False
-                self._cond.notify_all()
 
 
 # ---------------------------------------------------------------- loading

@@ -6,15 +6,16 @@ two or more axes (a dense layer's ``w``, a convolution kernel, a recurrent
 weight matrix) is a weight; a vector (a bias, batch norm's ``gamma``/``beta``)
 is not. :func:`l2_mask` shows the choice for any parameter tree.
 
-With ``λ = weight_decay``::
+With ``λ = l2`` (the ``l2=`` of ``jaxbp.train.fit``, ``sweep`` and ``make_step``)::
 
     penalty  R(θ) = ½ λ Σ_W ‖W‖²        (sum of squares of every weight entry)
     gradient dR/dW = λ W ;  dR/db = 0
 
 so training on ``L + R`` adds ``λ W`` to each weight gradient (``dW += λW``),
 which for plain SGD is the classic "weight decay" ``W ← (1 − ηλ) W − η dL/dW``.
-(For adaptive optimizers such as Adam, L2 in the gradient is not the same as
-decoupled weight decay; use ``adamw`` for the latter.)
+For adaptive optimizers such as Adam, L2 in the gradient is not the same as
+decoupled weight decay (the gradient term is rescaled with the rest); jaxbp
+keeps the name ``weight_decay`` for the decoupled kind only (``optim.adamw``).
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ def l2_mask(params):
     return jax.tree.map(is_weight, params)
 
 
-def l2_penalty(params, weight_decay):
-    """R = ½ λ Σ_W ‖W‖² over the weight leaves, in the parameters' dtype.
+def l2_penalty(params, l2):
+    """R = ½ λ Σ_W ‖W‖² over the weight leaves (λ = ``l2``), in the parameters' dtype.
 
-    ``weight_decay`` may be a Python number or an array (it is cast to the
+    ``l2`` may be a Python number or an array (it is cast to the
     dtype of the weights, so float32 models stay float32 with x64 enabled).
     """
     weights = [w for w in jax.tree.leaves(params) if is_weight(w)]
@@ -44,11 +45,11 @@ def l2_penalty(params, weight_decay):
         return jnp.zeros((), jnp.result_type(*jax.tree.leaves(params) or [0.0]))
     dtype = jnp.result_type(*weights)
     total = sum(jnp.sum(jnp.square(w)) for w in weights)
-    return (0.5 * jnp.asarray(weight_decay, dtype) * total).astype(dtype)
+    return (0.5 * jnp.asarray(l2, dtype) * total).astype(dtype)
 
 
-def add_l2_grad(grads, params, weight_decay):
-    """dW += λ W for every weight leaf; other gradients unchanged.
+def add_l2_grad(grads, params, l2):
+    """dW += λ W (λ = ``l2``) for every weight leaf; other gradients unchanged.
 
     The gradient of :func:`l2_penalty`, added to ``grads`` (same structure as
     ``params``).
@@ -57,6 +58,6 @@ def add_l2_grad(grads, params, weight_decay):
     def add(g, p):
         if not is_weight(p):
             return g
-        return g + jnp.asarray(weight_decay, g.dtype) * p.astype(g.dtype)
+        return g + jnp.asarray(l2, g.dtype) * p.astype(g.dtype)
 
     return jax.tree.map(add, grads, params)

@@ -1,6 +1,6 @@
-"""A training run shared by the checkpoint tests and their subprocesses.
+"""A training run shared by the resume tests and their subprocesses.
 
-``config()`` is the one definition of the run; ``python tests/_train_script.py
+``config()`` is the one definition of the run; ``python tests/train/_resume_run.py
 CKPT_DIR`` trains it with checkpoints in CKPT_DIR (slowed down by a sleep in
 the callback, so a test can kill it mid-run) and prints ``done`` at the end.
 """
@@ -29,7 +29,7 @@ def config():
         "optimizer": optim.adam(0.02),
         "batch_size": 16,
         "epochs": EPOCHS,
-        "weight_decay": 1e-3,
+        "l2": 1e-3,
         "clip_norm": 5.0,
         "patience": EPOCHS,  # tracks the best epoch (and saves it) without stopping
         "seed": 3,
