@@ -216,6 +216,10 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch):
         raise Diverged(_diverged_message(error)) from None
     except checkpoint.CheckpointError as error:
         raise UsageError(f"--checkpoint-dir {args.checkpoint_dir}: {error}") from None
+    except ValueError as error:
+        if args.resume and str(error).startswith(_OTHER_SETTINGS):
+            raise UsageError(f"--resume: {error}") from None
+        raise
     seconds = time.perf_counter() - started
     test = _evaluate(train, model, result, split(dataset.test), loss)
     return result, seconds, test
@@ -229,6 +233,11 @@ def _fit(train, model, data, val, *, l2, **kwargs):
 
 def _evaluate(train, model, result, data, loss):
     return train.evaluate(model, result.params, result.state, *data, loss=loss)
+
+
+#: How fit's ValueError begins when the checkpoint to resume was written with
+#: other settings (a plain ValueError, not a CheckpointError: matched here).
+_OTHER_SETTINGS = "cannot resume from "
 
 
 def _diverged_message(error) -> str:

@@ -107,6 +107,16 @@ def test_corrupt_checkpoint_names_the_flag(run_main, tmp_path):
     assert_one_line_error(result, "--checkpoint-dir", "ckpt-")
 
 
+def test_resuming_with_other_settings_names_the_flag(run_main, tmp_path):
+    ckpt = ["--checkpoint-dir", str(tmp_path / "ckpt")]
+    first = run_main("train", *FAST, "--epochs", "2", "--out", str(tmp_path), *ckpt)
+    assert first.returncode == 0, first.stderr
+    result = run_main(
+        "train", *FAST, "--seed", "4", "--out", str(tmp_path), *ckpt, "--resume"
+    )
+    assert_one_line_error(result, "--resume", "other settings", "seed")
+
+
 def test_corrupt_idx_file_names_the_path(tmp_path):
     def write_idx(path, magic, dims, payload):
         header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
