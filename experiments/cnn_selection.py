@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 from jaxbp import data, model, train
-from jaxbp.cli import PRESETS, build_optimizer
+from jaxbp.recipes import PRESETS
+from jaxbp.recipes import optimizer as build_optimizer
 
 #: name -> (optimizer, decoupled weight decay, random translation in pixels)
 CANDIDATES = {
@@ -78,9 +79,9 @@ def fold_errors(name, x, y, fold, k, *, epochs, seed):
     batch = preset["batch_size"]
     optimizer = build_optimizer(
         optimizer_name,
-        "jaxbp",
-        preset["lr"],
-        decay,
+        impl="jaxbp",
+        learning_rate=preset["lr"],
+        weight_decay=decay,
         schedule=preset["lr_schedule"],
         steps=epochs * (len(x_fit) // batch),
     )

@@ -2,24 +2,20 @@
 hypothesis profiles."""
 
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
-import _common  # experiments/_common.py
+from jaxbp.compilation import fast_compile_xla_flags
 
 # Most of the suite's time is XLA compiling small programs (every hypothesis draw
-# is a new shape); the experiments' fast-compile options (no LLVM optimization,
-# the classic loop emitters) make that 2-3x faster. They compute the same
-# operations, equal to rounding (an elementwise function may differ in the last
-# bit), and every comparison in the suite is between results computed under the
-# same options or within a tolerance. They must be in XLA_FLAGS before JAX starts
+# is a new shape); XLA's fast-compile options (jaxbp.compilation.FAST_COMPILE:
+# no LLVM optimization, the classic loop emitters) make that 2-3x faster. They
+# compute the same operations, equal to rounding (an elementwise function may
+# differ in the last bit), and every comparison in the suite is between results
+# computed under the same options or within a tolerance. They must be in XLA_FLAGS before JAX starts
 # its backend; the subprocesses the tests start inherit them.
 # JAXBP_TEST_XLA_DEFAULTS=1 runs the suite with XLA's default options instead.
 if os.environ.get("JAXBP_TEST_XLA_DEFAULTS") != "1":
-    os.environ["XLA_FLAGS"] = _common.fast_compile_xla_flags(
-        os.environ.get("XLA_FLAGS", "")
-    )
+    # importing jaxbp imports jax but starts no backend: this is still in time
+    os.environ["XLA_FLAGS"] = fast_compile_xla_flags(os.environ.get("XLA_FLAGS", ""))
 
 import jax
 import pytest

@@ -123,10 +123,8 @@ def read_idx(
         raise ValueError(f"{path}: {what} ({type(exc).__name__}: {exc})") from None
 
 
-def _read_idx_stream(f, path, compressed, expected_magic, max_bytes):
-    file_size = None if compressed else os.fstat(f.fileno()).st_size
-    size_note = "decompressed " if compressed else ""
-
+def _read_magic(f, path, size_note, expected_magic) -> tuple[int, int, int]:
+    """Read and check the 4-byte magic number; return ``(magic, type_byte, ndim)``."""
     head = _read_bounded(f, 4)
     if len(head) < 4:
         raise ValueError(
@@ -160,17 +158,28 @@ def _read_idx_stream(f, path, compressed, expected_magic, max_bytes):
             f"{path}: expected at least 1 dimension in the IDX magic number, "
             f"found 0 (magic number 0x{magic:08x})"
         )
-    dtype = IDX_TYPES[type_byte]
+    return magic, type_byte, ndim
 
-    header_size = 4 + 4 * ndim
+
+def _read_shape(f, path, size_note, ndim) -> tuple[int, ...]:
+    """Read the ``ndim`` big-endian dimension sizes that follow the magic number."""
     raw_dims = _read_bounded(f, 4 * ndim)
     if len(raw_dims) < 4 * ndim:
         raise ValueError(
-            f"{path}: truncated header: expected {header_size} bytes "
+            f"{path}: truncated header: expected {4 + 4 * ndim} bytes "
             f"({ndim} dimension sizes), found a {size_note}file of "
             f"{4 + len(raw_dims)} bytes"
         )
-    shape = tuple(int(d) for d in np.frombuffer(raw_dims, dtype=">u4"))
+    return tuple(int(d) for d in np.frombuffer(raw_dims, dtype=">u4"))
+
+
+def _read_idx_stream(f, path, compressed, expected_magic, max_bytes):
+    file_size = None if compressed else os.fstat(f.fileno()).st_size
+    size_note = "decompressed " if compressed else ""
+    _, type_byte, ndim = _read_magic(f, path, size_note, expected_magic)
+    dtype = IDX_TYPES[type_byte]
+    header_size = 4 + 4 * ndim
+    shape = _read_shape(f, path, size_note, ndim)
     data_size = math.prod(shape) * dtype.itemsize
     expected_total = header_size + data_size
     layout = (

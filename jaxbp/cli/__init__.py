@@ -1,0 +1,57 @@
+"""The ``jaxbp`` command line: ``jaxbp train`` and ``jaxbp gradcheck``.
+
+It parses arguments and prints, nothing else: the models, optimizers and
+presets come from :mod:`jaxbp.recipes`, training from :mod:`jaxbp.train`.
+One module per command, each with ``add_parser(subparsers)`` and
+``run(args) -> int``.
+
+Exit status:
+
+* 0: done (``gradcheck``: every gradient agrees).
+* 1: ``gradcheck`` found a gradient that disagrees (its table shows which);
+  or anything unexpected, a bug: its traceback is printed.
+* 2: a user mistake: a bad flag value, a bad or missing file named by a flag
+  (``--data-dir``, ``--checkpoint-dir``), flags that contradict each other.
+  One line on stderr naming the flag as typed, no traceback.
+* 3: the training run diverged (its loss or parameters became NaN or
+  infinite): one line on stderr naming the epoch and the step.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from jaxbp.cli import gradcheck, parsing, train
+from jaxbp.cli.errors import Diverged, UsageError, one_line
+from jaxbp.compilation import enable_compilation_cache
+
+__all__ = ["COMMANDS", "Diverged", "UsageError", "build_parser", "main"]
+
+#: name -> the command's module (``add_parser``, ``run``).
+COMMANDS = {"train": train, "gradcheck": gradcheck}
+
+
+def build_parser():
+    """The ``jaxbp`` parser with every command's subparser."""
+    parser = parsing.OneLineParser(
+        prog="jaxbp",
+        description="Backpropagation by hand in JAX: train, check gradients.",
+    )
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, parser_class=parsing.OneLineParser
+    )
+    for command in COMMANDS.values():
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command ``argv`` names; return its exit status (see the module
+    docstring). Unexpected exceptions propagate with their traceback."""
+    args = build_parser().parse_args(argv)
+    enable_compilation_cache()
+    try:
+        return COMMANDS[args.command].run(args)
+    except (UsageError, Diverged) as error:
+        print(f"jaxbp {args.command}: error: {one_line(str(error))}", file=sys.stderr)
+        return error.status

@@ -1,0 +1,88 @@
+"""From the model flags to a dataset, a loss and a model (through ``jaxbp.recipes``),
+and the one-line description of what was built."""
+
+from __future__ import annotations
+
+from jaxbp import data, recipes
+from jaxbp.cli.errors import UsageError, one_line
+
+
+def load_dataset(args):
+    """The ``--dataset``; a problem with the files in ``--data-dir`` is a UsageError."""
+    images = args.model == "cnn"
+    if args.dataset not in data.FILE_DATASETS:
+        return data.load(args.dataset, seed=args.seed, images=images)
+    try:
+        return data.load(
+            args.dataset, data_dir=args.data_dir, seed=args.seed, images=images
+        )
+    except ValueError as error:  # a missing, unreadable or corrupt file
+        raise UsageError(
+            f"--data-dir {args.data_dir}: {one_line(str(error))}"
+        ) from None
+
+
+def choose_loss(args, dataset) -> str:
+    """``--loss``, or the dataset's default; a loss that does not fit the
+    dataset (a class loss on a regression, a 2-class loss on 10) is a UsageError."""
+    loss = args.loss or recipes.default_loss(dataset)
+    try:
+        recipes.output_size(dataset, loss)
+    except ValueError as error:
+        raise UsageError(f"--loss {loss}: {error}") from None
+    return loss
+
+
+def build_model(args, dataset, loss: str):
+    """The model the flags describe (flags already checked and preset-filled)."""
+    return recipes.model(
+        args.model,
+        dataset,
+        loss=loss,
+        hidden=args.hidden,
+        channels=args.channels,
+        activation=args.activation,
+        init=args.init,
+        init_std=args.init_std,
+        batchnorm=args.batchnorm,
+        dropout=args.dropout,
+        input_dropout=args.input_dropout,
+        residual=args.residual,
+        dtype=args.dtype,
+    )
+
+
+def _training_summary(args) -> list[str]:
+    schedule = " cosine" if args.lr_schedule == "cosine" else ""
+    optimizer = f"{args.optimizer} ({args.impl}) lr {args.lr:g}{schedule}"
+    if args.weight_decay:
+        optimizer += f" weight decay {args.weight_decay:g}"
+    if args.l2:
+        optimizer += f" l2 {args.l2:g}"
+    return [
+        optimizer,
+        f"batch {args.batch_size or 'full'}",
+        f"{args.backprop} backprop",
+    ]
+
+
+def model_summary(args, loss: str) -> str:
+    """One line: the model, its extras, the loss and (train) the optimizer."""
+    if args.model == "cnn":
+        shape = "cnn"
+    else:
+        widths = "-".join(map(str, args.hidden)) or "linear"
+        shape = f"mlp {widths} {args.activation}"
+    extras = [
+        f
+        for f, on in (("batchnorm", args.batchnorm), ("residual", args.residual))
+        if on
+    ]
+    if args.input_dropout:
+        extras.append(f"input dropout {args.input_dropout:g}")
+    if args.dropout:
+        extras.append(f"dropout {args.dropout:g}")
+    parts = [shape, *extras, loss]
+    if args.command == "train":
+        parts += _training_summary(args)
+    return ", ".join(parts)

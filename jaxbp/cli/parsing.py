@@ -1,0 +1,213 @@
+"""The argument parser: one-line errors, flag-value parsers, the model flags, presets.
+
+argparse reports a bad flag value as one line naming the flag and exits 2;
+flags that are fine one by one but contradict each other are checked here too
+(:func:`check_model_flags`) and raised as :class:`UsageError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from jaxbp import activations, data, initializers, losses, recipes
+from jaxbp.cli.errors import UsageError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but an error is one line (no usage block) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# ---------------------------------------------------------------- flag values
+
+
+def hidden_sizes(text: str) -> tuple[int, ...]:
+    """``"128,128"`` -> ``(128, 128)``; ``""`` or ``"none"`` -> ``()``."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        sizes = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers like 128,128; got {text!r}"
+        ) from None
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(
+            f"hidden sizes must be positive integers; got {text!r}"
+        )
+    return sizes
+
+
+def batch_size(text: str) -> int | None:
+    """A positive integer, or ``"full"`` (None: full-batch gradient descent)."""
+    if text.lower() == "full":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'full'; got {text!r}"
+        )
+    return value
+
+
+def number(kind, low=None, *, strict=True, high=None, high_strict=True):
+    """A parser of ``kind`` (int or float) values, finite, in the given bounds
+    (``strict``: ``> low`` rather than ``>= low``; likewise ``high_strict``)."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}; got {text!r}"
+            ) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
+        if low is not None and (value <= low if strict else value < low):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>' if strict else '>='} {low}; got {text}"
+            )
+        if high is not None and (value >= high if high_strict else value > high):
+            raise argparse.ArgumentTypeError(
+                f"must be {'<' if high_strict else '<='} {high}; got {text}"
+            )
+        return value
+
+    return parse
+
+
+def rate(text: str) -> float:
+    """A dropout rate in [0, 1)."""
+    return number(float, 0.0, strict=False, high=1.0)(text)
+
+
+# ---------------------------------------------------------------- model flags
+
+
+def add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits", choices=data.DATASETS)
+    p.add_argument(
+        "--data-dir", default=None, help="directory of MNIST-format IDX files"
+    )
+    p.add_argument("--seed", type=number(int, 0, strict=False, high=2**32), default=0)
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The flags that choose the data and build the model (train and gradcheck)."""
+    add_data_flags(p)
+    p.add_argument("--model", default="mlp", choices=recipes.MODELS)
+    p.add_argument(
+        "--hidden",
+        type=hidden_sizes,
+        default=None,
+        help="hidden layer sizes, e.g. 128,128 (mlp default 256,256; "
+        "cnn: its dense layer, default 128)",
+    )
+    p.add_argument(
+        "--channels",
+        type=hidden_sizes,
+        default=None,
+        help="cnn: output channels of its conv layers, e.g. 8,16 (default 32,64)",
+    )
+    p.add_argument(
+        "--activation", default="relu", choices=tuple(activations.ACTIVATIONS)
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        choices=tuple(initializers.INITIALIZERS),
+        help="default: he for the ReLU family, xavier otherwise",
+    )
+    p.add_argument(
+        "--init-std",
+        type=number(float, 0.0),
+        default=None,
+        help="std of --init normal (default 1)",
+    )
+    p.add_argument(
+        "--loss",
+        default=None,
+        choices=tuple(losses.LOSSES),
+        help="default: cross_entropy (classification), mse (regression)",
+    )
+    _add_layer_flags(p)
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+
+
+def _add_layer_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--batchnorm",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="batch norm after each hidden dense (or conv) layer "
+        "(default: off for mlp, on for cnn)",
+    )
+    p.add_argument(
+        "--dropout",
+        type=rate,
+        default=None,
+        metavar="RATE",
+        help="dropout rate after each hidden activation (default 0.3 mlp, 0.5 cnn)",
+    )
+    p.add_argument(
+        "--input-dropout",
+        type=rate,
+        default=None,
+        metavar="RATE",
+        help="mlp: dropout rate on the input features (default 0.2)",
+    )
+    p.add_argument(
+        "--residual",
+        action="store_true",
+        help="mlp: residual connections around equal-width hidden blocks",
+    )
+
+
+def apply_presets(args) -> None:
+    """Fill the flags left unset with the chosen model's ``recipes.PRESETS``.
+
+    ``weight_decay`` is left alone: it goes with the preset's optimizer only
+    (``jaxbp.cli.train`` resolves it once the optimizer is known), and
+    ``gradcheck`` gets no training entries.
+    """
+    training = args.command == "train"
+    for name, value in recipes.PRESETS[args.model].items():
+        if name == "weight_decay" or (
+            name in recipes.TRAINING_PRESETS and not training
+        ):
+            continue
+        if name == "batch_size":  # None means "full", so unset is "absent"
+            unset = not hasattr(args, name)
+        else:
+            unset = getattr(args, name, None) is None
+        if unset:
+            setattr(args, name, value)
+
+
+def check_model_flags(args) -> None:
+    """Raise :class:`UsageError` for model flags that contradict each other."""
+    images = args.dataset in data.IMAGE_DATASETS
+    if args.model == "cnn" and not images:
+        raise UsageError(
+            f"--model cnn needs image data (--dataset "
+            f"{' or '.join(data.IMAGE_DATASETS)}); {args.dataset} is not images"
+        )
+    if args.model != "cnn" and args.channels is not None:
+        raise UsageError("--channels applies to --model cnn only")
+    if args.model == "cnn" and args.residual:
+        raise UsageError("--residual applies to --model mlp only")
+    if args.model == "cnn" and args.input_dropout:
+        raise UsageError("--input-dropout applies to --model mlp only")
+    if args.init_std is not None and args.init != "normal":
+        raise UsageError("--init-std applies to --init normal only")
+    if args.dataset in data.FILE_DATASETS and args.data_dir is None:
+        raise UsageError(
+            f"--dataset {args.dataset} needs --data-dir DIR: the directory holding "
+            f"{', '.join(data.MNIST_FILES.values())} (plain or .gz)"
+        )

@@ -1,0 +1,350 @@
+"""``jaxbp train``: flags -> ``jaxbp.recipes`` -> ``jaxbp.train.fit`` -> printed summary and files.
+
+Writes ``DIR/metrics.json`` (test accuracy and loss, best epoch, the
+configuration, the per-epoch history) and ``DIR/curves.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from jaxbp import recipes
+from jaxbp.cli import building, parsing
+from jaxbp.cli.errors import Diverged, UsageError
+from jaxbp.cli.parsing import number
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``train`` and its flags."""
+    from jaxbp.backprop import BACKPROPS
+
+    p = subparsers.add_parser(
+        "train", help="train a network with hand-written backprop"
+    )
+    parsing.add_model_flags(p)
+    _add_optimizer_flags(p)
+    p.add_argument(
+        "--batch-size",
+        type=parsing.batch_size,
+        default=argparse.SUPPRESS,
+        help="a number, or 'full' for full-batch gradient descent (default 32)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=number(int, 1, strict=False),
+        default=None,
+        help="default 200 mlp, 40 cnn",
+    )
+    p.add_argument(
+        "--patience",
+        type=number(int, 1, strict=False),
+        default=None,
+        help="early stopping: epochs without validation improvement",
+    )
+    p.add_argument("--backprop", default="manual", choices=BACKPROPS)
+    p.add_argument(
+        "--devices",
+        type=number(int, 1, strict=False),
+        default=1,
+        help="data-parallel over this many devices",
+    )
+    _add_output_flags(p)
+    return p
+
+
+def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--optimizer",
+        default=None,
+        choices=recipes.OPTIMIZERS,
+        help="default adam (mlp), adamw (cnn)",
+    )
+    p.add_argument(
+        "--impl",
+        default="jaxbp",
+        choices=recipes.IMPLS,
+        help="hand-rolled jaxbp.optim or optax",
+    )
+    p.add_argument(
+        "--lr",
+        type=number(float, 0.0),
+        default=None,
+        help="learning rate (default 1e-3 mlp, 2e-3 cnn)",
+    )
+    p.add_argument(
+        "--lr-schedule",
+        default=None,
+        choices=recipes.SCHEDULES,
+        help="cosine: decay the learning rate to 0 over the run "
+        "(default constant for mlp, cosine for cnn)",
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=number(float, 0.0, strict=False),
+        default=None,
+        help="decoupled weight decay, --optimizer adamw only (default 1.0 "
+        "with the cnn's adamw, otherwise 0)",
+    )
+    p.add_argument(
+        "--l2",
+        type=number(float, 0.0, strict=False),
+        default=0.0,
+        help="coupled L2 penalty ½λΣ‖W‖² added to the loss, any optimizer (default 0)",
+    )
+    p.add_argument(
+        "--clip-norm",
+        type=number(float, 0.0),
+        default=None,
+        help="clip gradients to this global norm",
+    )
+
+
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out", default="runs/latest", help="where metrics.json and curves.png go"
+    )
+    p.add_argument(
+        "--checkpoint-dir", default=None, help="save a checkpoint every epoch here"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+# ---------------------------------------------------------------- flag checks
+
+
+def resolve_weight_decay(args) -> None:
+    """``--weight-decay`` is decoupled (AdamW's): given with another optimizer it
+    is a UsageError; unset, it is the preset's when the optimizer is the
+    preset's (the CNN's 1.0 under its adamw), else 0."""
+    preset = recipes.PRESETS[args.model]
+    if args.weight_decay is None:
+        same = args.optimizer == preset["optimizer"]
+        args.weight_decay = preset["weight_decay"] if same else 0.0
+    elif args.optimizer != "adamw":
+        raise UsageError(
+            f"--weight-decay is decoupled weight decay, for --optimizer adamw only "
+            f"(got --optimizer {args.optimizer}); use --l2 for an L2 penalty"
+        )
+
+
+def _check_checkpoint_flags(args) -> None:
+    from jaxbp import checkpoint
+
+    if args.resume and args.checkpoint_dir is None:
+        raise UsageError("--resume needs --checkpoint-dir DIR")
+    if args.checkpoint_dir is None:
+        return
+    directory = Path(args.checkpoint_dir)
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--checkpoint-dir {directory} is not a directory")
+    if not args.resume and directory.is_dir() and checkpoint.latest(directory):
+        raise UsageError(
+            f"--checkpoint-dir {directory} already holds checkpoints: add --resume "
+            "to continue from them, or use an empty directory"
+        )
+
+
+def check_training_flags(args, n_train: int) -> None:
+    """Raise UsageError for training flags that do not fit each other or the data."""
+    import jax
+
+    batch = args.batch_size or n_train
+    if batch > n_train:
+        raise UsageError(
+            f"--batch-size must be at most the training set size {n_train}; "
+            f"got {args.batch_size}"
+        )
+    available = jax.devices()
+    if args.devices > len(available):
+        raise UsageError(
+            f"--devices {args.devices}: only {len(available)} "
+            f"{available[0].platform} device(s) are available"
+        )
+    if batch % args.devices:
+        raise UsageError(
+            f"--batch-size {batch} must be divisible by --devices {args.devices} "
+            "(each device takes an equal share of every batch)"
+        )
+    _check_checkpoint_flags(args)
+
+
+# ---------------------------------------------------------------- running
+
+
+def fit_and_test(model, dataset, loss, optimizer, args, on_epoch):
+    """The one place that calls ``jaxbp.train``: fit on the training split
+    (validation each epoch), then evaluate on the test split.
+
+    Returns ``(FitResult, seconds of fit, (test_loss, test_accuracy))``; a
+    diverged run is :class:`Diverged`, a checkpoint that cannot be read a
+    UsageError naming ``--checkpoint-dir``.
+    """
+    from jaxbp import checkpoint, train
+
+    def split(s):
+        return s.x, recipes.targets(dataset, s, loss)
+
+    started = time.perf_counter()
+    try:
+        result = _fit(
+            train,
+            model,
+            split(dataset.train),
+            split(dataset.val),
+            loss=loss,
+            optimizer=optimizer,
+            backprop=args.backprop,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            l2=args.l2,
+            clip_norm=args.clip_norm,
+            patience=args.patience,
+            seed=args.seed,
+            checkpoint_dir=args.checkpoint_dir,
+            resume=args.resume,
+            callback=on_epoch,
+            devices=args.devices,
+        )
+    except train.TrainingDiverged as error:
+        raise Diverged(_diverged_message(error)) from None
+    except checkpoint.CheckpointError as error:
+        raise UsageError(f"--checkpoint-dir {args.checkpoint_dir}: {error}") from None
+    except ValueError as error:
+        if args.resume and str(error).startswith(_OTHER_SETTINGS):
+            raise UsageError(f"--resume: {error}") from None
+        raise
+    seconds = time.perf_counter() - started
+    test = _evaluate(train, model, result, split(dataset.test), loss)
+    return result, seconds, test
+
+
+# TEMPORARY adapter: this branch still has the old jaxbp.train (weight_decay=,
+# evaluate(model, params, state, x, y)); removed when the new train API merges.
+def _fit(train, model, data, val, *, l2, **kwargs):
+    return train.fit(model, data, val, weight_decay=l2, **kwargs)
+
+
+def _evaluate(train, model, result, data, loss):
+    return train.evaluate(model, result.params, result.state, *data, loss=loss)
+
+
+#: How fit's ValueError begins when the checkpoint to resume was written with
+#: other settings (a plain ValueError, not a CheckpointError: matched here).
+_OTHER_SETTINGS = "cannot resume from "
+
+
+def _diverged_message(error) -> str:
+    message = (
+        f"training diverged at epoch {error.epoch}, step {error.step} "
+        f"(training loss {error.loss}); try a smaller --lr or a --clip-norm"
+    )
+    if error.checkpoint is not None:
+        message += f"; the last good checkpoint is {error.checkpoint}"
+    return message
+
+
+def _progress(args):
+    """``(on_epoch callback, close)``: a tqdm bar over epochs on stderr, or nothing."""
+    if args.quiet:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=args.epochs,
+        unit="epoch",
+        desc="training",
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
+
+    def on_epoch(record):
+        postfix = {"loss": f"{record['train_loss']:.4f}"}
+        if record.get("val_accuracy") is not None:
+            postfix["val_acc"] = f"{record['val_accuracy']:.4f}"
+        bar.set_postfix(postfix, refresh=False)
+        bar.update(record["epoch"] - bar.n)
+
+    return on_epoch, bar.close
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)
+
+
+def write_outputs(args, dataset, loss, result, test, seconds) -> Path:
+    """``metrics.json`` and ``curves.png`` in ``--out``; returns the directory."""
+    from jaxbp.plots import plot_curves
+
+    test_loss, test_accuracy = test
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = {k: v for k, v in vars(args).items() if k != "command"}
+    config.update(loss=loss, hidden=list(args.hidden))
+    metrics = {
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "train_seconds": seconds,
+        "config": config,
+        "history": result.history,
+    }
+    (out / "metrics.json").write_text(
+        json.dumps(metrics, indent=2, default=_json_default)
+    )
+    title = f"{dataset.name}: {building.model_summary(args, loss)}"
+    plot_curves(result.history, out / "curves.png", title=title)
+    return out
+
+
+def run(args) -> int:
+    """Train as the flags say; print the summary; 0 on success."""
+    parsing.apply_presets(args)
+    parsing.check_model_flags(args)
+    resolve_weight_decay(args)
+    dataset = building.load_dataset(args)
+    loss = building.choose_loss(args, dataset)
+    n_train = dataset.train.x.shape[0]
+    check_training_flags(args, n_train)
+    model = building.build_model(args, dataset, loss)
+    optimizer = recipes.optimizer(
+        args.optimizer,
+        impl=args.impl,
+        learning_rate=args.lr,
+        schedule=args.lr_schedule,
+        steps=recipes.total_steps(n_train, args.batch_size, args.epochs),
+        weight_decay=args.weight_decay,
+    )
+    on_epoch, close = _progress(args)
+    try:
+        result, seconds, test = fit_and_test(
+            model, dataset, loss, optimizer, args, on_epoch
+        )
+    finally:
+        close()
+    out = write_outputs(args, dataset, loss, result, test, seconds)
+    test_loss, test_accuracy = test
+    summary = f"test loss {test_loss:.4f}"
+    if test_accuracy is not None:
+        summary += f", test accuracy {test_accuracy:.4f}"
+    print(
+        f"{dataset.name}: {building.model_summary(args, loss)}; "
+        f"{len(result.history)} epochs in {seconds:.1f}s (best epoch "
+        f"{result.best_epoch}); {summary}\n"
+        f"wrote {out / 'metrics.json'} and {out / 'curves.png'}"
+    )
+    return 0

@@ -1,0 +1,267 @@
+"""Ready-made choices by name: the models, optimizers, losses and presets of ``jaxbp train``.
+
+What the command line builds from its flags, as a library (the experiments
+use it too)::
+
+    ds = data.load("digits", images=True)
+    model = recipes.model("cnn", ds)                       # the CNN preset
+    tx = recipes.optimizer("adamw", learning_rate=2e-3, schedule="cosine",
+                           steps=40 * 44, weight_decay=1.0)
+    y = recipes.targets(ds, ds.train, recipes.default_loss(ds))
+
+``PRESETS`` holds each model's defaults: what ``jaxbp train --model NAME``
+uses for the flags left unset, and what :func:`model` uses for the arguments
+left None. Bad arguments raise a ValueError naming the argument.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from jaxbp import initializers
+from jaxbp.checks import check_int, choose, is_finite_number
+from jaxbp.model import cnn as build_cnn
+from jaxbp.model import mlp as build_mlp
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+IMPLS = ("jaxbp", "optax")
+MODELS = ("mlp", "cnn")
+SCHEDULES = ("constant", "cosine")
+
+#: Defaults per model. The selection of the MLP's and the CNN's is described
+#: in the README ("jaxbp train", Targets); the CNN's optimizer and decoupled
+#: weight decay were chosen by cross-validation on the training and validation
+#: images (``python experiments/cnn_selection.py``).
+PRESETS = {
+    "mlp": {
+        "hidden": (256, 256),
+        "input_dropout": 0.2,
+        "dropout": 0.3,
+        "batchnorm": False,
+        "epochs": 200,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "lr_schedule": "constant",
+        "optimizer": "adam",
+        "weight_decay": 0.0,
+    },
+    "cnn": {
+        "hidden": (128,),
+        "input_dropout": 0.0,
+        "dropout": 0.5,
+        "batchnorm": True,
+        "epochs": 40,
+        "batch_size": 32,
+        "lr": 2e-3,
+        "lr_schedule": "cosine",
+        "optimizer": "adamw",  # decoupled weight decay: weight_decay
+        "weight_decay": 1.0,
+    },
+}
+
+#: The preset entries that are training choices (the rest build the model).
+TRAINING_PRESETS = (
+    "optimizer",
+    "weight_decay",
+    "batch_size",
+    "lr",
+    "lr_schedule",
+    "epochs",
+)
+
+
+# ---------------------------------------------------------------- losses and targets
+
+
+def default_loss(dataset) -> str:
+    """``"mse"`` for a regression dataset, ``"cross_entropy"`` for classes."""
+    return "mse" if dataset.task == "regression" else "cross_entropy"
+
+
+def output_size(dataset, loss: str) -> int:
+    """The number of model outputs ``loss`` needs on ``dataset``.
+
+    Raises a ValueError when the loss does not fit the dataset: a class loss on
+    regression targets, or a 2-class loss on more classes.
+    """
+    if dataset.task == "regression":
+        if loss != "mse":
+            raise ValueError(
+                f"loss {loss!r} needs class labels; {dataset.name} is a "
+                "regression dataset (use 'mse')"
+            )
+        return dataset.train.y.shape[-1] if dataset.train.y.ndim > 1 else 1
+    if loss == "binary_cross_entropy" or (loss == "hinge" and dataset.num_classes == 2):
+        if dataset.num_classes != 2:
+            raise ValueError(
+                f"loss {loss!r} needs a dataset with 2 classes; "
+                f"{dataset.name} has {dataset.num_classes}"
+            )
+        return 1
+    return dataset.num_classes
+
+
+def targets(dataset, split, loss: str):
+    """``split``'s labels in the form ``loss`` takes (one-hot rows for mse on classes)."""
+    if dataset.task == "classification" and loss == "mse":
+        return np.eye(dataset.num_classes, dtype=np.float32)[split.y]
+    return split.y
+
+
+# ---------------------------------------------------------------- optimizers
+
+
+def total_steps(n_train: int, batch_size: int | None, epochs: int) -> int:
+    """Updates in ``epochs`` epochs of ``n_train // batch_size`` steps (None: full batch)."""
+    return epochs * (n_train // (batch_size or n_train))
+
+
+def optimizer(
+    name: str,
+    *,
+    impl: str = "jaxbp",
+    learning_rate: float,
+    schedule: str = "constant",
+    steps: int | None = None,
+    weight_decay: float = 0.0,
+):
+    """The optimizer ``name`` (``OPTIMIZERS``) from ``jaxbp.optim`` or optax.
+
+    ``impl="jaxbp"`` (hand-rolled) or ``"optax"``: the same arguments in both.
+    ``momentum`` and ``nesterov`` are SGD with momentum 0.9.
+    ``schedule="cosine"`` decays the learning rate to 0 over ``steps`` updates.
+    ``weight_decay`` is decoupled weight decay (AdamW's; the update subtracts
+    ``lr * weight_decay * p``), so it is valid with ``"adamw"`` only (any
+    other optimizer with a non-zero ``weight_decay`` is a ValueError); a
+    coupled L2 penalty is ``jaxbp.train.fit``'s ``l2=``.
+    """
+    choose(name, OPTIMIZERS, "optimizer")
+    choose(impl, IMPLS, "impl")
+    choose(schedule, SCHEDULES, "schedule")
+    if not (is_finite_number(learning_rate) and learning_rate > 0):
+        raise ValueError(
+            f"learning_rate must be a finite number > 0; got {learning_rate!r}"
+        )
+    if not (is_finite_number(weight_decay) and weight_decay >= 0):
+        raise ValueError(
+            f"weight_decay must be a finite number >= 0; got {weight_decay!r}"
+        )
+    if weight_decay and name != "adamw":
+        raise ValueError(
+            f"weight_decay is decoupled weight decay, for optimizer 'adamw' only; "
+            f"got optimizer {name!r} (a coupled L2 penalty is fit's l2=)"
+        )
+    if impl == "optax":
+        import optax as lib
+    else:
+        from jaxbp import optim as lib
+    lr = learning_rate
+    if schedule == "cosine":
+        check_int("steps", steps, 1)
+        lr = lib.cosine_decay_schedule(learning_rate, steps)
+    if name == "sgd":
+        return lib.sgd(lr)
+    if name == "momentum":
+        return lib.sgd(lr, momentum=0.9)
+    if name == "nesterov":
+        return lib.sgd(lr, momentum=0.9, nesterov=True)
+    if name == "adamw":
+        return lib.adamw(lr, weight_decay=weight_decay)
+    return getattr(lib, name)(lr)
+
+
+# ---------------------------------------------------------------- models
+
+
+def _initializer(init, init_std):
+    if init_std is None:
+        return init
+    if init != "normal":
+        raise ValueError(f"init_std applies to init='normal' only; got init={init!r}")
+    if not (is_finite_number(init_std) and init_std > 0):
+        raise ValueError(f"init_std must be a finite number > 0; got {init_std!r}")
+    return initializers.normal(init_std)
+
+
+def _cnn(dataset, n_out, *, hidden, channels, activation, init, options, dtype):
+    if len(dataset.in_shape) != 3:
+        raise ValueError(
+            f"model 'cnn' needs image data (data.load(..., images=True)); "
+            f"{dataset.name} has examples of shape {dataset.in_shape}"
+        )
+    if options["residual"] or options["input_dropout"]:
+        raise ValueError("residual and input_dropout apply to model 'mlp' only")
+    return build_cnn(
+        in_shape=dataset.in_shape,
+        **({} if channels is None else {"channels": tuple(channels)}),
+        num_classes=n_out,
+        hidden=hidden[0] if hidden else 0,
+        activation=activation,
+        init=init,
+        dropout=options["dropout"],
+        batchnorm=options["batchnorm"],
+        dtype=dtype,
+    )
+
+
+def _mlp(dataset, n_out, *, hidden, channels, activation, init, options, dtype):
+    if channels is not None:
+        raise ValueError("channels applies to model 'cnn' only")
+    return build_mlp(
+        [math.prod(dataset.in_shape), *hidden, n_out],
+        activation,
+        init,
+        dtype=dtype,
+        **options,
+    )
+
+
+def model(
+    name: str,
+    dataset,
+    *,
+    loss: str | None = None,
+    hidden=None,
+    channels=None,
+    activation: str = "relu",
+    init=None,
+    init_std: float | None = None,
+    batchnorm: bool | None = None,
+    dropout: float | None = None,
+    input_dropout: float | None = None,
+    residual: bool = False,
+    dtype="float32",
+):
+    """The model ``name`` (``"mlp"`` or ``"cnn"``) built for ``dataset``.
+
+    Its input shape is the dataset's, its output size what ``loss`` (default
+    :func:`default_loss`) needs (:func:`output_size`). Arguments left None
+    take the model's ``PRESETS`` value. ``hidden``: the MLP's hidden sizes,
+    or the CNN's one dense layer (``()`` for none); ``channels``: the CNN's
+    conv widths (default ``jaxbp.model.cnn``'s). ``init`` a name or an
+    initializer (default by activation); ``init_std`` the std of
+    ``init="normal"``. ``residual`` and ``input_dropout`` are the MLP's.
+    """
+    choose(name, MODELS, "model")
+    preset = PRESETS[name]
+    options = {
+        "batchnorm": preset["batchnorm"] if batchnorm is None else batchnorm,
+        "dropout": preset["dropout"] if dropout is None else dropout,
+        "residual": residual,
+        "input_dropout": preset["input_dropout"]
+        if input_dropout is None
+        else input_dropout,
+    }
+    build = _cnn if name == "cnn" else _mlp
+    return build(
+        dataset,
+        output_size(dataset, loss or default_loss(dataset)),
+        hidden=tuple(preset["hidden"] if hidden is None else hidden),
+        channels=channels,
+        activation=activation,
+        init=_initializer(init, init_std),
+        options=options,
+        dtype=dtype,
+    )
