@@ -193,8 +193,7 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch):
 
     started = time.perf_counter()
     try:
-        result = _fit(
-            train,
+        result = train.fit(
             model,
             split(dataset.train),
             split(dataset.val),
@@ -221,18 +220,10 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch):
             raise UsageError(f"--resume: {error}") from None
         raise
     seconds = time.perf_counter() - started
-    test = _evaluate(train, model, result, split(dataset.test), loss)
+    test = train.evaluate(
+        model, result.params, split(dataset.test), state=result.state, loss=loss
+    )
     return result, seconds, test
-
-
-# TEMPORARY adapter: this branch still has the old jaxbp.train (weight_decay=,
-# evaluate(model, params, state, x, y)); removed when the new train API merges.
-def _fit(train, model, data, val, *, l2, **kwargs):
-    return train.fit(model, data, val, weight_decay=l2, **kwargs)
-
-
-def _evaluate(train, model, result, data, loss):
-    return train.evaluate(model, result.params, result.state, *data, loss=loss)
 
 
 #: How fit's ValueError begins when the checkpoint to resume was written with
