@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import jaxbp
@@ -30,7 +29,7 @@ from benchmarks.timing import (
 )
 from jaxbp import data, optim
 from jaxbp.backprop import prepare
-from jaxbp.train import TrainState, make_epoch, make_step, train_keys
+from jaxbp.train import TrainState, epoch_batches, make_epoch, make_step, train_keys
 
 #: The digits MLP of the training sections (the gradient section's first row).
 EPOCH_MLP = (64, 128, 128, 10)
@@ -63,17 +62,6 @@ def top_ops(ops: Mapping[str, float], total: float, k: int = 6) -> dict[str, flo
     return {op: round(us / total, 3) for op, us in list(ops.items())[:k]}
 
 
-def _epoch_batches(train_key, n: int, batch: int):
-    """The mini-batch indices and step keys :func:`jaxbp.train.make_epoch`
-    draws for epoch 1 of ``train_key`` (so a Python loop can replay them)."""
-    epoch_key = jax.random.fold_in(train_key, jnp.uint32(1))
-    perm_key, steps_key = jax.random.split(epoch_key)
-    num_steps = n // batch
-    order = jax.random.permutation(perm_key, jnp.arange(n, dtype=jnp.int32))
-    index = np.asarray(order[: num_steps * batch]).reshape(num_steps, batch)
-    return index, list(jax.random.split(steps_key, num_steps))
-
-
 def epoch_problem(sizes: Sequence[int], batch: int) -> dict[str, Any]:
     """The digits, an MLP of ``sizes`` with Adam: the train step, the initial
     TrainState, the prepared (x, t), the scanned epoch's arguments, and the
@@ -86,16 +74,17 @@ def epoch_problem(sizes: Sequence[int], batch: int) -> dict[str, Any]:
     train_state = TrainState(params, state, optimizer.init(params))
     n = x.shape[0]
     _, train_key = train_keys(jax.random.key(0))
-    index, keys = _epoch_batches(train_key, n, batch)
+    # epoch 1's batches and step keys, as the scanned epoch draws them
+    index, keys = epoch_batches(train_key, 1, n, batch)
     return {
-        "step": make_step(model, "cross_entropy", optimizer),
+        "step": make_step(model, loss="cross_entropy", optimizer=optimizer),
         "n": n,
         "train_state": train_state,
         "x": x,
         "t": t,
         "scan_args": (train_state, x, t, train_key, 1),
-        "index": index,
-        "keys": keys,
+        "index": np.asarray(index),
+        "keys": list(keys),
     }
 
 

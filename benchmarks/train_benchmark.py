@@ -73,7 +73,7 @@ def step_comparison(args, reps):
         key = jax.random.key(1)
         fns = {}
         for mode in ("manual", "autodiff"):
-            step = jax.jit(make_step(model, LOSS, tx, backprop=mode))
+            step = jax.jit(make_step(model, loss=LOSS, optimizer=tx, backprop=mode))
             fns[mode] = functools.partial(step, train_state, xb, tb, key)
         times = interleaved_times(fns, reps=reps, min_seconds=args.min_seconds)
         rows.append(

@@ -1,5 +1,13 @@
-"""Section ``vmap``: N small models trained in one ``jax.vmap``-ed program vs N
-sequential runs of the same jitted training, with the profile of both."""
+"""Section ``vmap``: N small models trained in one ``jax.vmap``-ed program (what
+:func:`jaxbp.train.sweep` compiles) vs N sequential runs of the same jitted
+training, with the profile of both.
+
+A run is :func:`jaxbp.train.run_steps` of the Adam train step over the seed's
+:func:`jaxbp.train.batch_schedule` (given as an input, as sweep gives it: the
+shuffles are not part of the timed program), from the seed's
+:func:`jaxbp.train.init_params`; the training set is an argument shared by
+the runs.
+"""
 
 from __future__ import annotations
 
@@ -28,11 +36,22 @@ from benchmarks.timing import (
     time_columns,
 )
 from jaxbp import data, optim
-from jaxbp.train import make_train_fn
+from jaxbp.backprop import prepare
+from jaxbp.train import (
+    TrainState,
+    batch_schedule,
+    init_params,
+    make_step,
+    run_steps,
+    sweep,
+)
 
 #: (dataset, MLP sizes, batch) of the vmap section: small models.
 VMAP_PROBLEMS_FULL = (("blobs", (2, 16, 3), 16), ("digits", (64, 32, 10), 32))
 VMAP_PROBLEMS_QUICK = (("blobs", (2, 16, 3), 16),)
+LEARNING_RATE = 3e-3
+#: vmap axes of a run's arguments: params, indices, keys per run; x, t shared.
+RUN_AXES = (0, 0, 0, None, None)
 
 #: The printed table: (row key, header, format).
 COLUMNS = [
@@ -46,52 +65,72 @@ COLUMNS = [
     ("vmap_of_peak", "of peak", "{:.0%}"),
     ("single_kernel_share", "1 run in kernels", "{:.0%}"),
     ("matmul_share", "matmul", "{:.0%}"),
-    ("sort_share", "shuffle", "{:.0%}"),
     ("vmap_compile_s", "compile s", "{:.1f}"),
 ]
 
 
+def _stack(trees):
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
 def training_runs(dataset: str, sizes, batch: int, num_models: int, epochs: int):
-    """The N runs of a small MLP trained with Adam: ``vmap`` (one program for
-    all) and ``sequential`` (the single-run program called N times), as
+    """The N runs (seeds 0..N-1) of a small MLP trained with Adam, as
+    :func:`jaxbp.train.sweep` trains them: ``run_steps`` over each seed's
+    ``batch_schedule``, from ``init_params``. ``vmap`` is one program for all
+    (sweep's), ``sequential`` the single-run program called N times; both
     argument-less calls, with the pieces the measurements need."""
     train_x, train_y = data.load(dataset).train
     model = jaxbp.mlp(list(sizes))
-    train = make_train_fn(
-        model,
-        train_x,
-        train_y,
-        optimizer_fn=optim.adam,
-        batch_size=batch,
-        epochs=epochs,
-    )
-    keys = jax.random.split(jax.random.key(0), num_models)
-    lr = jnp.float32(3e-3)
-    single = jax.jit(train)
-    vmapped = jax.jit(jax.vmap(train, in_axes=(0, None))).lower(keys, lr).compile()
-    compiled_single = single.lower(keys[0], lr).compile()
-    key_list = list(keys)
+    optimizer = optim.adam(LEARNING_RATE)
+    seeds = list(range(num_models))
+    params, state = init_params(model, seeds)
+    x, t, _, state = prepare(model, None, train_x, train_y, "cross_entropy", state)
+    schedule = _stack([batch_schedule(s, x.shape[0], batch, epochs) for s in seeds])
+    step = make_step(model, loss="cross_entropy", optimizer=optimizer)
+
+    def run(p, indices, keys, x, t):
+        start = TrainState(p, state, optimizer.init(p))
+        return run_steps(step, start, x, t, indices, keys)
+
+    args = (params, schedule.indices, schedule.keys, x, t)
+    per_run = [jax.tree.map(lambda a, i=i: a[i], args[:3]) + (x, t) for i in seeds]
+    single, vmapped = jax.jit(run), jax.jit(jax.vmap(run, in_axes=RUN_AXES))
+    compiled_vmapped = vmapped.lower(*args).compile()
+    compiled_single = single.lower(*per_run[0]).compile()
 
     def sequential():
-        return [single(k, lr) for k in key_list]
+        return [single(*a) for a in per_run]
+
+    def swept():
+        return sweep(
+            model,
+            (train_x, train_y),
+            optimizer=optimizer,
+            params=params,
+            state=state,
+            seeds=seeds,
+            batch_size=batch,
+            epochs=epochs,
+        )
 
     return {
-        "vmap": functools.partial(vmapped, keys, lr),
+        "vmap": functools.partial(compiled_vmapped, *args),
         "sequential": sequential,
-        "compiled_vmap": vmapped,
+        "sweep": swept,
+        "compiled_vmap": compiled_vmapped,
         "compiled_single": compiled_single,
-        "single_call": functools.partial(compiled_single, keys[0], lr),
-        "train": train,
-        "args": (keys, lr),
-        "steps": train_x.shape[0] // batch,
+        "single_call": functools.partial(compiled_single, *per_run[0]),
+        "run": run,
+        "args": args,
+        "single_args": per_run[0],
+        "total_steps": schedule.indices.shape[1],
     }
 
 
 def _compile_columns(runs: dict, compile_reps: int) -> dict[str, float]:
-    keys, lr = runs["args"]
-    single = compile_seconds(runs["train"], (keys[0], lr), reps=compile_reps)
+    single = compile_seconds(runs["run"], runs["single_args"], reps=compile_reps)
     vmapped = compile_seconds(
-        jax.vmap(runs["train"], in_axes=(0, None)), (keys, lr), reps=compile_reps
+        jax.vmap(runs["run"], in_axes=RUN_AXES), runs["args"], reps=compile_reps
     )
     return {
         "single_compile_s": single["compile_s"],
@@ -113,7 +152,6 @@ def _profile_columns(runs: dict, num_models: int) -> dict[str, Any]:
         if isinstance(result, str):
             return {"profile": result}
     total = profile["kernel_us"]
-    sort_us = sum(us for op, us in profile["ops"].items() if "sort" in op)
     return {
         "single_kernel_ms": single["kernel_us"] / 1e3,
         "vmap_kernel_per_model_ms": total / num_models / 1e3,
@@ -121,8 +159,7 @@ def _profile_columns(runs: dict, num_models: int) -> dict[str, Any]:
         # and dispatch, is what vmap removes)
         "single_kernel_share": single["kernel_us"] / single["wall_us"],
         "matmul_share": profile["matmul_us"] / total,
-        "sort_share": sort_us / total,
-        "other_share": (profile["other_us"] - sort_us) / total,
+        "other_share": profile["other_us"] / total,
         "top_ops": top_ops(profile["ops"], total),
     }
 
@@ -132,8 +169,10 @@ def vmap_row(ctx: BenchContext, problem, num_models: int, epochs: int) -> dict:
     peak matmul; the bound, compile times and profiles."""
     dataset, sizes, batch = problem
     runs = training_runs(dataset, sizes, batch, num_models, epochs)
-    sequential = jax.tree.map(lambda *a: jnp.stack(a), *runs["sequential"]())
-    agree = max_difference(runs["vmap"]().params, sequential.params)
+    vmapped, _ = runs["vmap"]()
+    sequential = _stack([final for final, _ in runs["sequential"]()])
+    agree = max_difference(vmapped.params, sequential.params)
+    sweep_agree = max_difference(vmapped.params, runs["sweep"]().params)
     matmul, a, b, matmul_flops = matmul_problem(ctx.peak_n)
     times = interleaved_times(
         {
@@ -145,14 +184,14 @@ def vmap_row(ctx: BenchContext, problem, num_models: int, epochs: int) -> dict:
         min_seconds=ctx.min_seconds,
         warmup=1,
     )
-    flops = num_models * epochs * runs["steps"] * dense_sizes_flops(sizes, batch)[1]
+    flops = num_models * runs["total_steps"] * dense_sizes_flops(sizes, batch)[1]
     peak = matmul_flops / float(np.median(times["matmul"]))
     row: dict[str, Any] = {
         "section": "vmap",
         "name": f"{num_models} x {size_name(sizes, batch)} {dataset}",
         "models": num_models,
         "epochs": epochs,
-        "steps_per_epoch": runs["steps"],
+        "steps_per_epoch": runs["total_steps"] // epochs,
     }
     for k in ("vmap", "sequential"):
         row.update(time_columns(f"{k}_ms", times[k]))
@@ -164,6 +203,7 @@ def vmap_row(ctx: BenchContext, problem, num_models: int, epochs: int) -> dict:
     row["bound"] = float(np.median(times["sequential"])) / (flops / peak)
     row.update(_compile_columns(runs, ctx.compile_reps))
     row["max_param_diff"] = agree
+    row["sweep_param_diff"] = sweep_agree
     row.update(_profile_columns(runs, num_models))
     return row
 
@@ -180,7 +220,9 @@ def vmap_rows(
     ``bound`` is the largest sequential/vmap ratio possible here: the
     sequential time over the time the N runs' FLOPs would take at the
     measured matmul peak. The profile of the vmapped run splits its kernel
-    time into matmuls, the per-epoch shuffles (``sort``) and the rest.
+    time into matmuls and the rest. ``max_param_diff`` compares the vmapped
+    and sequential runs' final parameters, ``sweep_param_diff`` the vmapped
+    program's with :func:`jaxbp.train.sweep`'s (the program timed is sweep's).
     """
     if problems is None:
         problems = VMAP_PROBLEMS_QUICK if ctx.quick else VMAP_PROBLEMS_FULL
