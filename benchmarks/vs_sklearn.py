@@ -61,8 +61,12 @@ def time_jaxbp(epochs: int, seed: int, out: str, cache: bool) -> tuple[float, fl
     ]
     env = {**os.environ, "JAXBP_COMPILATION_CACHE": "1" if cache else "0"}
     start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"`{' '.join(command[1:])}` exited with {done.returncode}:\n{done.stderr}"
+        )
     with open(f"{out}/metrics.json") as f:
         return seconds, json.load(f)["test_accuracy"]
 
