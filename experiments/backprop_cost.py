@@ -15,7 +15,7 @@ with P from ~140 to ~110,000 parameters we time, in one process:
 * ``finite_diff``: central differences, 2P forward passes
   ``(L(θ + h e_i) − L(θ − h e_i)) / 2h`` batched the same way.
 
-Every function is jitted; timings use ``jaxbp.bench.interleaved_times``
+Every function is jitted; timings use ``benchmarks.timing.interleaved_times``
 (warm-up calls first, ``block_until_ready``, the contenders interleaved in
 rotating order); we report medians, and each ratio to ``forward`` as the
 median of per-repetition ratios. Reverse mode is timed with the forward pass
@@ -47,11 +47,12 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for benchmarks/
 
 import _common
 
 import jaxbp
-from jaxbp import bench
+from benchmarks import problems, timing
 
 IN, OUT, BATCH = 16, 10, 64
 LOSS = "cross_entropy"
@@ -195,7 +196,7 @@ def measure(width: int, cfg: dict, active: set[str]) -> dict:
     calls = {k: (lambda fn=fn: fn(params)) for k, fn in jitted.items()}
     # Reverse mode against the forward pass: many interleaved repetitions.
     fast = ("forward", "manual", "autodiff")
-    times = bench.interleaved_times(
+    times = timing.interleaved_times(
         {k: calls[k] for k in fast},
         reps=cfg["reps"],
         min_seconds=cfg["min_seconds"],
@@ -208,14 +209,14 @@ def measure(width: int, cfg: dict, active: set[str]) -> dict:
     if slow:
         seconds = max(once[k] for k in slow)
         reps = cfg["reps"] if seconds < cfg["slow_reps_below"] else cfg["slow_reps"]
-        slow_times = bench.interleaved_times(
+        slow_times = timing.interleaved_times(
             {k: calls[k] for k in ("forward", *slow)},
             reps=reps,
             min_seconds=cfg["min_seconds"],
             warmup=0,  # each was called twice above
         )
         slow_reps = {k: reps for k in slow}
-    flops_fwd, flops_grad = bench.dense_sizes_flops(sizes, BATCH)
+    flops_fwd, flops_grad = problems.dense_sizes_flops(sizes, BATCH)
     row = {
         "width": width,
         "sizes": sizes,
@@ -228,16 +229,16 @@ def measure(width: int, cfg: dict, active: set[str]) -> dict:
         "rel_error_vs_manual": errors,
     }
     for k in fast:
-        row.update(bench.time_columns(f"{k}_ms", times[k]))
+        row.update(timing.time_columns(f"{k}_ms", times[k]))
         if k != "forward":
-            row.update(bench.ratio_columns(f"{k}_ratio", times[k], times["forward"]))
+            row.update(timing.ratio_columns(f"{k}_ratio", times[k], times["forward"]))
     for k in slow:
-        row.update(bench.time_columns(f"{k}_ms", slow_times[k]))
+        row.update(timing.time_columns(f"{k}_ms", slow_times[k]))
         row.update(
-            bench.ratio_columns(f"{k}_ratio", slow_times[k], slow_times["forward"])
+            timing.ratio_columns(f"{k}_ratio", slow_times[k], slow_times["forward"])
         )
     if slow:
-        row.update(bench.time_columns("forward_ms_slow_group", slow_times["forward"]))
+        row.update(timing.time_columns("forward_ms_slow_group", slow_times["forward"]))
     if "finite_diff" in slow:  # each of the 2P forwards, in units of one forward
         row["finite_diff_cost_per_forward"] = row["finite_diff_ratio"] / (2 * n_params)
     if "forward_mode" in slow:  # each of the P JVPs, in units of one forward

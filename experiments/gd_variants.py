@@ -21,7 +21,7 @@ seconds per update of each variant come from timing one training epoch alone
 (``lax.scan`` of ``jaxbp.train.make_step`` over the epoch's batches, no loss
 evaluation), jitted, after a warm-up call (compile time reported separately),
 single seed, blocking on the result; the three variants are timed interleaved
-(``jaxbp.bench.interleaved_times``) and we take medians. The machine is shared
+(``benchmarks.timing.interleaved_times``) and we take medians. The machine is shared
 and loaded, so the per-second comparison is reported, not asserted.
 """
 
@@ -36,13 +36,14 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for benchmarks/
 
 import _common
 
 import jaxbp
+from benchmarks.timing import interleaved_times, quartiles
 from jaxbp import backprop as bp
 from jaxbp import data, optim
-from jaxbp.bench import interleaved_times, quartiles
 from jaxbp.train import TrainState, make_step
 
 NAME = "gd_variants"

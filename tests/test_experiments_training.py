@@ -97,19 +97,6 @@ def test_batchnorm(tmp_path):
     )
 
 
-def test_train_benchmark(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "_experiment_train_benchmark", EXPERIMENTS / "train_benchmark.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--quick", "--out", str(tmp_path)]) == 0
-    written = json.loads((tmp_path / "train_benchmark.json").read_text())
-    (step,) = written["step"]
-    assert step["model"] == "64-128-10" and step["manual/autodiff"] > 0
-    assert written["checkpoint"]["jaxbp_ms"] > 0
-
-
 def test_cnn_selection(tmp_path):
     results = run_quick("cnn_selection", tmp_path)
     assert set(results["candidates"]) == {"adam", "adamw 1.0"}

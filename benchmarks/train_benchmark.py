@@ -1,11 +1,12 @@
 """Training benchmark: manual vs autodiff train steps, checkpoint save cost.
 
-``python experiments/train_benchmark.py [--quick] [--out DIR]`` prints one table
+``python benchmarks/train_benchmark.py [--quick] [--out DIR]`` prints one table
 per comparison and writes ``DIR/train_benchmark.json``. All timings are in one
 process, after warm-up calls (compilation), blocking on every result
-(``block_until_ready``); contenders are timed interleaved (``jaxbp.bench.
-interleaved_times``: every repetition times each once, in shuffled order) and
-we report medians, and ratios as the median of the per-repetition ratios.
+(``block_until_ready``); contenders are timed interleaved
+(:func:`benchmarks.timing.interleaved_times`: every repetition times each
+once, in shuffled order) and we report medians, and ratios as the median of
+the per-repetition ratios.
 
 1. **Train step, manual vs autodiff**: one jitted ``jaxbp.train.make_step``
    (forward, backward, Adam update) with the hand-written backward pass vs
@@ -15,8 +16,8 @@ we report medians, and ratios as the median of the per-repetition ratios.
    ``jaxbp.checkpoint.save`` vs orbax's ``CheckpointManager`` (if installed).
 
 An epoch as ``lax.scan`` vs a Python loop, and N models under ``vmap`` vs N
-sequential runs, are sections of ``python experiments/benchmark.py``
-(``jaxbp bench``), with their profiles.
+sequential runs, are sections of ``python benchmarks/benchmark.py``, with
+their profiles.
 """
 
 from __future__ import annotations
@@ -27,31 +28,27 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
+
 import jax
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import _common
-
 import jaxbp
+from benchmarks import report
+from benchmarks.timing import interleaved_times, median
 from jaxbp import backprop as bp
 from jaxbp import checkpoint, optim
-from jaxbp.bench import interleaved_times, quartiles
-from jaxbp.train import (
-    TrainState,
-    make_step,
-)
+from jaxbp.train import TrainState, make_step
 
 LOSS = "cross_entropy"
 
 
 def _ratio(num, den) -> float:
-    return quartiles(np.asarray(num) / np.asarray(den))[1]
+    return median(np.asarray(num) / np.asarray(den))
 
 
 def _ms(seconds) -> float:
-    return quartiles(np.asarray(seconds) * 1e3)[1]
+    return median(np.asarray(seconds) * 1e3)
 
 
 def _setup(model, x, y, optimizer):
@@ -76,7 +73,7 @@ def step_comparison(args, reps):
         key = jax.random.key(1)
         fns = {}
         for mode in ("manual", "autodiff"):
-            step = jax.jit(make_step(model, LOSS, tx, backprop=mode))
+            step = jax.jit(make_step(model, loss=LOSS, optimizer=tx, backprop=mode))
             fns[mode] = functools.partial(step, train_state, xb, tb, key)
         times = interleaved_times(fns, reps=reps, min_seconds=args.min_seconds)
         rows.append(
@@ -88,7 +85,7 @@ def step_comparison(args, reps):
                 "manual/autodiff": _ratio(times["manual"], times["autodiff"]),
             }
         )
-    _common.print_table(
+    report.print_table(
         list(rows[0]),
         [list(r.values()) for r in rows],
         "1. train step (forward + backward + Adam), jitted",
@@ -128,7 +125,7 @@ def checkpoint_comparison(args, reps):
     if ocp is not None:
         row["orbax_ms"] = _ms(times["orbax"])
         row["orbax/jaxbp"] = _ratio(times["orbax"], times["jaxbp"])
-    _common.print_table(
+    report.print_table(
         list(row),
         [list(row.values())],
         "2. one checkpoint save (MLP 64-128-10 params + Adam state + key, fsync)",
@@ -137,7 +134,8 @@ def checkpoint_comparison(args, reps):
 
 
 def main(argv=None) -> int:
-    args = _common.parse_args("train_benchmark", __doc__.splitlines()[0], argv=argv)
+    """Run both comparisons, print their tables, write the JSON file."""
+    args = report.parse_args("train_benchmark", __doc__.splitlines()[0], argv)
     args.min_seconds = 0.02 if args.quick else 0.1
     reps = 5 if args.quick else 21
     started = time.perf_counter()
@@ -147,7 +145,8 @@ def main(argv=None) -> int:
         "checkpoint": checkpoint_comparison(args, reps),
     }
     results["seconds"] = time.perf_counter() - started
-    path = _common.write_json(args, results)
+    payload = {"benchmark": args.name, "quick": args.quick, **results}
+    path = report.write_json(args.path, payload)
     print(f"wrote {path} in {results['seconds']:.1f} s")
     return 0
 
