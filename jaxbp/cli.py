@@ -1,4 +1,4 @@
-"""The ``jaxbp`` command line: ``train``, ``gradcheck`` and ``bench``.
+"""The ``jaxbp`` command line: ``train``, ``gradcheck``, ``bench`` and ``explain``.
 
 Bad input ends the program with exit status 2 and one line on stderr naming
 what was expected and what came; no traceback.
@@ -12,6 +12,8 @@ import math
 import sys
 import time
 from pathlib import Path
+
+from jaxbp import cli_explain
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 IMPLS = ("jaxbp", "optax")
@@ -308,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--quick", action="store_true")
     bench.add_argument("--out", default="runs/bench")
+    cli_explain.add_parser(sub)
     return parser
 
 
@@ -657,9 +660,12 @@ def main(argv=None) -> int:
     enable_compilation_cache()
     if args.command in ("train", "gradcheck"):
         apply_presets(args)
-    command = {"train": run_train, "gradcheck": run_gradcheck, "bench": run_bench}[
-        args.command
-    ]
+    command = {
+        "train": run_train,
+        "gradcheck": run_gradcheck,
+        "bench": run_bench,
+        "explain": cli_explain.run,
+    }[args.command]
     try:
         return command(args)
     except (UsageError, ValueError) as error:
