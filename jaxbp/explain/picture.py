@@ -174,7 +174,7 @@ def _captions(fig, trace: StepTrace, *, labelled: bool) -> None:
         0.035,
         "units: out = f(net), δ = ∂E/∂net;  connections: "
         + ("weight and ∂E/∂weight " if labelled else "")
-        + "(blue ≥ 0, red < 0, width ∝ |∂E/∂w|)",
+        + "(blue ≥ 0, red < 0, width ∝ |∂E/∂w| within a layer)",
         ha="center",
         fontsize=8,
         color="#444444",
