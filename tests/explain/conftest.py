@@ -1,6 +1,5 @@
 """Fixtures of the explain tests: the post's network as a jaxbp model, and its trace."""
 
-import jax
 import pytest
 
 from jaxbp import explain
@@ -10,8 +9,7 @@ from jaxbp import explain
 def mazur():
     """(network, model, params) of the post's worked example, in float64."""
     network = explain.parse_network(explain.MAZUR)
-    with jax.enable_x64(True):
-        model, params = explain.build(network)
+    model, params = explain.build(network)
     return network, model, params
 
 

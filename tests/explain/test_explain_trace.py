@@ -152,6 +152,18 @@ def test_float32_model_is_traced_in_float64(mazur):
     assert_trees_equal(trace.grads, grads)
 
 
+def test_same_numbers_with_x64_off(mazur_trace):
+    """The post's network built and explained with x64 off: nothing is rounded
+    to float32 on the way (the params are NumPy float64, the step runs in x64)."""
+    with jax.enable_x64(False):
+        network = explain.parse_network(explain.MAZUR)
+        model, params = explain.build(network)
+        trace = explain.explain_step(model, params, network.inputs, network.targets)
+    assert trace.value == mazur_trace.value
+    assert_trees_equal(trace.grads, mazur_trace.grads)
+    assert_trees_equal(trace.new_params, mazur_trace.new_params)
+
+
 def test_runs_no_jax_differentiation(mazur, no_differentiation):
     network, model, params = mazur
     trace = explain.explain_step(model, params, network.inputs, network.targets)
