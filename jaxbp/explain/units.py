@@ -133,6 +133,8 @@ def _sum_over_next_layer(trace, i, j, unit, names) -> list[str]:
     head = f"∂E/∂out_{unit} = Σ_k ∂E/∂net_k · ∂net_k/∂out_{unit} = {symbols}"
     pad = " " * len(f"∂E/∂out_{unit} ")
     total = per_example(nxt.d_x[:, j])
+    if len(after) == 1:
+        return [head, f"{pad}= {products} = {total}"]
     return [head, f"{pad}= {products}", f"{pad}= {terms} = {total}"]
 
 

@@ -85,7 +85,8 @@ def _loss_lines(trace: StepTrace, names) -> list[str]:
         )
     symbols = " + ".join(f"E_{u}" for u in outputs)
     values = " + ".join(num(v) for v in trace.loss_terms)
-    lines.append(f"E_total = {symbols} = {values} = {num(trace.value)}")
+    values = f"{values} = " if len(outputs) > 1 else ""
+    lines.append(f"E_total = {symbols} = {values}{num(trace.value)}")
     return lines
 
 

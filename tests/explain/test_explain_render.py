@@ -117,3 +117,26 @@ def test_trace_dict_is_json_with_every_number(mazur_trace):
     assert sum(data["loss"]["per_output"]) == pytest.approx(
         data["loss"]["E"], rel=1e-15
     )
+
+
+def test_several_examples_and_one_output():
+    """Per-unit quantities become vectors over the examples, ∂E/∂w sums them."""
+    network = explain.parse_network(
+        {
+            **explain.MAZUR,
+            "sizes": [2, 2, 1],
+            "weights": [explain.MAZUR["weights"][0], [[0.4], [0.45]]],
+            "inputs": [[0.05, 0.1], [1, 0]],
+            "targets": [[0.01], [1]],
+        }
+    )
+    model, params = explain.build(network)
+    trace = explain.explain_step(model, params, network.inputs, network.targets)
+    lines = [line for s in explain.sections(trace) for line in s.lines]
+    w5 = next(line for line in lines if line.startswith("∂E/∂w5 = "))
+    assert w5.startswith(
+        "∂E/∂w5 = Σ_n ∂E/∂out_o1 · ∂out_o1/∂net_o1 · ∂net_o1/∂w5 = Σ_n ["
+    )
+    assert w5.endswith(f" = {num(trace.layers[1].d_w[0, 0])}")
+    assert f"E_total = E_o1 = {num(trace.value)}" in lines
+    assert "∂E/∂out_o1 = (out_o1 − target_o1) / 2 = (" in "\n".join(lines)
