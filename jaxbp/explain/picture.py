@@ -41,7 +41,7 @@ def draw_network(trace: StepTrace, path, *, max_units: int = 4, dpi: int = 150) 
     ax.set_ylim(-height / 2, height / 2)
     ax.set_aspect("equal")
     ax.axis("off")
-    positions = [_column(c, n, trace.sizes[c]) for c, n in enumerate(shown)]
+    positions = [_column(c, n) for c, n in enumerate(shown)]
     _draw_edges(ax, trace, positions, shown)
     _draw_nodes(ax, trace, positions, shown)
     _captions(fig, trace, labelled=max(shown) <= MAX_LABELLED_UNITS)
@@ -50,7 +50,8 @@ def draw_network(trace: StepTrace, path, *, max_units: int = 4, dpi: int = 150) 
     return path
 
 
-def _column(c: int, shown: int, total: int) -> list[tuple[float, float]]:
+def _column(c: int, shown: int) -> list[tuple[float, float]]:
+    """The centres of column c's units, top to bottom, centred on y = 0."""
     ys = (np.arange(shown)[::-1] - (shown - 1) / 2) * ROW
     return [(c * COLUMN, float(y)) for y in ys]
 
