@@ -34,7 +34,7 @@ from jaxbp.model import Model, cnn, mlp, sequential
 __version__ = "0.1.0"
 
 #: Subpackages above the core, imported when first used (``jaxbp.train.fit``).
-_LAZY_SUBMODULES = ("checkpoint", "data", "optim", "train")
+_LAZY_SUBMODULES = ("checkpoint", "data", "explain", "optim", "train")
 
 
 def __getattr__(name):
@@ -60,6 +60,7 @@ __all__ = [
     "cnn",
     "data",
     "diagnostics",
+    "explain",
     "forward_backward",
     "gradcheck",
     "gradient_flow",

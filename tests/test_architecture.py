@@ -5,7 +5,7 @@ its imports resolved to absolute module names. The layers, bottom to top::
 
     core (checks activations losses initializers layers/ model backprop
           gradcheck diagnostics bridge remat)
-      -> optim/ -> train/ (+ checkpoint) -> recipes -> cli/
+      -> optim/ -> train/ (+ checkpoint) -> explain/, recipes -> cli/
     data/ is used by recipes and the CLI; benchmarks/ and experiments/ live
     outside the package, which never imports them.
 
@@ -43,6 +43,8 @@ ABOVE_CORE = (
     "jaxbp.recipes",
     "jaxbp.cli",
     "jaxbp.checkpoint",
+    "jaxbp.checkpoint_saver",
+    "jaxbp.explain",
 )
 
 
@@ -72,6 +74,11 @@ RULES = (
     Rule(
         "train imports neither the CLI nor recipes",
         ("jaxbp.train",),
+        ("jaxbp.cli", "jaxbp.recipes"),
+    ),
+    Rule(
+        "explain (above train) imports neither the CLI nor recipes",
+        ("jaxbp.explain",),
         ("jaxbp.cli", "jaxbp.recipes"),
     ),
     Rule(
@@ -241,16 +248,18 @@ def synthetic(tmp_path):
 
 def test_checker_catches_every_kind_of_violation(synthetic):
     found = {rule.name: rule_violations(synthetic, rule) for rule in RULES}
-    assert found == {
-        RULES[0].name: ["jaxbp.layers._bad imports jaxbp.model"],
-        RULES[1].name: ["jaxbp.backprop imports jaxbp.train"],
-        RULES[2].name: [
-            "jaxbp.optim._base imports jaxbp.checks",
-            "jaxbp.optim._base imports optax",
-        ],
-        RULES[3].name: ["jaxbp.train imports jaxbp.cli"],
-        RULES[4].name: ["jaxbp.cli imports experiments._common"],
-    }
+    expected = {rule.name: [] for rule in RULES}
+    expected[RULES[0].name] = ["jaxbp.layers._bad imports jaxbp.model"]
+    expected[RULES[1].name] = ["jaxbp.backprop imports jaxbp.train"]
+    expected[RULES[2].name] = [
+        "jaxbp.optim._base imports jaxbp.checks",
+        "jaxbp.optim._base imports optax",
+    ]
+    expected[RULES[3].name] = ["jaxbp.train imports jaxbp.cli"]
+    expected["the package never imports experiments or benchmarks"] = [
+        "jaxbp.cli imports experiments._common"
+    ]
+    assert found == expected
     assert private_import_violations(synthetic) == [
         "jaxbp.cli imports experiments._common, private to experiments",
         "jaxbp.model imports jaxbp.layers._dense, private to jaxbp.layers",

@@ -1,4 +1,4 @@
-"""The ``jaxbp`` command line: ``jaxbp train`` and ``jaxbp gradcheck``.
+"""The ``jaxbp`` command line: ``jaxbp train``, ``jaxbp gradcheck`` and ``jaxbp explain``.
 
 It parses arguments and prints, nothing else: the models, optimizers and
 presets come from :mod:`jaxbp.recipes`, training from :mod:`jaxbp.train`.
@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import sys
 
-from jaxbp.cli import gradcheck, parsing, train
+from jaxbp.cli import explain, gradcheck, parsing, train
 from jaxbp.cli.errors import Diverged, UsageError, one_line
 from jaxbp.compilation import enable_compilation_cache
 
 __all__ = ["COMMANDS", "Diverged", "UsageError", "build_parser", "main"]
 
 #: name -> the command's module (``add_parser``, ``run``).
-COMMANDS = {"train": train, "gradcheck": gradcheck}
+COMMANDS = {"train": train, "gradcheck": gradcheck, "explain": explain}
 
 
 def build_parser():
