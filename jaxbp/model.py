@@ -164,6 +164,17 @@ def _check_sizes(sizes) -> list[int]:
     return sizes
 
 
+def _checked_init(activation, init, dropout):
+    """The initializer to use (``he`` for the ReLU family, ``xavier`` otherwise,
+    when ``init`` is None), after checking the activation, init and dropout rate."""
+    activations.get(activation)
+    init = initializers.default_for(activation) if init is None else init
+    initializers.get(init)
+    if dropout:
+        layers_lib.dropout(dropout)  # validates the rate
+    return init
+
+
 def mlp(
     sizes: Sequence[int],
     activation: str = "relu",
@@ -190,11 +201,7 @@ def mlp(
     inputs, a regularizer for small data sets).
     """
     sizes = _check_sizes(sizes)
-    activations.get(activation)
-    init = initializers.default_for(activation) if init is None else init
-    initializers.get(init)
-    if dropout:
-        layers_lib.dropout(dropout)  # validates the rate
+    init = _checked_init(activation, init, dropout)
     layers: list[Layer] = []
     if input_dropout:
         layers.append(layers_lib.dropout(input_dropout))
@@ -262,11 +269,7 @@ def cnn(
     """
     in_shape, channels = tuple(in_shape), list(channels)
     _check_cnn_sizes(in_shape, num_classes, channels, hidden)
-    activations.get(activation)
-    init = initializers.default_for(activation) if init is None else init
-    initializers.get(init)
-    if dropout:
-        layers_lib.dropout(dropout)  # validates the rate
+    init = _checked_init(activation, init, dropout)
     layers: list[Layer] = []
     if translate:
         layers.append(layers_lib.random_translate(translate))
