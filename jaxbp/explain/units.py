@@ -129,7 +129,9 @@ def _sum_over_next_layer(trace, i, j, unit, names) -> list[str]:
         f"{factor(per_example(nxt.delta[:, k]))} × {num(nxt.w[j, k])}"
         for k in range(len(after))
     )
-    terms = " + ".join(per_example(nxt.d_x_terms[:, j, k]) for k in range(len(after)))
+    terms = " + ".join(
+        factor(per_example(nxt.d_x_terms[:, j, k])) for k in range(len(after))
+    )
     head = f"∂E/∂out_{unit} = Σ_k ∂E/∂net_k · ∂net_k/∂out_{unit} = {symbols}"
     pad = " " * len(f"∂E/∂out_{unit} ")
     total = per_example(nxt.d_x[:, j])
