@@ -13,12 +13,13 @@ training images (cross-entropy, manual backprop) with three batch sizes:
 Every example is seen once per epoch (a fresh shuffle every epoch). The loss
 on the whole training set is measured every few updates (outside the timed
 code) and plotted against epochs, against parameter updates and against
-wall-clock training time. All runs of all variants (vmapped over seeds) are
-one compiled program.
+wall-clock training time. Each variant is one ``jaxbp.train.sweep`` over seeds
+and learning rates (seed ``s``: ``fit(seed=s)``'s initial parameters and
+batches), evaluated on the training set every few updates.
 
 **Timing.** The time axis is (updates done) x (seconds per update), where the
 seconds per update of each variant come from timing one training epoch alone
-(``lax.scan`` of ``jaxbp.train.make_step`` over the epoch's batches, no loss
+(``jaxbp.train.make_epoch``: ``run_steps`` over the epoch's batches, no loss
 evaluation), jitted, after a warm-up call (compile time reported separately),
 single seed, blocking on the result; the three variants are timed interleaved
 (``benchmarks.timing.interleaved_times``) and we take medians. The machine is shared
@@ -27,6 +28,7 @@ and loaded, so the per-second comparison is reported, not asserted.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -44,7 +46,14 @@ import jaxbp
 from benchmarks.timing import interleaved_times, quartiles
 from jaxbp import backprop as bp
 from jaxbp import data, optim
-from jaxbp.train import TrainState, make_step
+from jaxbp.train import (
+    TrainState,
+    init_params,
+    make_epoch,
+    make_step,
+    sweep,
+    train_keys,
+)
 
 NAME = "gd_variants"
 LOSS = "cross_entropy"
@@ -59,6 +68,7 @@ LABELS = {
     "minibatch": "mini-batch (32)",
 }
 BATCH = {"full": N_TRAIN, "stochastic": 1, "minibatch": 32}
+MACHINE = "2 CPU cores shared with other jobs (loaded): seconds are indicative"
 
 
 def config(quick: bool) -> dict:
@@ -90,113 +100,80 @@ def setup():
     return ds, model
 
 
-def trajectories(cfg, model, params, state, x, t):
+def trajectories(cfg, model, train):
     """Whole-training-set loss every ``eval_every`` updates, for every variant,
-    seed and learning rate: one jitted program (vmapped over seeds and lrs)."""
-    seeds = cfg["seeds"]
-
-    def full_loss(p):
-        return jaxbp.loss(model, p, x, t, loss=LOSS, state=state, train=False)
-
-    def run(variant, params0, index, lr):
-        tx = optim.sgd(lr)
-        step = make_step(model, LOSS, tx, backprop="manual")
-        every = cfg["eval_every"][variant]
-        start = TrainState(params0, state, tx.init(params0))
-
-        def chunk(carry, idx):
-            if variant == "full":
-                for _ in range(every):
-                    carry, _ = step(carry, x, t, None)
-            else:
-
-                def body(c, i):
-                    return step(c, jnp.take(x, i, axis=0), jnp.take(t, i, axis=0), None)
-
-                carry, _ = jax.lax.scan(body, carry, idx)
-            return carry, full_loss(carry.params)
-
-        _, losses = jax.lax.scan(chunk, start, index)
-        return jnp.concatenate([full_loss(params0)[None], losses])
-
-    indices = {}
-    for v in VARIANTS:
-        every, epochs = cfg["eval_every"][v], cfg["epochs"][v]
-        if v == "full":
-            indices[v] = np.zeros((seeds, epochs // every, 0), np.int32)  # no batches
-        else:
-            idx = np.stack(
-                [
-                    _common.batch_indices(s, N_TRAIN, BATCH[v], epochs)
-                    for s in range(seeds)
-                ]
-            )
-            indices[v] = idx.reshape(seeds, -1, every, BATCH[v])
+    seed and learning rate: one ``jaxbp.train.sweep`` per variant over seeds x
+    learning rates (seed-major runs; seed ``s`` starts from ``fit(seed=s)``'s
+    parameters and trains on its batches). The validation set is the training
+    set: the sweep's evaluations are the whole-set loss in evaluation mode."""
     lrs = np.asarray(cfg["lrs"], np.float32)
+    seeds = [s for s in range(cfg["seeds"]) for _ in lrs]
+    params, state = init_params(model, seeds)
+    curves, seconds = {}, {}
+    for v in VARIANTS:
+        with _common.Timer() as timer:
+            runs = sweep(
+                model,
+                train,
+                train,
+                loss=LOSS,
+                optimizer=optim.sgd,
+                hyperparams=jnp.tile(jnp.asarray(lrs), cfg["seeds"]),
+                params=params,
+                state=state,
+                seeds=seeds,
+                batch_size=BATCH[v],
+                epochs=cfg["epochs"][v],
+                eval_every=cfg["eval_every"][v],
+            )
+            runs = jax.device_get(runs)
+        seconds[v] = timer.seconds
+        points = np.concatenate(
+            [np.asarray(runs.initial.val_loss)[:, None], runs.val_loss], axis=1
+        )
+        curves[v] = points.reshape(cfg["seeds"], len(lrs), -1)
+    return curves, {"sweep_seconds": seconds, "machine": MACHINE}
 
-    def program(params, indices, lrs):
-        out = {}
-        for v in VARIANTS:
-            one = jax.vmap(lambda p, i, lr, v=v: run(v, p, i, lr), (None, None, 0))
-            out[v] = jax.vmap(one, (0, 0, None))(params, indices[v], lrs)
-        return out  # v -> (seeds, lrs, points)
 
-    t0 = time.perf_counter()
-    compiled = jax.jit(program).lower(params, indices, lrs).compile()
-    compile_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out = jax.device_get(jax.block_until_ready(compiled(params, indices, lrs)))
-    run_seconds = time.perf_counter() - t0
-    timing = {"compile_seconds": compile_seconds, "run_seconds": run_seconds}
-    return {v: np.asarray(out[v]) for v in VARIANTS}, timing
-
-
-def time_epochs(cfg, model, params, state, x, t):
-    """Seconds per training epoch of each variant: jitted, warmed up, interleaved."""
-    step = make_step(model, LOSS, optim.sgd(LR), backprop="manual")
+def time_epochs(cfg, model, train):
+    """Seconds per training epoch of each variant: ``jaxbp.train.make_epoch``
+    (``run_steps`` over the epoch's batches, no loss evaluation) jitted,
+    warmed up, single seed, the variants timed interleaved."""
     tx = optim.sgd(LR)
+    step = make_step(model, loss=LOSS, optimizer=tx, backprop="manual")
+    params, state = init_params(model, [0])
     p0 = jax.tree.map(lambda leaf: leaf[0], params)
     start = TrainState(p0, state, tx.init(p0))
-
-    def epoch_scan(train_state, index):
-        def body(c, i):
-            return step(c, jnp.take(x, i, axis=0), jnp.take(t, i, axis=0), None)
-
-        return jax.lax.scan(body, train_state, index)
-
-    def epoch_full(train_state, index):
-        del index
-        return step(train_state, x, t, None)
-
+    x, t, _, _ = bp.prepare(model, None, *train, LOSS, state)
+    train_key = train_keys(jax.random.key(1000))[1]
+    epoch = np.uint32(1)
     fns, compile_seconds = {}, {}
     for v in VARIANTS:
-        index = jnp.asarray(_common.batch_indices(1000, N_TRAIN, BATCH[v], 1))
-        fn = jax.jit(epoch_full if v == "full" else epoch_scan)
-        t0 = time.perf_counter()
-        compiled = fn.lower(start, index).compile()
-        compile_seconds[v] = time.perf_counter() - t0
-        fns[v] = lambda compiled=compiled, index=index: compiled(start, index)
+        fn = jax.jit(make_epoch(step, N_TRAIN, BATCH[v]))
+        with _common.Timer() as timer:
+            compiled = fn.lower(start, x, t, train_key, epoch).compile()
+        compile_seconds[v] = timer.seconds
+        fns[v] = functools.partial(compiled, start, x, t, train_key, epoch)
     seconds = interleaved_times(
         fns, reps=cfg["timing_reps"], min_seconds=cfg["timing_min_seconds"]
     )
-    result = {}
-    for v in VARIANTS:
-        q1, med, q3 = quartiles(seconds[v])
-        updates = N_TRAIN // BATCH[v]
-        result[v] = {
-            "epoch_seconds_median": med,
-            "epoch_seconds_q1": q1,
-            "epoch_seconds_q3": q3,
-            "update_seconds_median": med / updates,
-            "examples_per_second": N_TRAIN / med,
-            "compile_seconds": compile_seconds[v],
-            "samples": seconds[v],
-            # Median of the per-repetition ratios (interleaved: same load).
-            "epoch_time_over_minibatch": quartiles(seconds[v] / seconds["minibatch"])[
-                1
-            ],
-        }
-    return result
+    return {v: epoch_timing(v, seconds, compile_seconds[v]) for v in VARIANTS}
+
+
+def epoch_timing(v, seconds, compile_seconds) -> dict:
+    """Quartiles of variant ``v``'s epoch times and what follows from them."""
+    q1, med, q3 = quartiles(seconds[v])
+    return {
+        "epoch_seconds_median": med,
+        "epoch_seconds_q1": q1,
+        "epoch_seconds_q3": q3,
+        "update_seconds_median": med / (N_TRAIN // BATCH[v]),
+        "examples_per_second": N_TRAIN / med,
+        "compile_seconds": compile_seconds,
+        "samples": seconds[v],
+        # Median of the per-repetition ratios (interleaved: same load).
+        "epoch_time_over_minibatch": quartiles(seconds[v] / seconds["minibatch"])[1],
+    }
 
 
 def loss_at(updates, losses, when):
@@ -403,7 +380,7 @@ def plot(args, cfg, axes_data, mean, tuned, headline):
     )
     fig.tight_layout()
     path = _common.figure_path(args)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
+    _common.save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -413,10 +390,8 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     cfg = config(args.quick)
     ds, model = setup()
-    params, state = _common.initial_params(model, cfg["seeds"])
-    x, t, _, _ = bp.prepare(model, None, *ds.train, LOSS, state)
-    curves, program_timing = trajectories(cfg, model, params, state, x, t)
-    timing = time_epochs(cfg, model, params, state, x, t)
+    curves, program_timing = trajectories(cfg, model, ds.train)
+    timing = time_epochs(cfg, model, ds.train)
     axes, mean, tuned, comparisons, headline = analyse(cfg, curves, timing)
     results = {
         "setup": {

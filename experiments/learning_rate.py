@@ -2,11 +2,12 @@
 
 ``python experiments/learning_rate.py [--quick] [--out DIR]``
 
-One compiled program trains an MLP (64-64-10, ReLU, He init) on the digits
-with plain SGD (mini-batches of 32, manual backprop) for every learning rate of
-a log grid from 1e-5 to 10 and several seeds at once: a ``lax.scan`` of
-``jaxbp.train.make_step`` vmapped over seeds and learning rates. Seed ``s``
-starts from ``fit(seed=s)``'s initial parameters. For every run we measure
+One ``jaxbp.train.sweep`` (one compiled, vmapped program) trains an MLP
+(64-64-10, ReLU, He init) on the digits with plain SGD (mini-batches of 32,
+manual backprop) for every learning rate of a log grid from 1e-5 to 10 and
+several seeds at once (``optimizer=optim.sgd``, the learning rates as
+``hyperparams``). Seed ``s`` starts from ``fit(seed=s)``'s initial parameters
+and trains on its batches. For every run we measure
 the loss on the whole training set at initialization and after training
 (evaluation mode), and the per-epoch training loss (mean over the epoch's
 mini-batches, before each update).
@@ -32,15 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 import jaxbp
-from jaxbp import backprop as bp
 from jaxbp import data, optim
-from jaxbp.train import TrainState, make_step
+from jaxbp.train import init_params, sweep
 
 NAME = "learning_rate"
 LOSS = "cross_entropy"
 SIZES = [64, 64, 10]
 BATCH = 32
 BARELY_MOVED = 0.9  # final / initial above this: "barely moves"
+MACHINE = "2 CPU cores shared with other jobs (loaded): seconds are indicative"
 
 
 def config(quick: bool) -> dict:
@@ -55,59 +56,51 @@ def config(quick: bool) -> dict:
     return {"lr_min": 1e-5, "lr_max": 10.0, "per_decade": 4, "seeds": 5, "epochs": 30}
 
 
-def run_grid(cfg: dict):
-    """Train every (seed, learning rate) pair in one vmapped, jitted program.
-
-    The step is ``jaxbp.train.make_step`` (manual backprop, ``jaxbp.optim.sgd``),
-    run by one ``lax.scan`` over precomputed mini-batch indices; initial
-    parameters and the shuffles are made outside the program (drawing them
-    inside, as ``make_train_fn`` does, costs seconds of compile time here).
-    """
-    ds = data.load("digits")
-    model = jaxbp.mlp(SIZES, activation="relu")
+def learning_rates(cfg: dict) -> np.ndarray:
+    """The log grid from ``lr_min`` to ``lr_max``, ``per_decade`` points a decade."""
     decades = np.log10(cfg["lr_max"]) - np.log10(cfg["lr_min"])
     num = round(float(decades * cfg["per_decade"])) + 1
     lrs = np.logspace(np.log10(cfg["lr_min"]), np.log10(cfg["lr_max"]), num)
-    lrs = lrs.astype(np.float32)
-    params, state = _common.initial_params(model, cfg["seeds"])
-    x, t, _, _ = bp.prepare(model, None, *ds.train, LOSS, state)
-    n = x.shape[0]
-    index = np.stack(
-        [_common.batch_indices(s, n, BATCH, cfg["epochs"]) for s in range(cfg["seeds"])]
-    )
+    return lrs.astype(np.float32)
 
-    def one_run(params0, index, lr):
-        step = make_step(model, LOSS, optim.sgd(lr), backprop="manual")
 
-        def body(carry, idx):
-            return step(carry, jnp.take(x, idx, axis=0), jnp.take(t, idx, axis=0), None)
+def run_grid(cfg: dict):
+    """Train every (seed, learning rate) pair in one ``jaxbp.train.sweep``.
 
-        tx = optim.sgd(lr)
-        start = TrainState(params0, state, tx.init(params0))
-        final, step_losses = jax.lax.scan(body, start, index)
-
-        def full_loss(p):  # the whole training set, evaluation mode
-            return jaxbp.loss(model, p, x, t, loss=LOSS, state=state, train=False)
-
-        initial, last = full_loss(params0), full_loss(final.params)
-        return initial, last, step_losses
-
-    grid = jax.jit(
-        jax.vmap(jax.vmap(one_run, (None, None, 0)), (0, 0, None))
-    )  # seeds x learning rates
-    t0 = time.perf_counter()
-    compiled = grid.lower(params, index, lrs).compile()
-    compile_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    initial, final, step_losses = jax.block_until_ready(compiled(params, index, lrs))
-    run_seconds = time.perf_counter() - t0
-    steps = n // BATCH
-    step_losses = np.asarray(step_losses)
-    curves = step_losses.reshape(*step_losses.shape[:2], cfg["epochs"], steps)
+    The runs are seed-major (run ``i`` is seed ``i // L``, learning rate
+    ``i % L``); seed ``s`` starts from ``fit(seed=s)``'s parameters and trains
+    on its batches. The validation set is the training set itself, so the
+    sweep's evaluations are the whole-training-set loss in evaluation mode,
+    at initialization (``initial``) and after every epoch.
+    """
+    ds = data.load("digits")
+    model = jaxbp.mlp(SIZES, activation="relu")
+    lrs = learning_rates(cfg)
+    seeds = [s for s in range(cfg["seeds"]) for _ in lrs]
+    params, state = init_params(model, seeds)
+    with _common.Timer() as timer:
+        runs = sweep(
+            model,
+            ds.train,
+            ds.train,
+            loss=LOSS,
+            optimizer=optim.sgd,
+            hyperparams=jnp.tile(jnp.asarray(lrs), cfg["seeds"]),
+            params=params,
+            state=state,
+            seeds=seeds,
+            batch_size=BATCH,
+            epochs=cfg["epochs"],
+        )
+        runs = jax.device_get(runs)
+    grid = (cfg["seeds"], len(lrs))
+    initial = np.asarray(runs.initial.val_loss).reshape(grid)
+    final = np.asarray(runs.val_loss)[:, -1].reshape(grid)
+    step_losses = np.asarray(runs.train_loss).reshape(*grid, cfg["epochs"], -1)
     with np.errstate(invalid="ignore", over="ignore"):
-        curves = curves.mean(axis=-1)  # epoch means (NaN once a step is NaN)
-    timing = {"compile_seconds": compile_seconds, "run_seconds": run_seconds}
-    return lrs, np.asarray(initial), np.asarray(final), curves, timing
+        curves = step_losses.mean(axis=-1)  # epoch means (NaN once a step is NaN)
+    timing = {"sweep_seconds": timer.seconds, "machine": MACHINE}
+    return lrs, initial, final, curves, timing
 
 
 def summarize(lrs, initial, final):
@@ -217,7 +210,7 @@ def plot(args, lrs, initial, final, curves, best, diverged):
     )
     fig.tight_layout()
     path = _common.figure_path(args)
-    fig.savefig(path, dpi=90)
+    _common.save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -289,7 +282,7 @@ def main(argv=None) -> dict:
         f"{headline['best_final_over_initial']:.3g}; smallest lr final/initial "
         f"{headline['smallest_lr_final_over_initial']:.3g}; largest lr diverged "
         f"{headline['largest_lr_diverged_seeds']}/{cfg['seeds']}; "
-        f"{results['seconds']:.1f} s (compile {timing['compile_seconds']:.1f} s)"
+        f"{results['seconds']:.1f} s (sweep {timing['sweep_seconds']:.1f} s)"
     )
     return results
 
