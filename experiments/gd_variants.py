@@ -23,7 +23,8 @@ seconds per update of each variant come from timing one training epoch alone
 evaluation), jitted, after a warm-up call (compile time reported separately),
 single seed, blocking on the result; the three variants are timed interleaved
 (``benchmarks.timing.interleaved_times``) and we take medians. The machine is shared
-and loaded, so the per-second comparison is reported, not asserted.
+and loaded, so the per-second comparison is reported, not asserted. The
+comparisons at equal epochs, updates and seconds are ``_gd_comparisons.py``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for benchmarks/
 
 import _common
+from _gd_comparisons import BATCH, LR, N_TRAIN, TARGET, VARIANTS, analyse
 
 import jaxbp
 from benchmarks.timing import interleaved_times, quartiles
@@ -58,16 +60,11 @@ from jaxbp.train import (
 NAME = "gd_variants"
 LOSS = "cross_entropy"
 SIZES = [64, 64, 10]
-N_TRAIN = 1280
-LR = 0.02  # the common learning rate of the per-epoch / per-update comparison
-TARGET = 0.1  # training loss for "time to target"
-VARIANTS = ("full", "stochastic", "minibatch")
 LABELS = {
     "full": "full batch (1280)",
     "stochastic": "stochastic (batch 1)",
     "minibatch": "mini-batch (32)",
 }
-BATCH = {"full": N_TRAIN, "stochastic": 1, "minibatch": 32}
 MACHINE = "2 CPU cores shared with other jobs (loaded): seconds are indicative"
 
 
@@ -176,201 +173,68 @@ def epoch_timing(v, seconds, compile_seconds) -> dict:
     }
 
 
-def loss_at(updates, losses, when):
-    """The measured loss after exactly ``when`` updates (a measured point)."""
-    return float(losses[int(np.flatnonzero(updates == when)[0])])
+COLOURS = {"full": "C0", "stochastic": "C3", "minibatch": "C2"}
+SHORT = {"full": "full", "stochastic": "batch 1", "minibatch": "batch 32"}
 
 
-def loss_at_time(times, losses, when):
-    """The last measured loss at or before time ``when``."""
-    return float(losses[int(np.flatnonzero(times <= when * (1 + 1e-9))[-1])])
-
-
-def first_time_below(times, losses, target):
-    hit = np.flatnonzero(losses <= target)
-    return float(times[hit[0]]) if hit.size else None
-
-
-def order(values: dict) -> list:
-    """Variant names, lowest loss first (NaN/inf last)."""
-    return sorted(values, key=lambda v: values[v] if np.isfinite(values[v]) else np.inf)
-
-
-def analyse(cfg, curves, timing):
-    """Per-epoch, per-update and per-second comparisons of the seed-mean curves."""
-    lrs = list(cfg["lrs"])
-    j0 = lrs.index(LR)
-    axes = {}
+def plot_panel(ax, key, cfg, axes_data, mean, tuned):
+    """Every variant's curve at the common lr against ``key``; on the seconds
+    panel also each variant's best lr for the time budget (dashed)."""
+    j0 = list(cfg["lrs"]).index(LR)
     for v in VARIANTS:
-        updates = np.arange(curves[v].shape[-1]) * cfg["eval_every"][v]
-        axes[v] = {
-            "updates": updates,
-            "epochs": updates / (N_TRAIN // BATCH[v]),
-            "seconds": updates * timing[v]["update_seconds_median"],
-        }
-    with np.errstate(invalid="ignore"):
-        mean = {v: curves[v].mean(axis=0) for v in VARIANTS}  # (lrs, points)
-    common_epochs = min(cfg["epochs"].values())
-    common_updates = min(cfg["epochs"][v] * (N_TRAIN // BATCH[v]) for v in VARIANTS)
-    common_seconds = min(float(axes[v]["seconds"][-1]) for v in VARIANTS)
-    epoch_points = sorted({1, common_epochs})
-    update_points = sorted(
-        u
-        for u in {common_updates // 4, common_updates}
-        if all(u in axes[v]["updates"] for v in VARIANTS)
-    )
+        xs = axes_data[v][key]
+        keep = xs > 0
+        also = " (also best at the dotted time)" if tuned[v] == j0 else ""
+        label = f"{LABELS[v]}, lr {LR}" + (also if key == "seconds" else "")
+        ax.plot(xs[keep], mean[v][j0][keep], "-", color=COLOURS[v], label=label)
+        if key == "seconds" and tuned[v] != j0:
+            label = (
+                f"{LABELS[v]}, lr {cfg['lrs'][tuned[v]]:g} (best at the dotted time)"
+            )
+            ax.plot(
+                xs[keep], mean[v][tuned[v]][keep], "--", color=COLOURS[v], label=label
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
 
-    def at_epochs(j):
-        return {
-            e: {
-                v: loss_at(axes[v]["updates"], mean[v][j], e * (N_TRAIN // BATCH[v]))
-                for v in VARIANTS
-            }
-            for e in epoch_points
-        }
 
-    def at_updates(j):
-        return {
-            u: {v: loss_at(axes[v]["updates"], mean[v][j], u) for v in VARIANTS}
-            for u in update_points
-        }
+def panel_titles(headline) -> list:
+    def ranking(key):
+        return " < ".join(SHORT[v] for v in headline[key])
 
-    def at_seconds(j_of):
-        return {
-            v: loss_at_time(axes[v]["seconds"], mean[v][j_of[v]], common_seconds)
-            for v in VARIANTS
-        }
-
-    # Each variant's best learning rate for the time budget: lowest loss at
-    # common_seconds (what one would pick to train fastest by the clock).
-    tuned = {}
-    for v in VARIANTS:
-        scores = [
-            loss_at_time(axes[v]["seconds"], mean[v][j], common_seconds)
-            for j in range(len(lrs))
-        ]
-        tuned[v] = int(np.nanargmin(np.where(np.isfinite(scores), scores, np.nan)))
-    common = dict.fromkeys(VARIANTS, j0)
-    epoch_losses, update_losses = at_epochs(j0), at_updates(j0)
-    second_losses, tuned_losses = at_seconds(common), at_seconds(tuned)
-    to_target = {
-        name: {
-            v: first_time_below(axes[v]["seconds"], mean[v][choice[v]], TARGET)
-            for v in VARIANTS
-        }
-        for name, choice in (("common_lr", common), ("tuned_lr", tuned))
-    }
-    cu = common_updates
-    comparisons = {
-        "common_lr": LR,
-        "per_epoch": {
-            "loss_at_epoch": epoch_losses,
-            "order_best_first": {e: order(d) for e, d in epoch_losses.items()},
-            "order_at_every_lr": {
-                float(lr): order(at_epochs(j)[common_epochs])
-                for j, lr in enumerate(lrs)
-            },
-        },
-        "per_update": {
-            "loss_at_update": update_losses,
-            "order_best_first": {u: order(d) for u, d in update_losses.items()},
-            "full_over_minibatch": {
-                u: d["full"] / d["minibatch"] for u, d in update_losses.items()
-            },
-            "order_at_every_lr": {
-                float(lr): order(at_updates(j)[cu]) for j, lr in enumerate(lrs)
-            },
-        },
-        "per_second": {
-            "common_seconds": common_seconds,
-            "loss_at_common_seconds": second_losses,
-            "order_best_first": order(second_losses),
-            "tuned_lr": {v: lrs[tuned[v]] for v in VARIANTS},
-            "loss_at_common_seconds_tuned_lr": tuned_losses,
-            "order_best_first_tuned_lr": order(tuned_losses),
-            "target_loss": TARGET,
-            "seconds_to_target": to_target,
-        },
-    }
-    headline = {
-        "common_lr": LR,
-        "common_epochs": common_epochs,
-        "common_updates": common_updates,
-        "common_seconds": common_seconds,
-        "per_epoch_order": order(epoch_losses[common_epochs]),
-        "per_epoch_order_epoch1": order(epoch_losses[1]),
-        "per_update_order": order(update_losses[cu]),
-        "per_update_full_over_minibatch": update_losses[cu]["full"]
-        / update_losses[cu]["minibatch"],
-        "per_update_stochastic_over_full": update_losses[cu]["stochastic"]
-        / update_losses[cu]["full"],
-        "per_second_order_common_lr": order(second_losses),
-        "per_second_order_tuned_lr": order(tuned_losses),
-        "tuned_lr": {v: lrs[tuned[v]] for v in VARIANTS},
-    }
-    return axes, mean, tuned, comparisons, headline
+    ratio = headline["per_update_full_over_minibatch"]
+    return [
+        f"per epoch (at dotted line): {ranking('per_epoch_order')}",
+        (
+            f"per update (at dotted line): {ranking('per_update_order')}\n"
+            f"(loss full / batch 32 = {ratio:.4f})"
+        ),
+        (
+            f"per second, lr {LR}: {ranking('per_second_order_common_lr')}\n"
+            f"best lr each: {ranking('per_second_order_tuned_lr')}"
+        ),
+    ]
 
 
 def plot(args, cfg, axes_data, mean, tuned, headline):
     plt = _common.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13.5, 5.6), sharey=True)
-    colours = {"full": "C0", "stochastic": "C3", "minibatch": "C2"}
-    j0 = list(cfg["lrs"]).index(LR)
-    panels = [
-        (
-            "epochs",
-            "epochs (passes over the 1,280 examples)",
-            headline["common_epochs"],
-        ),
-        ("updates", "parameter updates", headline["common_updates"]),
-        (
-            "seconds",
-            "training time (s) = updates x measured s/update",
-            headline["common_seconds"],
-        ),
-    ]
-    for ax, (key, xlabel, common) in zip(axes, panels):
-        for v in VARIANTS:
-            xs = axes_data[v][key]
-            keep = xs > 0
-            also = " (also best at the dotted time)" if tuned[v] == j0 else ""
-            label = f"{LABELS[v]}, lr {LR}" + (also if key == "seconds" else "")
-            ax.plot(xs[keep], mean[v][j0][keep], "-", color=colours[v], label=label)
-            if key == "seconds" and tuned[v] != j0:
-                lr = cfg["lrs"][tuned[v]]
-                ax.plot(
-                    xs[keep],
-                    mean[v][tuned[v]][keep],
-                    "--",
-                    color=colours[v],
-                    label=f"{LABELS[v]}, lr {lr:g} (best at the dotted time)",
-                )
-        ax.axvline(common, color="0.4", ls=":", lw=1.2)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+    panels = {
+        "epochs": "epochs (passes over the 1,280 examples)",
+        "updates": "parameter updates",
+        "seconds": "training time (s) = updates x measured s/update",
+    }
+    titles = panel_titles(headline)
+    for i, (ax, (key, xlabel)) in enumerate(zip(axes, panels.items())):
+        plot_panel(ax, key, cfg, axes_data, mean, tuned)
+        ax.axvline(headline[f"common_{key}"], color="0.4", ls=":", lw=1.2)
         ax.set_xlabel(xlabel)
-        ax.grid(alpha=0.3, which="both")
+        ax.set_title(titles[i], fontsize=9)
+    j0 = list(cfg["lrs"]).index(LR)
     top = float(np.nanmax([np.nanmax(mean[v][j0]) for v in VARIANTS]))
     axes[0].set_ylim(top=1.3 * top, bottom=None)
     axes[0].set_ylabel("training loss (whole set, mean of seeds)")
-    names = {"full": "full", "stochastic": "batch 1", "minibatch": "batch 32"}
-
-    def ranking(key):
-        return " < ".join(names[v] for v in headline[key])
-
-    axes[0].set_title(
-        f"per epoch (at dotted line): {ranking('per_epoch_order')}", fontsize=9
-    )
-    axes[1].set_title(
-        f"per update (at dotted line): {ranking('per_update_order')}\n"
-        f"(loss full / batch 32 = {headline['per_update_full_over_minibatch']:.4f})",
-        fontsize=9,
-    )
-    axes[2].set_title(
-        f"per second, lr {LR}: {ranking('per_second_order_common_lr')}\n"
-        f"best lr each: {ranking('per_second_order_tuned_lr')}",
-        fontsize=9,
-    )
     axes[0].legend(fontsize=7.5, loc="lower left")
     axes[2].legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.suptitle(
@@ -385,6 +249,54 @@ def plot(args, cfg, axes_data, mean, tuned, headline):
     return path
 
 
+def setup_of(cfg) -> dict:
+    return {
+        "dataset": f"digits, stratified subset of {N_TRAIN} training images",
+        "model": f"mlp({SIZES}, relu, he init)",
+        "loss": LOSS,
+        "optimizer": "jaxbp.optim.sgd(lr), no momentum",
+        "common_lr": LR,
+        "batch_sizes": BATCH,
+        "backprop": "manual",
+        "training": "jaxbp.train.sweep per variant over seeds x learning rates; "
+        "seed s: fit(seed=s)'s initial parameters and batches",
+        "time_axis": "updates x median seconds per update, from timing a "
+        "training epoch alone (jitted, warmed up, interleaved repetitions)",
+        "tuned_lr": "per variant, the lr of the grid with the lowest loss at "
+        "common_seconds",
+        "machine": MACHINE,
+        **cfg,
+    }
+
+
+def tuned_cell(seconds, headline, v) -> str:
+    value = seconds["loss_at_common_seconds_tuned_lr"][v]
+    return f"{value:.4g} (lr {headline['tuned_lr'][v]:g})"
+
+
+def print_summary(cfg, timing, comparisons, headline) -> None:
+    ce, cu = headline["common_epochs"], headline["common_updates"]
+    cs = headline["common_seconds"]
+    seconds = comparisons["per_second"]
+    rows = [
+        [
+            LABELS[v],
+            timing[v]["update_seconds_median"] * 1e6,
+            timing[v]["epoch_seconds_median"] * 1e3,
+            comparisons["per_epoch"]["loss_at_epoch"][ce][v],
+            comparisons["per_update"]["loss_at_update"][cu][v],
+            seconds["loss_at_common_seconds"][v],
+            tuned_cell(seconds, headline, v),
+            seconds["seconds_to_target"]["tuned_lr"][v] or "-",
+        ]
+        for v in VARIANTS
+    ]
+    header = ["variant", "us/update", "ms/epoch", f"loss@{ce}ep", f"loss@{cu}upd"]
+    header += [f"loss@{cs:.3g}s", f"loss@{cs:.3g}s best lr", f"s to {TARGET} (best lr)"]
+    title = f"{NAME}: lr {LR} unless noted, {cfg['seeds']} seeds (mean), same init"
+    _common.print_table(header, rows, title)
+
+
 def main(argv=None) -> dict:
     args = _common.parse_args(NAME, __doc__.splitlines()[0], argv=argv)
     started = time.perf_counter()
@@ -393,22 +305,9 @@ def main(argv=None) -> dict:
     curves, program_timing = trajectories(cfg, model, ds.train)
     timing = time_epochs(cfg, model, ds.train)
     axes, mean, tuned, comparisons, headline = analyse(cfg, curves, timing)
+    j0 = list(cfg["lrs"]).index(LR)
     results = {
-        "setup": {
-            "dataset": f"digits, stratified subset of {N_TRAIN} training images",
-            "model": f"mlp({SIZES}, relu, he init)",
-            "loss": LOSS,
-            "optimizer": "jaxbp.optim.sgd(lr), no momentum",
-            "common_lr": LR,
-            "batch_sizes": BATCH,
-            "backprop": "manual",
-            "time_axis": "updates x median seconds per update, from timing a "
-            "training epoch alone (jitted, warmed up, interleaved repetitions)",
-            "tuned_lr": "per variant, the lr of the grid with the lowest loss at "
-            "common_seconds",
-            "machine": "2 CPU cores, shared with other jobs (loaded)",
-            **cfg,
-        },
+        "setup": setup_of(cfg),
         "headline": headline,
         "comparisons": comparisons,
         "timing": {"per_variant": timing, "trajectory_program": program_timing},
@@ -416,46 +315,12 @@ def main(argv=None) -> dict:
             v: {
                 **axes[v],
                 "loss_mean_per_lr": mean[v],
-                "loss_per_seed_common_lr": curves[v][:, list(cfg["lrs"]).index(LR)],
+                "loss_per_seed_common_lr": curves[v][:, j0],
             }
             for v in VARIANTS
         },
     }
-    ce, cu = headline["common_epochs"], headline["common_updates"]
-    cs = headline["common_seconds"]
-    targets = comparisons["per_second"]["seconds_to_target"]
-
-    def tuned_cell(v):
-        value = comparisons["per_second"]["loss_at_common_seconds_tuned_lr"][v]
-        return f"{value:.4g} (lr {headline['tuned_lr'][v]:g})"
-
-    rows = [
-        [
-            LABELS[v],
-            timing[v]["update_seconds_median"] * 1e6,
-            timing[v]["epoch_seconds_median"] * 1e3,
-            comparisons["per_epoch"]["loss_at_epoch"][ce][v],
-            comparisons["per_update"]["loss_at_update"][cu][v],
-            comparisons["per_second"]["loss_at_common_seconds"][v],
-            tuned_cell(v),
-            targets["tuned_lr"][v] or "-",
-        ]
-        for v in VARIANTS
-    ]
-    _common.print_table(
-        [
-            "variant",
-            "us/update",
-            "ms/epoch",
-            f"loss@{ce}ep",
-            f"loss@{cu}upd",
-            f"loss@{cs:.3g}s",
-            f"loss@{cs:.3g}s best lr",
-            f"s to {TARGET} (best lr)",
-        ],
-        rows,
-        f"{NAME}: lr {LR} unless noted, {cfg['seeds']} seeds (mean), same init",
-    )
+    print_summary(cfg, timing, comparisons, headline)
     plot(args, cfg, axes, mean, tuned, headline)
     results["seconds"] = time.perf_counter() - started
     _common.write_json(args, results)
