@@ -288,6 +288,22 @@ def plot(args, results):
     return path
 
 
+def headline_of(results) -> dict:
+    """Narrowest and widest success per dataset; whether the claim holds."""
+    headline = {
+        "claim": "the success fraction grows with width (narrowest < widest; "
+        "widest ~1.0 for XOR)"
+    }
+    holds = True
+    for name, r in results.items():
+        narrow, wide = r["success_fraction"][0], r["success_fraction"][-1]
+        headline[f"{name}_narrowest"] = {"width": r["widths"][0], "success": narrow}
+        headline[f"{name}_widest"] = {"width": r["widths"][-1], "success": wide}
+        holds = holds and narrow < wide
+    headline["holds"] = bool(holds and results["xor"]["success_fraction"][-1] >= 0.95)
+    return headline
+
+
 def main(argv=None) -> dict:
     args = _common.parse_args(
         "local_minima",
@@ -302,18 +318,7 @@ def main(argv=None) -> dict:
         name: {k: v for k, v in r.items() if not k.startswith("_")}
         for name, r in runs.items()
     }
-    headline = {
-        "claim": "the success fraction grows with width (narrowest < widest; "
-        "widest ~1.0 for XOR)"
-    }
-    holds = True
-    for name, r in results.items():
-        narrow, wide = r["success_fraction"][0], r["success_fraction"][-1]
-        headline[f"{name}_narrowest"] = {"width": r["widths"][0], "success": narrow}
-        headline[f"{name}_widest"] = {"width": r["widths"][-1], "success": wide}
-        holds = holds and narrow < wide
-    headline["holds"] = bool(holds and results["xor"]["success_fraction"][-1] >= 0.95)
-    results["headline"] = headline
+    results["headline"] = headline_of(results)
     results["published"] = {
         "rumelhart_hinton_williams_1986": "Learning internal representations by "
         "error propagation (PDP vol. 1, ch. 8): XOR nets trained by backprop "
