@@ -95,7 +95,11 @@ def fold_errors(name, x, y, fold, k, *, epochs, seed):
         seed=seed,
     )
     loss, accuracy = train.evaluate(
-        cnn, result.params, result.state, x_held, y[held_out], loss="cross_entropy"
+        cnn,
+        result.params,
+        (x_held, y[held_out]),
+        state=result.state,
+        loss="cross_entropy",
     )
     return round((1.0 - float(accuracy)) * int(held_out.sum())), float(loss)
 
