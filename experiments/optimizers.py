@@ -41,8 +41,7 @@ import _common
 import jaxbp
 from jaxbp import backprop as bp
 from jaxbp import data, optim
-from jaxbp.train import init_params, sweep
-from jaxbp.train.evaluate import metrics
+from jaxbp.train import init_params, metrics, sweep
 
 NAME = "optimizers"
 LOSS = "cross_entropy"

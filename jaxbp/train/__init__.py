@@ -56,7 +56,7 @@ step, after the last good epoch's checkpoint is on disk. :func:`sweep` never
 raises inside its program: a diverging run shows NaN or inf losses.
 """
 
-from jaxbp.train.evaluate import evaluate, predict
+from jaxbp.train.evaluate import evaluate, metrics, predict
 from jaxbp.train.fit import FitResult, fit
 from jaxbp.train.history import TrainingDiverged
 from jaxbp.train.loop import make_epoch, run_steps
@@ -79,6 +79,7 @@ __all__ = [
     "make_epoch",
     "make_optimizer",
     "make_step",
+    "metrics",
     "predict",
     "run_steps",
     "sweep",
