@@ -13,8 +13,9 @@ averages (``model.apply(..., state=state)``, ``train=False``).
 
 Both nets start from the same weights for a given seed (Xavier normal, the
 default for sigmoid; batch norm's γ = 1, β = 0) and see the same batches.
-All seeds and learning rates of one net are one compiled program
-(``jax.vmap`` over seeds and learning rates). Gradients are jaxbp's
+All seeds and learning rates of one net are one ``jaxbp.train.sweep``
+(one compiled program; each seed's batches are ``fit(seed=s)``'s, the
+learning rate a per-run hyperparameter of ``optim.sgd``). Gradients are jaxbp's
 hand-written backward pass, batch norm's included.
 
 The headline compares the two nets at the learning rate that gives the net
@@ -38,9 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 import jaxbp
-from jaxbp import backprop as bp
 from jaxbp import data, optim
-from jaxbp.train import TrainState, make_epoch, make_step, train_keys
+from jaxbp.train import init_params, sweep
 
 LOSS = "cross_entropy"
 SIZES = [64, 100, 100, 100, 10]
@@ -51,29 +51,28 @@ FULL = {"seeds": 5, "epochs": 100, "learning_rates": [0.1, 0.5, 2.0]}
 QUICK = {"seeds": 2, "epochs": 12, "learning_rates": [0.5]}
 
 
-def init_runs(model, seeds: int):
-    """(params, state, train_key) for every seed, stacked (``fit(seed=s)``'s keys)."""
+def starts(models, seeds: int, lrs):
+    """Each net's ``(params, state)`` for every (learning rate, seed) run,
+    stacked lr-major: the plain net's are ``fit(seed=s)``'s initial parameters
+    (``init_params``), the batch-norm net's the same dense weights."""
+    runs = [s for _ in lrs for s in range(seeds)]
+    params, state = init_params(models["without BN"], runs)
+    return {
+        "without BN": (params, state),
+        "with BN": with_batchnorm(models["with BN"], params, len(runs)),
+    }
 
-    @jax.jit
-    def init(seed):
-        init_key, train_key = train_keys(jax.random.key(seed))
-        params, state = model.init_with_state(init_key)
-        return params, state, train_key
 
-    runs = [init(np.uint32(s)) for s in range(seeds)]
-    return jax.tree.map(lambda *a: jnp.stack(a), *runs)
-
-
-def with_batchnorm(bn_model, plain_params, seeds: int):
+def with_batchnorm(bn_model, plain_params, runs: int):
     """(params, state) of ``bn_model`` starting from ``plain_params`` (stacked over
-    seeds): the same dense weights, and each batch-norm layer's own initial
+    runs): the same dense weights, and each batch-norm layer's own initial
     parameters and state (γ = 1, β = 0; running mean 0, variance 1)."""
     dense = iter(p for p in plain_params if p)
     params, state, width = [], [], bn_model.in_shape[-1]
     expected = jax.eval_shape(bn_model.init_with_state, jax.random.key(0))
 
     def stack(tree):
-        return jax.tree.map(lambda a: jnp.broadcast_to(a, (seeds, *a.shape)), tree)
+        return jax.tree.map(lambda a: jnp.broadcast_to(a, (runs, *a.shape)), tree)
 
     for layer in bn_model.layers:
         if layer.name == "batchnorm":
@@ -98,39 +97,30 @@ def with_batchnorm(bn_model, plain_params, seeds: int):
     return tuple(params), tuple(state)
 
 
-def make_train(model, dataset, epochs):
-    """``(train, data, steps_per_epoch)``: ``train(params, state, train_key, lr,
-    data) -> (test accuracy, train loss)`` per epoch, SGD with mini-batches of
-    60 as ``fit`` runs it; ``data`` = prepared (train, test) splits, passed as
-    an argument rather than baked into the program (it runs faster)."""
-    state_shapes = jax.eval_shape(model.init_with_state, jax.random.key(0))[1]
-    x, t, _, _ = bp.prepare(model, None, *dataset.train, LOSS, state_shapes)
-    xt, tt, _, _ = bp.prepare(model, None, *dataset.test, LOSS, state_shapes)
-    n = x.shape[0]
-
-    def train(params, state, train_key, learning_rate, data_):
-        (x, t), (xt, tt) = data_
-        tx = optim.sgd(learning_rate)
-        step = make_step(model, LOSS, tx, backprop="manual")
-        run_epoch = make_epoch(step, n, BATCH)
-
-        def one_epoch(train_state, epoch):
-            train_state, step_losses = run_epoch(train_state, x, t, train_key, epoch)
-            out = model.apply(
-                train_state.params, xt, state=train_state.state, train=False
-            )
-            right = jnp.argmax(out, axis=-1) == jnp.argmax(tt, axis=-1)
-            return train_state, (
-                jnp.mean(right.astype(out.dtype)),
-                jnp.mean(step_losses),
-            )
-
-        start = TrainState(params, state, tx.init(params))
-        epoch_numbers = jnp.arange(1, epochs + 1, dtype=jnp.uint32)
-        _, history = jax.lax.scan(one_epoch, start, epoch_numbers)
-        return history
-
-    return train, ((x, t), (xt, tt)), n // BATCH
+def train_runs(model, start, dataset, seeds: int, lrs, epochs: int):
+    """One ``sweep`` over (learning rate, seed) runs: plain SGD, batches of 60
+    (each seed's ``fit(seed=s)`` batches), test accuracy after every epoch in
+    evaluation mode. Returns (test accuracy, epoch-mean train loss), each
+    ``(lrs, seeds, epochs)``."""
+    params, state = start
+    rates = jnp.repeat(jnp.asarray(lrs, jnp.float32), seeds)
+    result = sweep(
+        model,
+        dataset.train,
+        dataset.test,
+        loss=LOSS,
+        optimizer=optim.sgd,
+        hyperparams=rates,
+        params=params,
+        state=state,
+        seeds=[s for _ in lrs for s in range(seeds)],
+        batch_size=BATCH,
+        epochs=epochs,
+    )
+    acc = np.asarray(result.val_accuracy, np.float64).reshape(len(lrs), seeds, epochs)
+    loss = np.asarray(result.train_loss, np.float64)
+    loss = loss.reshape(len(lrs), seeds, epochs, -1).mean(axis=-1)
+    return acc, loss
 
 
 def steps_to(curve, steps, target):
@@ -189,8 +179,7 @@ def plot(args, results):
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    path = _common.figure_path(args)
-    fig.savefig(path, dpi=90)
+    _common.save_figure(fig, _common.figure_path(args))
     plt.close(fig)
 
 
@@ -209,29 +198,14 @@ def main(argv=None) -> dict:
     }
     accuracy, train_loss, seconds = {}, {}, {}
     with _common.Timer() as total:
-        params, state, train_key = init_runs(models["without BN"], seeds)
-        starts = {
-            "without BN": (params, state),
-            "with BN": with_batchnorm(models["with BN"], params, seeds),
-        }
+        start = starts(models, seeds, lrs)
         for name, model in models.items():
-            train, splits, steps_per_epoch = make_train(model, dataset, epochs)
-            over_seeds = jax.vmap(train, (0, 0, 0, None, None))
-            program = jax.jit(jax.vmap(over_seeds, (None, None, None, 0, None)))
             with _common.Timer() as timer:
-                acc, loss = jax.device_get(
-                    program(
-                        *starts[name],
-                        train_key,
-                        jnp.asarray(lrs, jnp.float32),
-                        splits,
-                    )
-                )
+                acc, loss = train_runs(model, start[name], dataset, seeds, lrs, epochs)
             seconds[name] = timer.seconds
-            accuracy[name] = {str(lr): np.asarray(acc[i]) for i, lr in enumerate(lrs)}
-            train_loss[name] = {
-                str(lr): np.asarray(loss[i]) for i, lr in enumerate(lrs)
-            }
+            accuracy[name] = {str(lr): acc[i] for i, lr in enumerate(lrs)}
+            train_loss[name] = {str(lr): loss[i] for i, lr in enumerate(lrs)}
+    steps_per_epoch = len(dataset.train.y) // BATCH
     steps = steps_per_epoch * np.arange(1, epochs + 1)
 
     def final(name, lr):

@@ -19,8 +19,9 @@
 3. **Clipping.** The ReLU net with σ_w = 2√2 (twice He's scale) trained on the
    digits with SGD (momentum 0.9, learning rate ``LR``, batch 64), without
    and with ``optim.clip_by_global_norm(1.0)`` (``optim.chain``), over seeds
-   (and, in the full run, learning rates), one ``jax.vmap``-ed program of
-   ``jaxbp.train.make_step`` / ``make_epoch``; and the first steps one by one.
+   (and, in the full run, learning rates), one ``jaxbp.train.sweep`` (each
+   seed's ``fit(seed=s)`` start and batches); and the first steps one by one
+   (``make_step`` + ``run_steps``, recording each step's gradient norm).
 
 Everything is measured with the hand-written backward pass.
 """
@@ -49,7 +50,7 @@ from _common import (
 import jaxbp
 from jaxbp import data, diagnostics, initializers, optim
 from jaxbp import layers as L
-from jaxbp.train import TrainState, make_epoch, make_step, train_keys
+from jaxbp.train import TrainState, init_params, make_step, run_steps, sweep
 
 NAME = "exploding_gradients"
 WIDTH = 64
@@ -179,68 +180,62 @@ def _optimizer(h):
     )
 
 
-def clip_experiment(x, y, keys, lrs, epochs, fast=True):
-    """Training runs vmapped over seeds × learning rates × {no clip, clip}, one
-    program: per run ``make_step`` (the hand-written backward pass) with
-    ``chain(clip_by_global_norm(c), sgd)``, epochs of ``make_epoch`` (shuffled
-    batches of 64) in a ``lax.scan``: what ``make_train_fn`` compiles, written
-    out so that the model's state is not built eagerly (see the README notes)."""
+def clip_experiment(ds, seeds, lrs, epochs):
+    """Training runs over seeds × learning rates × {no clip, clip}, one
+    ``jaxbp.train.sweep``: ``chain(clip_by_global_norm(c), sgd)`` with (lr, c)
+    per-run hyperparameters, each seed's ``fit(seed=s)`` initial parameters
+    and batches of 64. Returns the epoch-mean training loss ``(seeds, lrs,
+    [no clip, clip], epochs)``."""
     model = clip_model()
-    t = np.eye(10, dtype=np.float32)[y]
-    clips = jnp.asarray([jnp.inf, CLIP_NORM], jnp.float32)
-    lr_grid, clip_grid = jnp.meshgrid(
-        jnp.asarray(lrs, jnp.float32), clips, indexing="ij"
+    n = len(seeds)
+    grid = [(s, lr, c) for s in seeds for lr in lrs for c in (np.inf, CLIP_NORM)]
+    run_seeds = [s for s, _, _ in grid]
+    params, state = init_params(model, run_seeds)
+    hyper = {
+        "lr": jnp.asarray([lr for _, lr, _ in grid], jnp.float32),
+        "clip": jnp.asarray([c for _, _, c in grid], jnp.float32),
+    }
+    runs = sweep(
+        model,
+        ds.train,
+        optimizer=_optimizer,
+        hyperparams=hyper,
+        params=params,
+        state=state,
+        seeds=run_seeds,
+        batch_size=64,
+        epochs=epochs,
     )
-    hyper = {"lr": lr_grid.reshape(-1), "clip": clip_grid.reshape(-1)}
-
-    def train(key, h):
-        init_key, train_key = train_keys(key)
-        params, state = model.init_with_state(init_key)
-        tx = _optimizer(h)
-        epoch_fn = make_epoch(make_step(model, "cross_entropy", tx), len(x), 64)
-
-        def body(ts, epoch):
-            ts, step_losses = epoch_fn(ts, x, t, train_key, epoch)
-            return ts, jnp.mean(step_losses)
-
-        start = TrainState(params, state, tx.init(params))
-        _, losses = jax.lax.scan(
-            body, start, jnp.arange(1, epochs + 1, dtype=jnp.uint32)
-        )
-        return losses
-
-    run = jax.vmap(jax.vmap(train, (None, 0)), (0, None))
-    loss = jax.device_get(
-        _common.compile_fast(run, keys, hyper, fast=fast)(keys, hyper)
-    )
-    loss = np.asarray(loss, np.float64)  # (seeds, lr*clip, epochs)
-    return loss.reshape(len(keys), len(lrs), 2, epochs)
+    loss = np.asarray(runs.train_loss, np.float64)  # (runs, steps)
+    return loss.reshape(n, len(lrs), 2, epochs, -1).mean(axis=-1)
 
 
-def first_steps(x, y, key, n_steps):
-    """The first ``n_steps`` SGD steps one by one (batch 64, in order), without
-    and with clipping: loss before each step and the gradient's global norm."""
+def first_steps(x, y, seed, n_steps):
+    """The first ``n_steps`` SGD steps one by one (batches of 64 in data
+    order), without and with clipping: the loss before each step and the
+    gradient's global norm. ``make_step`` + ``run_steps`` rather than
+    ``sweep``: the gradient norm is of the step's own batch, which a probe
+    (called on the parameters alone) does not see."""
     model = clip_model()
-    xb = x[: n_steps * 64].reshape(n_steps, 64, 64)
-    tb = np.eye(10, dtype=np.float32)[y[: n_steps * 64]].reshape(n_steps, 64, 10)
+    xb, tb = jnp.asarray(x[: n_steps * 64]), jax.nn.one_hot(y[: n_steps * 64], 10)
+    indices = jnp.arange(n_steps * 64, dtype=jnp.int32).reshape(n_steps, 64)
+    keys = jax.random.split(jax.random.key(seed), n_steps)
+    params, state = init_params(model, [seed])
+    params = jax.tree.map(lambda a: a[0], params)
 
     def one(clip):
         tx = _optimizer({"lr": jnp.float32(LR), "clip": clip})
-        step = make_step(model, "cross_entropy", tx)
-        params, state = model.init_with_state(key)
+        step = make_step(model, optimizer=tx)
 
-        def body(ts, batch):
-            xb, tb = batch
+        def step_and_norm(ts, xb, tb, key):
             _, grads = jaxbp.loss_and_grad(
                 model, ts.params, xb, tb, loss="cross_entropy", state=ts.state
             )
-            ts, value = step(ts, xb, tb, None)
+            ts, value = step(ts, xb, tb, key)
             return ts, (value, optim.global_norm(grads))
 
-        _, (values, norms) = jax.lax.scan(
-            body, TrainState(params, state, tx.init(params)), (xb, tb)
-        )
-        return values, norms
+        start = TrainState(params, state, tx.init(params))
+        return run_steps(step_and_norm, start, xb, tb, indices, keys)[1]
 
     clips = jnp.asarray([jnp.inf, CLIP_NORM], jnp.float32)
     values, norms = jax.device_get(_common.compile_fast(jax.vmap(one), clips)(clips))
@@ -384,9 +379,8 @@ def main(argv=None) -> dict:
     with Timer() as t_rnn:
         rnn = rnn_experiment(steps, n_seeds)
     with Timer() as t_clip:
-        # compiling for speed of compilation only pays when the run is short
-        train_loss = clip_experiment(x, y, keys, lrs, epochs, fast=quick)
-        fs_loss, fs_norm = first_steps(x, y, keys[0], 8 if quick else 15)
+        train_loss = clip_experiment(ds, range(n_seeds), lrs, epochs)
+        fs_loss, fs_norm = first_steps(x, y, 0, 8 if quick else 15)
 
     results = {
         "setup": {

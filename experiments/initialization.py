@@ -14,10 +14,11 @@
    init does not learn, with He init it converges). 30 hidden layers on the
    digits, no batch norm, SGD with momentum 0.9, same learning rate and
    steps for both inits, several seeds. Both inits and all seeds are one
-   ``jax.vmap``-ed program (``jaxbp.train.make_step`` / ``make_epoch``).
+   ``jaxbp.train.sweep`` (each seed's batches those of ``fit(seed=s)``).
 
 Every init is drawn the same way, so that they differ only in scale: per seed
-one set of standard normals Z_l (``model.init`` with ``initializers.normal(1)``)
+one set of standard normals Z_l (``fit(seed=s)``'s initial parameters,
+``jaxbp.train.init_params``, of a net built with ``initializers.normal(1)``)
 scaled per layer, W_l = s_l Z_l with s_l the init's standard deviation for that
 layer's fans (``initializers.fans``): exactly N(0, s_l²), and the inits are
 compared on the same random draws.
@@ -25,6 +26,7 @@ compared on the same random draws.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from pathlib import Path
@@ -46,7 +48,7 @@ from _common import (
 
 import jaxbp
 from jaxbp import data, diagnostics, initializers, losses, optim
-from jaxbp.train import TrainState, make_epoch, make_step
+from jaxbp.train import init_params, sweep
 
 NAME = "initialization"
 
@@ -100,113 +102,127 @@ def scales(model, init):
     return np.asarray(out, np.float32)
 
 
-def scaled_params(model, key, layer_scales):
-    """model.init(key) (standard normal weights) with each W_l scaled by s_l."""
-    params, state = model.init_with_state(key)
-    params = tuple(
+def scaled(params, layer_scales):
+    """``params`` (standard normal weights) with each W_l scaled by s_l."""
+    return tuple(
         {**p, "w": p["w"] * layer_scales[i]} if isinstance(p, dict) and "w" in p else p
         for i, p in enumerate(params)
     )
-    return params, state
 
 
-def variance_experiment(keys, x, y):
+def seed_params(model, seeds):
+    """``init_params(model, seeds)``: ``fit(seed=s)``'s standard normal draws,
+    stacked over seeds, and the model state."""
+    return init_params(model, list(seeds))
+
+
+def variance_experiment(seeds, x, y):
     """Per hidden layer Var(h_l), E[δ_l²], E[(∂L/∂W_l)²] for every activation ×
     init × seed; vmapped over inits and seeds, one program."""
     inits = list(INITS)
-
-    def run(keys):
-        out = {}
-        for act in ("tanh", "relu"):
-            model = net(act, VAR_DEPTH, VAR_WIDTH)
-            table = jnp.asarray(np.stack([scales(model, i) for i in inits]))
-            dense = [i for i, layer in enumerate(model.layers) if layer.name == "dense"]
-
-            def one(layer_scales, key, model=model, dense=dense, act=act):
-                params, state = scaled_params(model, key, layer_scales)
-                r = diagnostics.gradient_flow(
-                    model, params, x, y, loss="cross_entropy", state=state
-                )
-                hidden = dense[:-1]
-                return {
-                    "act_var": jnp.stack([r[i + 1].std ** 2 for i in hidden]),
-                    "pre_var": jnp.stack([r[i].std ** 2 for i in hidden]),
-                    "delta_ms": jnp.stack(
-                        [
-                            r[i].delta_norm ** 2 / (x.shape[0] * VAR_WIDTH)
-                            for i in hidden
-                        ]
-                    ),
-                    "dW_ms": jnp.stack(
-                        [
-                            r[i].weight_grad_norm ** 2 / params[i]["w"].size
-                            for i in hidden
-                        ]
-                    ),
-                    "saturated": (
-                        jnp.stack([r[i + 1].saturated for i in hidden])
-                        if act == "tanh"
-                        else jnp.zeros(len(hidden))
-                    ),
-                }
-
-            out[act] = jax.vmap(jax.vmap(one, (None, 0)), (0, None))(table, keys)
-        return out
-
-    return jax.device_get(_common.compile_fast(run, keys)(keys))
+    out = {}
+    for act in ("tanh", "relu"):
+        model = net(act, VAR_DEPTH, VAR_WIDTH)
+        params, state = seed_params(model, seeds)
+        table = jnp.asarray(np.stack([scales(model, i) for i in inits]))
+        one = functools.partial(_layer_variances, model, state, x, y, act)
+        run = jax.vmap(jax.vmap(one, (None, 0)), (0, None))
+        out[act] = jax.device_get(
+            _common.compile_fast(run, table, params)(table, params)
+        )
+    return out
 
 
-def deep_relu_experiment(keys, x, y, xv, yv, width, epochs, fast=True):
+def _layer_variances(model, state, x, y, act, layer_scales, params):
+    """One net's per-hidden-layer variances (``diagnostics.gradient_flow``)."""
+    params = scaled(params, layer_scales)
+    r = diagnostics.gradient_flow(
+        model, params, x, y, loss="cross_entropy", state=state
+    )
+    dense = [i for i, layer in enumerate(model.layers) if layer.name == "dense"]
+    hidden = dense[:-1]
+    return {
+        "act_var": jnp.stack([r[i + 1].std ** 2 for i in hidden]),
+        "pre_var": jnp.stack([r[i].std ** 2 for i in hidden]),
+        "delta_ms": jnp.stack(
+            [r[i].delta_norm ** 2 / (x.shape[0] * VAR_WIDTH) for i in hidden]
+        ),
+        "dW_ms": jnp.stack(
+            [r[i].weight_grad_norm ** 2 / params[i]["w"].size for i in hidden]
+        ),
+        "saturated": (
+            jnp.stack([r[i + 1].saturated for i in hidden])
+            if act == "tanh"
+            else jnp.zeros(len(hidden))
+        ),
+    }
+
+
+def deep_relu_experiment(seeds, ds, width, epochs):
     """Train the DEEP-layer ReLU net with Xavier and with He init (same draws,
-    same SGD), vmapped over inits and seeds; per-epoch training loss, final
-    loss and accuracy on the training and validation sets, and the activation
-    variance per layer at init."""
+    same SGD, each seed's ``fit(seed=s)`` batches) in one ``sweep`` over
+    inits × seeds; per-epoch training loss, final loss and accuracy on the
+    training and validation sets, and the activation variance per layer at
+    init. Returns ``{init: {name: (seeds, ...)}}``."""
     model = net("relu", DEEP, width)
     inits = ("xavier", "he")
-    table = jnp.asarray(np.stack([scales(model, i) for i in inits]))
-    ce = losses.get("cross_entropy")
-    t = np.eye(10, dtype=np.float32)[y]
-    tv = np.eye(10, dtype=np.float32)[yv]
-    tx = optim.sgd(LR, momentum=MOMENTUM)
-    step = make_step(model, "cross_entropy", tx)
-    epoch_fn = make_epoch(step, x.shape[0], BATCH)
-    dense = [i for i, layer in enumerate(model.layers) if layer.name == "dense"]
-
-    acts = [i + 1 for i in dense[:-1]]  # the activation layers h_1 .. h_DEEP
-    x_all = np.concatenate([x, xv])
-    t_all = np.concatenate([t, tv])
-
-    def one(layer_scales, key):
-        init_key, train_key = jax.random.split(key)
-        params, state = scaled_params(model, init_key, layer_scales)
-        _, caches, _ = model.forward(params, state, x[:256], train=True)
-        act_var = jnp.stack([jnp.var(caches[i][1]) for i in acts])  # cache (z, h)
-
-        def body(ts, epoch):
-            ts, step_losses = epoch_fn(ts, x, t, train_key, epoch)
-            return ts, jnp.mean(step_losses)
-
-        start = TrainState(params, state, tx.init(params))
-        final, train_loss = jax.lax.scan(
-            body, start, jnp.arange(1, epochs + 1, dtype=jnp.uint32)
-        )
-        out = model.apply(final.params, x_all, state=final.state)
-        n = x.shape[0]
-        right = jnp.argmax(out, -1) == jnp.argmax(t_all, -1)
-        return {
-            "train_loss": train_loss,
-            "final_loss": ce.value(out[:n], t_all[:n]),
-            "final_accuracy": jnp.mean(right[:n]),
-            "val_loss": ce.value(out[n:], t_all[n:]),
-            "val_accuracy": jnp.mean(right[n:]),
-            "act_var_init": act_var,
-        }
-
-    run = jax.vmap(jax.vmap(one, (None, 0)), (0, None))
-    out = jax.device_get(_common.compile_fast(run, table, keys, fast=fast)(table, keys))
-    return {
-        init: jax.tree.map(lambda a, i=i: a[i], out) for i, init in enumerate(inits)
+    draws, state = seed_params(model, seeds)
+    starts = [scaled(draws, scales(model, i)) for i in inits]
+    params = jax.tree.map(lambda *a: jnp.concatenate(a), *starts)
+    runs = sweep(
+        model,
+        ds.train,
+        ds.val,
+        optimizer=optim.sgd(LR, momentum=MOMENTUM),
+        params=params,
+        state=state,
+        seeds=list(seeds) * len(inits),
+        batch_size=BATCH,
+        epochs=epochs,
+    )
+    final = jax.device_get(_final_metrics(model, runs.params, state, ds.train))
+    act_var = jax.device_get(_init_act_var(model, params, state, ds.train.x[:256]))
+    loss = np.asarray(runs.train_loss, np.float64)
+    out = {
+        "train_loss": loss.reshape(loss.shape[0], epochs, -1).mean(axis=-1),
+        "final_loss": final[0],
+        "final_accuracy": final[1],
+        "val_loss": np.asarray(runs.val_loss[:, -1]),
+        "val_accuracy": np.asarray(runs.val_accuracy[:, -1]),
+        "act_var_init": act_var,
     }
+    n = len(seeds)
+    return {
+        init: {k: np.asarray(v)[i * n : (i + 1) * n] for k, v in out.items()}
+        for i, init in enumerate(inits)
+    }
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _final_metrics(model, params, state, train):
+    """Each run's training loss and accuracy on the whole training set."""
+    x, y = train
+    ce = losses.get("cross_entropy")
+    t = jax.nn.one_hot(y, 10, dtype=x.dtype)
+
+    def one(p):
+        out = model.apply(p, x, state=state)
+        return ce.value(out, t), jnp.mean(jnp.argmax(out, -1) == y)
+
+    return jax.vmap(one)(params)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init_act_var(model, params, state, x):
+    """Each run's Var(h_l) of every hidden ReLU layer at init, on ``x``."""
+    dense = [i for i, layer in enumerate(model.layers) if layer.name == "dense"]
+    acts = [i + 1 for i in dense[:-1]]  # the activation layers h_1 .. h_DEEP
+
+    def one(p):
+        _, caches, _ = model.forward(p, state, x, train=True)
+        return jnp.stack([jnp.var(caches[i][1]) for i in acts])  # cache (z, h)
+
+    return jax.vmap(one)(params)
 
 
 def _gmean(a, axis=0):
@@ -298,14 +314,11 @@ def main(argv=None) -> dict:
     var_batch = 128 if quick else VAR_BATCH
     ds = data.load("digits")
     x, y = ds.train.x, ds.train.y
-    keys = jax.random.split(jax.random.key(0), n_seeds)
+    seeds = range(n_seeds)
     with Timer() as t_var:
-        var = variance_experiment(keys, x[:var_batch], y[:var_batch])
+        var = variance_experiment(seeds, x[:var_batch], y[:var_batch])
     with Timer() as t_deep:
-        # compiling for speed of compilation only pays when the run is short
-        deep = deep_relu_experiment(
-            keys, x, y, ds.val.x, ds.val.y, width, epochs, fast=quick
-        )
+        deep = deep_relu_experiment(seeds, ds, width, epochs)
 
     results = {
         "setup": {

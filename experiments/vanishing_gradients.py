@@ -37,6 +37,7 @@ of training.
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -58,13 +59,14 @@ from _common import (
 import jaxbp
 from jaxbp import data, diagnostics, initializers, losses, optim
 from jaxbp import layers as L
-from jaxbp.regularization import add_l2_grad, l2_penalty
+from jaxbp.train import init_params, sweep
 
 NAME = "vanishing_gradients"
 WIDTH = 30
 N_TRAIN = 1000
 LEARNING_RATE = 0.1
-L2_LAMBDA = 5.0  # Nielsen's λ; jaxbp's weight_decay is λ / n
+L2_LAMBDA = 5.0  # Nielsen's λ; jaxbp's l2 is λ / n
+BIAS_KEY = 1  # Nielsen's N(0, 1) biases: key fold_in(key(seed), BIAS_KEY)
 
 PUBLISHED = {
     "source": (
@@ -141,20 +143,29 @@ def build(variant: str, hidden: int):
     return jaxbp.sequential(*layers, in_shape=(64,)), info
 
 
-def init_params(model, variant, key):
-    """The model's parameters; Nielsen's variants redraw every bias from N(0, 1)
-    (jaxbp's layers start biases at 0)."""
-    k_init, k_bias = jax.random.split(key)
-    params, state = model.init_with_state(k_init)
+def start_params(model, variant, seeds):
+    """``(params, state)`` of every seed, stacked: ``fit(seed=s)``'s initial
+    parameters (``jaxbp.train.init_params``); Nielsen's variants redraw every
+    bias from N(0, 1) with the key ``fold_in(key(s), BIAS_KEY)`` (jaxbp's
+    layers start biases at 0)."""
+    params, state = init_params(model, list(seeds))
     if VARIANTS[variant][2]:
-        keys = iter(jax.random.split(k_bias, len(params)))
-        params = tuple(
-            {**p, "b": jax.random.normal(next(keys), p["b"].shape, p["b"].dtype)}
-            if isinstance(p, dict) and "b" in p
-            else p
-            for p in params
+        keys = jnp.stack(
+            [jax.random.fold_in(jax.random.key(s), BIAS_KEY) for s in seeds]
         )
+        params = jax.vmap(_normal_biases)(params, keys)
     return params, state
+
+
+def _normal_biases(params, key):
+    """One run's ``params`` with every dense bias redrawn from N(0, 1)."""
+    keys = iter(jax.random.split(key, len(params)))
+    return tuple(
+        {**p, "b": jax.random.normal(next(keys), p["b"].shape, p["b"].dtype)}
+        if isinstance(p, dict) and "b" in p
+        else p
+        for p in params
+    )
 
 
 def flow(model, params, state, x, target, loss_name):
@@ -174,10 +185,9 @@ def flow(model, params, state, x, target, loss_name):
     return loss_fn.value(out, target), deltas, tuple(grads), new_state
 
 
-def measure(model, info, params, state, x, target, loss_name, with_grads=False):
-    """Per hidden layer: speed ‖∂C/∂b_l‖, ‖δ_l‖ and ‖∂C/∂h_l‖; and the loss
-    (and the gradient and new state, for a training step on the same pass)."""
-    loss, deltas, grads, new_state = flow(model, params, state, x, target, loss_name)
+def measure(model, info, params, state, loss_name, *, x, target):
+    """Per hidden layer: speed ‖∂C/∂b_l‖, ‖δ_l‖ and ‖∂C/∂h_l‖; and the loss."""
+    loss, deltas, grads, _ = flow(model, params, state, x, target, loss_name)
     speed, delta_z, delta_h, dense_bias = [], [], [], []
     for h in info:
         if h["kind"] == "residual":
@@ -199,7 +209,7 @@ def measure(model, info, params, state, x, target, loss_name, with_grads=False):
         "dense_bias": jnp.stack(dense_bias),
         "loss": loss,
     }
-    return (m, grads, new_state) if with_grads else m
+    return m
 
 
 def load_data():
@@ -211,75 +221,72 @@ def load_data():
     return x, onehot, ds.train.y
 
 
-def at_init(configs, keys, x, target, labels):
+def at_init(configs, seeds, x, target, labels):
     """Measurements at initialization for every (variant, depth), vmapped over
     seeds, in one compiled program; plus jaxbp.diagnostics.gradient_flow on the
     ``sigmoid xavier`` net as a cross-check of ``flow``."""
+    nets = {f"{v}|{h}": (v, *build(v, h)) for v, h in configs}
+    starts = {name: start_params(m, v, seeds) for name, (v, m, _) in nets.items()}
+    check_model, check_info = build("sigmoid xavier", 4)
 
-    def run(keys):
+    def run(starts):
         out = {}
-        for variant, hidden in configs:
-            model, info = build(variant, hidden)
-            loss_name = VARIANTS[variant][4]
+        for name, (variant, model, info) in nets.items():
+            loss = VARIANTS[variant][4]
+            one = functools.partial(measure, model, info, x=x, target=target)
+            out[name] = jax.vmap(one, (0, None, None))(*starts[name], loss)
 
-            def one(key, model=model, info=info, variant=variant, loss=loss_name):
-                params, state = init_params(model, variant, key)
-                return measure(model, info, params, state, x, target, loss)
-
-            out[f"{variant}|{hidden}"] = jax.vmap(one)(keys)
-        model, info = build("sigmoid xavier", 4)
-
-        def check(key):
-            params, state = init_params(model, "sigmoid xavier", key)
+        def check(params, state):
             records = diagnostics.gradient_flow(
-                model, params, x, labels, loss="cross_entropy", state=state
+                check_model, params, x, labels, loss="cross_entropy", state=state
             )
-            return jnp.stack([records[h["dense"]].bias_grad_norm for h in info])
+            return jnp.stack([records[h["dense"]].bias_grad_norm for h in check_info])
 
-        out["gradient_flow_check"] = jax.vmap(check)(keys)
+        out["gradient_flow_check"] = jax.vmap(check, (0, None))(
+            *starts["sigmoid xavier|4"]
+        )
         return out
 
-    return jax.device_get(_common.compile_fast(run, keys)(keys))
+    return jax.device_get(_common.compile_fast(run, starts)(starts))
 
 
-def during_training(variants, keys, x, target, epochs):
-    """Full-batch gradient descent (η = 0.1, L2 λ = 5 as weight decay λ/n on the
-    weights), measuring before every epoch on the pass that gives the epoch's
-    gradient (full batch: the step's gradient is the measured one); vmapped
-    over seeds."""
-    weight_decay = L2_LAMBDA / x.shape[0]
+def during_training(variants, seeds, x, target, epochs):
+    """Full-batch gradient descent (η = 0.1, L2 λ = 5 as the coupled penalty
+    λ/n on the weights), one ``sweep`` per variant over seeds; the measurements
+    are its probe, taken at every step (``eval_every=1``) on the whole
+    training set: the one before each epoch is on the parameters that epoch's
+    gradient is taken at (full batch, so it is the step's gradient)."""
+    out = {}
+    for variant in variants:
+        model, info = build(variant, 4)
+        loss = VARIANTS[variant][4]
+        params, state = start_params(model, variant, seeds)
 
-    def run(keys):
-        out = {}
-        for variant in variants:
-            model, info = build(variant, 4)
-            loss_name = VARIANTS[variant][4]
-            tx = optim.sgd(LEARNING_RATE)
+        def probe(model, params, state, info=info, loss=loss):
+            return measure(model, info, params, state, loss, x=x, target=target)
 
-            def one(
-                key, model=model, info=info, variant=variant, loss=loss_name, tx=tx
-            ):
-                params, state = init_params(model, variant, key)
-
-                def epoch(carry, _):
-                    params, state, opt_state = carry
-                    m, grads, state = measure(
-                        model, info, params, state, x, target, loss, with_grads=True
-                    )
-                    grads = add_l2_grad(grads, params, weight_decay)
-                    updates, opt_state = tx.update(grads, opt_state, params)
-                    m["loss"] = m["loss"] + l2_penalty(params, weight_decay)
-                    return (optim.apply_updates(params, updates), state, opt_state), m
-
-                _, history = jax.lax.scan(
-                    epoch, (params, state, tx.init(params)), None, length=epochs
-                )
-                return history
-
-            out[variant] = jax.vmap(one)(keys)
-        return out
-
-    return jax.device_get(_common.compile_fast(run, keys)(keys))
+        runs = sweep(
+            model,
+            (x, target),
+            loss=loss,
+            optimizer=optim.sgd(LEARNING_RATE),
+            params=params,
+            state=state,
+            seeds=list(seeds),
+            batch_size=None,
+            epochs=epochs,
+            l2=L2_LAMBDA / x.shape[0],
+            eval_every=1,
+            probe=probe,
+        )
+        before = jax.tree.map(
+            lambda first, later: np.concatenate([first[:, None], later[:, :-1]], 1),
+            jax.device_get(runs.initial.probes),
+            jax.device_get(runs.probes),
+        )
+        before["loss"] = np.asarray(runs.train_loss)  # data loss + L2 penalty
+        out[variant] = before
+    return out
 
 
 def _stats(values):
@@ -379,11 +386,11 @@ def main(argv=None) -> dict:
         configs = [(v, 4) for v in VARIANTS]
         configs += [(v, h) for v in DEPTH_SWEEP for h in (2, 3)]
     x, target, labels = load_data()
-    keys = jax.random.split(jax.random.key(0), n_seeds)
+    seeds = range(n_seeds)
     with Timer() as t_init:
-        init = at_init(configs, keys, x, target, labels)
+        init = at_init(configs, seeds, x, target, labels)
     with Timer() as t_train:
-        hist = during_training(train_variants, keys, x, target, epochs)
+        hist = during_training(train_variants, seeds, x, target, epochs)
 
     results = {
         "setup": {
@@ -393,7 +400,7 @@ def main(argv=None) -> dict:
             "seeds": n_seeds,
             "epochs": epochs,
             "training": f"full-batch gradient descent, lr {LEARNING_RATE}, "
-            f"L2 lambda {L2_LAMBDA} (weight_decay {L2_LAMBDA / N_TRAIN})",
+            f"L2 lambda {L2_LAMBDA} (coupled l2 {L2_LAMBDA / N_TRAIN})",
             "variants": {
                 k: dict(
                     zip(
