@@ -33,6 +33,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -129,6 +130,14 @@ def steps_to(curve, steps, target):
     return int(steps[hit[0]]) if hit.size else None
 
 
+def _log_steps_axis(ax):
+    """A log step axis labelled with plain numbers (no crowded minor labels)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot(args, results):
     plt = _common.pyplot()
     lrs = results["setup"]["learning_rates"]
@@ -152,7 +161,7 @@ def plot(args, results):
     for target in TARGETS:
         ax.axhline(target, color="0.5", ls=":", lw=1)
     ax.plot([], [], color="0.5", ls=":", lw=1, label="90% and 95%")
-    ax.set_xscale("log")
+    _log_steps_axis(ax)
     ax.set_ylim(0.0, 1.0)
     ax.set_xlabel("SGD step (batch 60)")
     ax.set_ylabel("test accuracy")
@@ -171,16 +180,136 @@ def plot(args, results):
                 ls=ls,
                 label=f"{name}, lr={lr:g}",
             )
-    ax.set_xscale("log")
-    ax.set_ylim(0.8, 1.0)
+    _log_steps_axis(ax)
+    finals = [
+        np.median(np.asarray(acc[str(lr)])[:, -1])
+        for acc in results["test_accuracy"].values()
+        for lr in lrs
+    ]
+    zoom = min(finals) >= 0.85  # zoom in only when every curve ends inside
+    ax.set_ylim(0.8 if zoom else 0.0, 1.0)
     ax.set_xlabel("SGD step (batch 60)")
     ax.set_ylabel("test accuracy (median over seeds)")
-    ax.set_title("All learning rates (zoom on 0.8-1.0)")
+    ax.set_title("All learning rates" + (" (zoom on 0.8-1.0)" if zoom else ""))
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     _common.save_figure(fig, _common.figure_path(args))
     plt.close(fig)
+
+
+PUBLISHED = {
+    "source": "S. Ioffe & C. Szegedy, 'Batch Normalization: Accelerating Deep "
+    "Network Training by Reducing Internal Covariate Shift', ICML 2015, "
+    "Sec. 4.1 and Fig. 1(a)",
+    "setup": "MNIST, 28x28 inputs, 3 fully connected hidden layers of 100 "
+    "sigmoid units, weights initialized to small random Gaussian values, "
+    "softmax cross-entropy; 50,000 steps of mini-batches of 60; BN added to "
+    "each hidden layer",
+    "result_qualitative": "Fig. 1(a): test accuracy vs steps; the BN net "
+    "reaches higher test accuracy faster and ends higher (read off the plot: "
+    "about 0.98 with BN vs about 0.95-0.96 without, on a 0.7-1.0 axis). "
+    "Values read from a figure, not given as numbers in the text.",
+}
+
+
+def per_learning_rate(accuracy, train_loss, steps, lr) -> dict:
+    """Each net's final test accuracy, steps to the targets and final training
+    loss at one learning rate (medians over seeds)."""
+    entry = {}
+    for name in accuracy:
+        acc = accuracy[name][str(lr)]
+        med = np.median(acc, axis=0)
+        entry[name] = {
+            "final_test_accuracy": float(np.median(acc[:, -1])),
+            **{
+                f"steps_to_{target:.2f}": steps_to(med, steps, target)
+                for target in TARGETS
+            },
+            "final_train_loss": float(np.median(train_loss[name][str(lr)][:, -1])),
+        }
+    return entry
+
+
+def headline(accuracy, per_lr, steps, lrs) -> dict:
+    """The two nets at the learning rate best for the net without BN."""
+    primary = max(
+        lrs, key=lambda lr: per_lr[str(lr)]["without BN"]["final_test_accuracy"]
+    )
+    marks = [s for s in (21, 105, 210, 420, 1050, 2100) if s <= steps[-1]]
+    at_steps = {
+        name: {
+            str(s): float(np.median(acc[str(primary)][:, list(steps).index(s)]))
+            for s in marks
+        }
+        for name, acc in accuracy.items()
+    }
+    bn, plain = per_lr[str(primary)]["with BN"], per_lr[str(primary)]["without BN"]
+    return {
+        "claim": "with batch norm the net reaches a given test accuracy in fewer "
+        "steps than without, or is higher at the same step",
+        "learning_rate": primary,
+        "learning_rate_rule": "the one giving the net without BN its best final "
+        "median test accuracy",
+        "test_accuracy_at_step": at_steps,
+        **{
+            f"steps_to_{t:.2f}": {
+                "with BN": bn[f"steps_to_{t:.2f}"],
+                "without BN": plain[f"steps_to_{t:.2f}"],
+            }
+            for t in TARGETS
+        },
+        "final_test_accuracy": {
+            "with BN": bn["final_test_accuracy"],
+            "without BN": plain["final_test_accuracy"],
+        },
+        "bn_ahead_at_every_reported_step": all(
+            at_steps["with BN"][str(s)] > at_steps["without BN"][str(s)] for s in marks
+        ),
+    }
+
+
+def setup(dataset, steps_per_epoch, epochs, seeds, lrs) -> dict:
+    """The JSON's description of the run."""
+    return {
+        "data": f"digits: {len(dataset.train.y)} train, {len(dataset.test.y)} test",
+        "model": f"MLP {SIZES} sigmoid (Xavier normal init), with/without "
+        "batchnorm before each sigmoid (momentum 0.9, eps 1e-5)",
+        "optimizer": "sgd (no momentum)",
+        "batch_size": BATCH,
+        "steps_per_epoch": int(steps_per_epoch),
+        "epochs": epochs,
+        "seeds": seeds,
+        "learning_rates": lrs,
+        "evaluation": "test accuracy after every epoch, eval mode (running "
+        "averages for BN)",
+        "training": "jaxbp.train.sweep over (learning rate, seed); each seed's "
+        "fit(seed=s) initial parameters and batches",
+        "backprop": "manual",
+    }
+
+
+def report(results):
+    """The printed table and one line per learning rate."""
+    head = results["headline"]
+    at_steps = head["test_accuracy_at_step"]
+    _common.print_table(
+        ["step", "test acc without BN", "test acc with BN"],
+        [
+            [s, at_steps["without BN"][s], at_steps["with BN"][s]]
+            for s in at_steps["with BN"]
+        ],
+        title=f"Medians over {results['setup']['seeds']} seeds, SGD "
+        f"lr={head['learning_rate']:g} (batch {BATCH}); {results['seconds']:.1f} s "
+        "(a machine shared with other jobs)",
+    )
+    for lr, entry in results["per_learning_rate"].items():
+        print(
+            f"lr {lr}: steps to 90%: without {entry['without BN']['steps_to_0.90']}, "
+            f"with {entry['with BN']['steps_to_0.90']}; final: without "
+            f"{entry['without BN']['final_test_accuracy']:.3f}, with "
+            f"{entry['with BN']['final_test_accuracy']:.3f}"
+        )
 
 
 def main(argv=None) -> dict:
@@ -207,76 +336,10 @@ def main(argv=None) -> dict:
             train_loss[name] = {str(lr): loss[i] for i, lr in enumerate(lrs)}
     steps_per_epoch = len(dataset.train.y) // BATCH
     steps = steps_per_epoch * np.arange(1, epochs + 1)
-
-    def final(name, lr):
-        return float(np.median(accuracy[name][str(lr)][:, -1]))
-
-    primary = max(lrs, key=lambda lr: final("without BN", lr))
-    per_lr = {}
-    for lr in lrs:
-        entry = {}
-        for name in models:
-            med = np.median(accuracy[name][str(lr)], axis=0)
-            entry[name] = {
-                "final_test_accuracy": final(name, lr),
-                **{
-                    f"steps_to_{target:.2f}": steps_to(med, steps, target)
-                    for target in TARGETS
-                },
-                "final_train_loss": float(np.median(train_loss[name][str(lr)][:, -1])),
-            }
-        per_lr[str(lr)] = entry
-    marks = [s for s in (21, 105, 210, 420, 1050, 2100) if s <= steps[-1]]
-    at_steps = {
-        name: {
-            str(s): float(
-                np.median(accuracy[name][str(primary)][:, list(steps).index(s)])
-            )
-            for s in marks
-        }
-        for name in models
-    }
-    bn, plain = per_lr[str(primary)]["with BN"], per_lr[str(primary)]["without BN"]
-    ahead_everywhere = all(
-        at_steps["with BN"][s] > at_steps["without BN"][s] for s in at_steps["with BN"]
-    )
-    headline = {
-        "claim": "with batch norm the net reaches a given test accuracy in fewer "
-        "steps than without, or is higher at the same step",
-        "learning_rate": primary,
-        "learning_rate_rule": "the one giving the net without BN its best final "
-        "median test accuracy",
-        "test_accuracy_at_step": at_steps,
-        "steps_to_0.90": {
-            "with BN": bn["steps_to_0.90"],
-            "without BN": plain["steps_to_0.90"],
-        },
-        "steps_to_0.95": {
-            "with BN": bn["steps_to_0.95"],
-            "without BN": plain["steps_to_0.95"],
-        },
-        "final_test_accuracy": {
-            "with BN": bn["final_test_accuracy"],
-            "without BN": plain["final_test_accuracy"],
-        },
-        "bn_ahead_at_every_reported_step": ahead_everywhere,
-    }
+    per_lr = {str(lr): per_learning_rate(accuracy, train_loss, steps, lr) for lr in lrs}
     results = {
-        "setup": {
-            "data": f"digits: {len(dataset.train.y)} train, {len(dataset.test.y)} test",
-            "model": f"MLP {SIZES} sigmoid (Xavier normal init), with/without "
-            "batchnorm before each sigmoid (momentum 0.9, eps 1e-5)",
-            "optimizer": "sgd (no momentum)",
-            "batch_size": BATCH,
-            "steps_per_epoch": int(steps_per_epoch),
-            "epochs": epochs,
-            "seeds": seeds,
-            "learning_rates": lrs,
-            "evaluation": "test accuracy after every epoch, eval mode (running "
-            "averages for BN)",
-            "backprop": "manual",
-        },
-        "headline": headline,
+        "setup": setup(dataset, steps_per_epoch, epochs, seeds, lrs),
+        "headline": headline(accuracy, per_lr, steps, lrs),
         "per_learning_rate": per_lr,
         "steps": steps.tolist(),
         "test_accuracy": {
@@ -289,38 +352,11 @@ def main(argv=None) -> dict:
         },
         "train_seconds": seconds,
         "seconds": total.seconds,
-        "published": {
-            "source": "S. Ioffe & C. Szegedy, 'Batch Normalization: Accelerating Deep "
-            "Network Training by Reducing Internal Covariate Shift', ICML 2015, "
-            "Sec. 4.1 and Fig. 1(a)",
-            "setup": "MNIST, 28x28 inputs, 3 fully connected hidden layers of 100 "
-            "sigmoid units, weights initialized to small random Gaussian values, "
-            "softmax cross-entropy; 50,000 steps of mini-batches of 60; BN added to "
-            "each hidden layer",
-            "result_qualitative": "Fig. 1(a): test accuracy vs steps; the BN net "
-            "reaches higher test accuracy faster and ends higher (read off the plot: "
-            "about 0.98 with BN vs about 0.95-0.96 without, on a 0.7-1.0 axis). "
-            "Values read from a figure, not given as numbers in the text.",
-        },
+        "published": PUBLISHED,
     }
     plot(args, results)
     _common.write_json(args, results)
-    rows = []
-    for s in marks:
-        rows.append([s, at_steps["without BN"][str(s)], at_steps["with BN"][str(s)]])
-    _common.print_table(
-        ["step", "test acc without BN", "test acc with BN"],
-        rows,
-        title=f"Medians over {seeds} seeds, SGD lr={primary:g} (batch {BATCH}); "
-        f"{total.seconds:.1f} s",
-    )
-    for lr, entry in per_lr.items():
-        print(
-            f"lr {lr}: steps to 90%: without {entry['without BN']['steps_to_0.90']}, "
-            f"with {entry['with BN']['steps_to_0.90']}; final: without "
-            f"{entry['without BN']['final_test_accuracy']:.3f}, with "
-            f"{entry['with BN']['final_test_accuracy']:.3f}"
-        )
+    report(results)
     return results
 
 

@@ -45,6 +45,7 @@ from _common import (
     pyplot,
     write_json,
 )
+from matplotlib.ticker import MaxNLocator
 
 import jaxbp
 from jaxbp import data, diagnostics, initializers, losses, optim
@@ -234,36 +235,37 @@ def _gmean(a, axis=0):
 def plot(results, path):
     plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.2))
-    layers = np.arange(1, VAR_DEPTH + 1)
-    colors = dict(
-        zip(INITS, ("tab:red", "tab:purple", "tab:gray", "tab:blue", "tab:green"))
-    )
     for row, act in enumerate(("tanh", "relu")):
-        v = results["variance"][act]
         for col, (key, label) in enumerate(
             (
                 ("act_var", "Var(h_l), activations"),
                 ("delta_ms", "E[δ_l²], backpropagated gradient ∂L/∂z_l"),
             )
         ):
-            ax = axes[row, col]
-            for init in INITS:
-                ax.plot(
-                    layers,
-                    v[init][key],
-                    marker="o",
-                    ms=3,
-                    color=colors[init],
-                    label=init,
-                )
-            ax.set_yscale("log")
-            ax.set_xlabel("hidden layer l (1 = nearest the input)")
-            ax.set_ylabel(label, fontsize=9)
-            ax.set_title(f"{act}, {VAR_DEPTH}×{VAR_WIDTH}, at init", fontsize=10)
-            ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=7)
-    d = results["deep_relu"]
-    ax = axes[0, 2]
+            _plot_variances(axes[row, col], results["variance"][act], act, key, label)
+    _plot_deep_loss(axes[0, 2], results["deep_relu"])
+    _plot_deep_variance(axes[1, 2], results["deep_relu"])
+    fig.tight_layout()
+    _common.save_figure(fig, path)
+    plt.close(fig)
+
+
+def _plot_variances(ax, v, act, key, label):
+    """One per-layer quantity at init, every init."""
+    colors = ("tab:red", "tab:purple", "tab:gray", "tab:blue", "tab:green")
+    layers = np.arange(1, VAR_DEPTH + 1)
+    for init, color in zip(INITS, colors):
+        ax.plot(layers, v[init][key], marker="o", ms=3, color=color, label=init)
+    ax.set_yscale("log")
+    ax.set_xlabel("hidden layer l (1 = nearest the input)")
+    ax.set_ylabel(label, fontsize=9)
+    ax.set_title(f"{act}, {VAR_DEPTH}×{VAR_WIDTH}, at init", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+
+
+def _plot_deep_loss(ax, d):
+    """The deep ReLU net's training loss per epoch, every seed and the median."""
     for init, color in (("xavier", "tab:blue"), ("he", "tab:green")):
         loss = np.asarray(d[init]["train_loss_per_seed"])
         epochs = np.arange(1, loss.shape[1] + 1)
@@ -276,19 +278,22 @@ def plot(results, path):
             lw=2.2,
             label=f"{init}: final {d[init]['final_loss_median']:.3g}",
         )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss (epoch mean)")
+    ax.set_ylabel("training loss (epoch mean; thin: each seed)")
     ax.set_title(
         f"{DEEP}-layer ReLU net, width {d['width']}: SGD lr {LR}, momentum {MOMENTUM}",
         fontsize=10,
     )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    ax = axes[1, 2]
-    deep_layers = np.arange(1, DEEP + 1)
+
+
+def _plot_deep_variance(ax, d):
+    """The deep ReLU net's Var(h_l) per layer at init."""
     for init, color in (("xavier", "tab:blue"), ("he", "tab:green")):
         ax.plot(
-            deep_layers,
+            np.arange(1, DEEP + 1),
             d[init]["act_var_init"],
             color=color,
             marker=".",
@@ -300,9 +305,112 @@ def plot(results, path):
     ax.set_title(f"{DEEP}-layer ReLU net at init", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    _common.save_figure(fig, path)
-    plt.close(fig)
+
+
+def summarize_variance(r, act) -> dict:
+    """Geometric means over seeds of one (activation, init) and its ratios."""
+    entry = {k: _gmean(r[k]) for k in ("act_var", "pre_var", "delta_ms", "dW_ms")}
+    if act == "tanh":
+        entry["saturated_fraction"] = np.mean(r["saturated"], axis=0)
+    act_var, delta = entry["act_var"], entry["delta_ms"]
+    entry["act_var_last_over_first"] = float(act_var[-1] / act_var[0])
+    entry["act_var_per_layer_factor"] = float(
+        (act_var[-1] / act_var[0]) ** (1 / (VAR_DEPTH - 1))
+    )
+    entry["delta_ms_first_over_last"] = float(delta[0] / delta[-1])
+    entry["act_var_max_over_min"] = float(np.max(act_var) / np.min(act_var))
+    return entry
+
+
+def summarize_deep(r) -> dict:
+    """Medians over seeds of one init's deep ReLU runs."""
+    v = _gmean(r["act_var_init"])
+    return {
+        "train_loss_per_seed": np.asarray(r["train_loss"], np.float64),
+        "final_loss_per_seed": np.asarray(r["final_loss"], np.float64),
+        "final_loss_median": float(np.median(r["final_loss"])),
+        "final_accuracy_median": float(np.median(r["final_accuracy"])),
+        "val_accuracy_median": float(np.median(r["val_accuracy"])),
+        "act_var_init": v,
+        "act_var_last_over_first": float(v[-1] / v[0]),
+        "act_var_max_over_min": float(np.max(v) / np.min(v)),
+    }
+
+
+def headline(results) -> dict:
+    deep = results["deep_relu"]
+    he_v = results["variance"]["relu"]["he"]
+    xa_v = results["variance"]["relu"]["xavier"]
+    return {
+        "claim": f"the {DEEP}-layer ReLU net reaches a much lower training loss with "
+        "He than with Xavier after the same steps; He keeps ReLU activation variance "
+        "within a factor ~2-3 across depth while Xavier's shrinks by ~2^-depth",
+        "deep_he_final_loss": deep["he"]["final_loss_median"],
+        "deep_xavier_final_loss": deep["xavier"]["final_loss_median"],
+        "deep_he_act_var_max_over_min": deep["he"]["act_var_max_over_min"],
+        "deep_xavier_act_var_last_over_first": deep["xavier"][
+            "act_var_last_over_first"
+        ],
+        "deep_2_pow_minus_depth": 2.0 ** -(DEEP - 1),
+        "relu10_he_act_var_max_over_min": he_v["act_var_max_over_min"],
+        "relu10_xavier_act_var_per_layer_factor": xa_v["act_var_per_layer_factor"],
+        "holds": deep["he"]["final_loss_median"] < deep["xavier"]["final_loss_median"]
+        and he_v["act_var_max_over_min"] < 3,
+    }
+
+
+def report(results, n_seeds):
+    """The printed tables."""
+    rows = [
+        [
+            act,
+            init,
+            float(e["act_var"][0]),
+            float(e["act_var"][-1]),
+            e["act_var_per_layer_factor"],
+            float(e["delta_ms"][0]),
+            float(e["delta_ms"][-1]),
+            e["delta_ms_first_over_last"],
+        ]
+        for act, by_init in results["variance"].items()
+        for init, e in by_init.items()
+    ]
+    print_table(
+        [
+            "act",
+            "init",
+            "Var(h_1)",
+            f"Var(h_{VAR_DEPTH})",
+            "factor/layer",
+            "E[δ_1²]",
+            f"E[δ_{VAR_DEPTH}²]",
+            "δ² first/last",
+        ],
+        rows,
+        title=f"{VAR_DEPTH} hidden layers of {VAR_WIDTH} at init ({n_seeds} seeds)",
+    )
+    deep = results["deep_relu"]
+    print_table(
+        ["init", "final train loss", "train acc", "val acc", "Var(h_30)/Var(h_1)"],
+        [
+            [
+                init,
+                deep[init]["final_loss_median"],
+                deep[init]["final_accuracy_median"],
+                deep[init]["val_accuracy_median"],
+                deep[init]["act_var_last_over_first"],
+            ]
+            for init in ("xavier", "he")
+        ],
+        title=f"{DEEP}-layer ReLU, width {deep['width']}, {deep['epochs']} epochs "
+        f"(median of {n_seeds} seeds)",
+    )
+    seconds = results["seconds"]
+    print(
+        f"headline holds: {results['headline']['holds']} "
+        f"({seconds['variance']:.1f} s + {seconds['deep_relu']:.1f} s, on a machine "
+        "shared with other jobs)"
+    )
 
 
 def main(argv=None) -> dict:
@@ -319,127 +427,34 @@ def main(argv=None) -> dict:
         var = variance_experiment(seeds, x[:var_batch], y[:var_batch])
     with Timer() as t_deep:
         deep = deep_relu_experiment(seeds, ds, width, epochs)
-
     results = {
         "setup": {
             "variance": f"{VAR_DEPTH} hidden layers of {VAR_WIDTH}, digits batch of "
             f"{var_batch}, cross-entropy, biases 0, {n_seeds} seeds (geometric means)",
             "deep_relu": f"{DEEP} hidden ReLU layers of {width}, digits "
             f"({len(x)} train / {len(ds.val.x)} val), no batch norm, SGD lr {LR} "
-            f"momentum {MOMENTUM}, batch {BATCH}, {epochs} epochs, {n_seeds} seeds",
+            f"momentum {MOMENTUM}, batch {BATCH}, {epochs} epochs, {n_seeds} seeds "
+            "(fit(seed=s)'s draws and batches, jaxbp.train.sweep)",
             "backprop": "manual",
         },
         "published": PUBLISHED,
-        "variance": {},
-    }
-    rows = []
-    for a_idx, act in enumerate(("tanh", "relu")):
-        results["variance"][act] = {}
-        for i, init in enumerate(INITS):
-            r = jax.tree.map(lambda v, i=i: np.asarray(v)[i], var[act])
-            entry = {
-                "act_var": _gmean(r["act_var"]),
-                "pre_var": _gmean(r["pre_var"]),
-                "delta_ms": _gmean(r["delta_ms"]),
-                "dW_ms": _gmean(r["dW_ms"]),
+        "variance": {
+            act: {
+                init: summarize_variance(
+                    jax.tree.map(lambda v, i=i: np.asarray(v)[i], var[act]), act
+                )
+                for i, init in enumerate(INITS)
             }
-            if act == "tanh":
-                entry["saturated_fraction"] = np.mean(r["saturated"], axis=0)
-            entry["act_var_last_over_first"] = float(
-                entry["act_var"][-1] / entry["act_var"][0]
-            )
-            entry["act_var_per_layer_factor"] = float(
-                (entry["act_var"][-1] / entry["act_var"][0]) ** (1 / (VAR_DEPTH - 1))
-            )
-            entry["delta_ms_first_over_last"] = float(
-                entry["delta_ms"][0] / entry["delta_ms"][-1]
-            )
-            entry["act_var_max_over_min"] = float(
-                np.max(entry["act_var"]) / np.min(entry["act_var"])
-            )
-            results["variance"][act][init] = entry
-            rows.append(
-                [
-                    act,
-                    init,
-                    float(entry["act_var"][0]),
-                    float(entry["act_var"][-1]),
-                    entry["act_var_per_layer_factor"],
-                    float(entry["delta_ms"][0]),
-                    float(entry["delta_ms"][-1]),
-                    entry["delta_ms_first_over_last"],
-                ]
-            )
-    deep_res = {"width": width, "epochs": epochs, "learning_rate": LR}
-    for init in ("xavier", "he"):
-        r = deep[init]
-        deep_res[init] = {
-            "train_loss_per_seed": np.asarray(r["train_loss"], np.float64),
-            "final_loss_per_seed": np.asarray(r["final_loss"], np.float64),
-            "final_loss_median": float(np.median(r["final_loss"])),
-            "final_accuracy_median": float(np.median(r["final_accuracy"])),
-            "val_accuracy_median": float(np.median(r["val_accuracy"])),
-            "act_var_init": _gmean(r["act_var_init"]),
-        }
-        v = deep_res[init]["act_var_init"]
-        deep_res[init]["act_var_last_over_first"] = float(v[-1] / v[0])
-        deep_res[init]["act_var_max_over_min"] = float(np.max(v) / np.min(v))
-    results["deep_relu"] = deep_res
-    he_v = results["variance"]["relu"]["he"]
-    xa_v = results["variance"]["relu"]["xavier"]
-    results["headline"] = {
-        "claim": f"the {DEEP}-layer ReLU net reaches a much lower training loss with "
-        "He than with Xavier after the same steps; He keeps ReLU activation variance "
-        "within a factor ~2-3 across depth while Xavier's shrinks by ~2^-depth",
-        "deep_he_final_loss": deep_res["he"]["final_loss_median"],
-        "deep_xavier_final_loss": deep_res["xavier"]["final_loss_median"],
-        "deep_he_act_var_max_over_min": deep_res["he"]["act_var_max_over_min"],
-        "deep_xavier_act_var_last_over_first": deep_res["xavier"][
-            "act_var_last_over_first"
-        ],
-        "deep_2_pow_minus_depth": 2.0 ** -(DEEP - 1),
-        "relu10_he_act_var_max_over_min": he_v["act_var_max_over_min"],
-        "relu10_xavier_act_var_per_layer_factor": xa_v["act_var_per_layer_factor"],
-        "holds": deep_res["he"]["final_loss_median"]
-        < deep_res["xavier"]["final_loss_median"]
-        and he_v["act_var_max_over_min"] < 3,
+            for act in ("tanh", "relu")
+        },
+        "deep_relu": {"width": width, "epochs": epochs, "learning_rate": LR}
+        | {init: summarize_deep(deep[init]) for init in ("xavier", "he")},
     }
+    results["headline"] = headline(results)
     results["seconds"] = {"variance": t_var.seconds, "deep_relu": t_deep.seconds}
     write_json(args, results)
     plot(results, figure_path(args))
-    print_table(
-        [
-            "act",
-            "init",
-            "Var(h_1)",
-            f"Var(h_{VAR_DEPTH})",
-            "factor/layer",
-            "E[δ_1²]",
-            f"E[δ_{VAR_DEPTH}²]",
-            "δ² first/last",
-        ],
-        rows,
-        title=f"{VAR_DEPTH} hidden layers of {VAR_WIDTH} at init ({n_seeds} seeds)",
-    )
-    print_table(
-        ["init", "final train loss", "train acc", "val acc", "Var(h_30)/Var(h_1)"],
-        [
-            [
-                init,
-                deep_res[init]["final_loss_median"],
-                deep_res[init]["final_accuracy_median"],
-                deep_res[init]["val_accuracy_median"],
-                deep_res[init]["act_var_last_over_first"],
-            ]
-            for init in ("xavier", "he")
-        ],
-        title=f"{DEEP}-layer ReLU, width {width}, {epochs} epochs (median of "
-        f"{n_seeds} seeds)",
-    )
-    print(
-        f"headline holds: {results['headline']['holds']} "
-        f"({t_var.seconds:.1f} s + {t_deep.seconds:.1f} s)"
-    )
+    report(results, n_seeds)
     return results
 
 
