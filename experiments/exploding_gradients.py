@@ -257,11 +257,20 @@ def plot(results, path):
 
 
 def _plot_depth(ax, results):
-    """‖δ_l‖ per layer at init, every depth setup."""
+    """‖δ_l‖ per layer at init, every depth setup; linear nets dashed, without
+    markers, so that the ReLU curves they lie on stay visible."""
     for name, r in results["depth"]["setups"].items():
         delta = np.asarray(r["delta_mean"])
         back = np.arange(delta.size)[::-1]  # layers below the output layer
-        ax.plot(back, delta, marker=".", label=f"{name}: ×{r['growth_per_layer']:.2f}")
+        linear = r["activation"] == "identity"
+        ax.plot(
+            back,
+            delta,
+            marker=None if linear else ".",
+            ls="--" if linear else "-",
+            lw=2.0 if linear else 1.2,
+            label=f"{name}: ×{r['growth_per_layer']:.2f}",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("dense layers below the output layer")
     ax.set_ylabel("‖δ_l‖ = ‖∂L/∂z_l‖ at init")
