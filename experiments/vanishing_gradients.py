@@ -13,8 +13,9 @@ biases N(0, 1); training is full-batch gradient descent (mini-batch = the
 
 Here: the same on the UCI digits (64 inputs instead of MNIST's 784; pixels
 scaled to [0, 1] as MNIST's are; 1,000 training images, 10 one-hot outputs),
-averaged over seeds (``jax.vmap`` over seeds), with the hand-written backward
-pass. The cost is jaxbp's ``binary_cross_entropy`` on the 10 output logits
+averaged over seeds, with the hand-written backward pass. Seed s starts from
+``fit(seed=s)``'s initial parameters (``jaxbp.train.init_params``; Nielsen's
+N(0, 1) biases drawn with ``fold_in(key(s), BIAS_KEY)``). The cost is jaxbp's ``binary_cross_entropy`` on the 10 output logits
 (sigmoid + cross-entropy, per output unit, averaged over the batch: Nielsen's
 cost exactly). Variants, four hidden layers of 30:
 
@@ -32,7 +33,10 @@ Also 2 and 3 hidden layers for the first two variants. Recorded per hidden
 layer: the speed ‖∂C/∂b_l‖, ‖δ_l‖ (Frobenius over the batch, δ_l = ∂C/∂z_l
 at the dense output; not for residual blocks, whose inner δ is not exposed)
 and ‖∂C/∂h_l‖ at the layer's output, at initialization and before each epoch
-of training.
+of training. Training is one ``jaxbp.train.sweep`` per variant (full batch,
+coupled L2 ``l2 = λ/n``); the per-epoch measurements are its ``probe``, taken
+after every step (``eval_every=1``) on the whole training set, and its initial
+probe (step 0).
 """
 
 from __future__ import annotations
