@@ -13,8 +13,9 @@ averages (``model.apply(..., state=state)``, ``train=False``).
 
 Both nets start from the same weights for a given seed (Xavier normal, the
 default for sigmoid; batch norm's γ = 1, β = 0) and see the same batches.
-All seeds and learning rates of one net are one compiled program
-(``jax.vmap`` over seeds and learning rates). Gradients are jaxbp's
+All seeds and learning rates of one net are one ``jaxbp.train.sweep``
+(one compiled program; each seed's batches are ``fit(seed=s)``'s, the
+learning rate a per-run hyperparameter of ``optim.sgd``). Gradients are jaxbp's
 hand-written backward pass, batch norm's included.
 
 The headline compares the two nets at the learning rate that gives the net
@@ -32,15 +33,15 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
 
 import jaxbp
-from jaxbp import backprop as bp
 from jaxbp import data, optim
-from jaxbp.train import TrainState, make_epoch, make_step, train_keys
+from jaxbp.train import init_params, sweep
 
 LOSS = "cross_entropy"
 SIZES = [64, 100, 100, 100, 10]
@@ -51,29 +52,28 @@ FULL = {"seeds": 5, "epochs": 100, "learning_rates": [0.1, 0.5, 2.0]}
 QUICK = {"seeds": 2, "epochs": 12, "learning_rates": [0.5]}
 
 
-def init_runs(model, seeds: int):
-    """(params, state, train_key) for every seed, stacked (``fit(seed=s)``'s keys)."""
+def starts(models, seeds: int, lrs):
+    """Each net's ``(params, state)`` for every (learning rate, seed) run,
+    stacked lr-major: the plain net's are ``fit(seed=s)``'s initial parameters
+    (``init_params``), the batch-norm net's the same dense weights."""
+    runs = [s for _ in lrs for s in range(seeds)]
+    params, state = init_params(models["without BN"], runs)
+    return {
+        "without BN": (params, state),
+        "with BN": with_batchnorm(models["with BN"], params, len(runs)),
+    }
 
-    @jax.jit
-    def init(seed):
-        init_key, train_key = train_keys(jax.random.key(seed))
-        params, state = model.init_with_state(init_key)
-        return params, state, train_key
 
-    runs = [init(np.uint32(s)) for s in range(seeds)]
-    return jax.tree.map(lambda *a: jnp.stack(a), *runs)
-
-
-def with_batchnorm(bn_model, plain_params, seeds: int):
+def with_batchnorm(bn_model, plain_params, runs: int):
     """(params, state) of ``bn_model`` starting from ``plain_params`` (stacked over
-    seeds): the same dense weights, and each batch-norm layer's own initial
+    runs): the same dense weights, and each batch-norm layer's own initial
     parameters and state (γ = 1, β = 0; running mean 0, variance 1)."""
     dense = iter(p for p in plain_params if p)
     params, state, width = [], [], bn_model.in_shape[-1]
     expected = jax.eval_shape(bn_model.init_with_state, jax.random.key(0))
 
     def stack(tree):
-        return jax.tree.map(lambda a: jnp.broadcast_to(a, (seeds, *a.shape)), tree)
+        return jax.tree.map(lambda a: jnp.broadcast_to(a, (runs, *a.shape)), tree)
 
     for layer in bn_model.layers:
         if layer.name == "batchnorm":
@@ -98,45 +98,44 @@ def with_batchnorm(bn_model, plain_params, seeds: int):
     return tuple(params), tuple(state)
 
 
-def make_train(model, dataset, epochs):
-    """``(train, data, steps_per_epoch)``: ``train(params, state, train_key, lr,
-    data) -> (test accuracy, train loss)`` per epoch, SGD with mini-batches of
-    60 as ``fit`` runs it; ``data`` = prepared (train, test) splits, passed as
-    an argument rather than baked into the program (it runs faster)."""
-    state_shapes = jax.eval_shape(model.init_with_state, jax.random.key(0))[1]
-    x, t, _, _ = bp.prepare(model, None, *dataset.train, LOSS, state_shapes)
-    xt, tt, _, _ = bp.prepare(model, None, *dataset.test, LOSS, state_shapes)
-    n = x.shape[0]
-
-    def train(params, state, train_key, learning_rate, data_):
-        (x, t), (xt, tt) = data_
-        tx = optim.sgd(learning_rate)
-        step = make_step(model, LOSS, tx, backprop="manual")
-        run_epoch = make_epoch(step, n, BATCH)
-
-        def one_epoch(train_state, epoch):
-            train_state, step_losses = run_epoch(train_state, x, t, train_key, epoch)
-            out = model.apply(
-                train_state.params, xt, state=train_state.state, train=False
-            )
-            right = jnp.argmax(out, axis=-1) == jnp.argmax(tt, axis=-1)
-            return train_state, (
-                jnp.mean(right.astype(out.dtype)),
-                jnp.mean(step_losses),
-            )
-
-        start = TrainState(params, state, tx.init(params))
-        epoch_numbers = jnp.arange(1, epochs + 1, dtype=jnp.uint32)
-        _, history = jax.lax.scan(one_epoch, start, epoch_numbers)
-        return history
-
-    return train, ((x, t), (xt, tt)), n // BATCH
+def train_runs(model, start, dataset, seeds: int, lrs, epochs: int):
+    """One ``sweep`` over (learning rate, seed) runs: plain SGD, batches of 60
+    (each seed's ``fit(seed=s)`` batches), test accuracy after every epoch in
+    evaluation mode. Returns (test accuracy, epoch-mean train loss), each
+    ``(lrs, seeds, epochs)``."""
+    params, state = start
+    rates = jnp.repeat(jnp.asarray(lrs, jnp.float32), seeds)
+    result = sweep(
+        model,
+        dataset.train,
+        dataset.test,
+        loss=LOSS,
+        optimizer=optim.sgd,
+        hyperparams=rates,
+        params=params,
+        state=state,
+        seeds=[s for _ in lrs for s in range(seeds)],
+        batch_size=BATCH,
+        epochs=epochs,
+    )
+    acc = np.asarray(result.val_accuracy, np.float64).reshape(len(lrs), seeds, epochs)
+    loss = np.asarray(result.train_loss, np.float64)
+    loss = loss.reshape(len(lrs), seeds, epochs, -1).mean(axis=-1)
+    return acc, loss
 
 
 def steps_to(curve, steps, target):
     """The first evaluated step at which ``curve`` >= target (None if never)."""
     hit = np.flatnonzero(np.asarray(curve) >= target)
     return int(steps[hit[0]]) if hit.size else None
+
+
+def _log_steps_axis(ax):
+    """A log step axis labelled with plain numbers (no crowded minor labels)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot(args, results):
@@ -162,7 +161,7 @@ def plot(args, results):
     for target in TARGETS:
         ax.axhline(target, color="0.5", ls=":", lw=1)
     ax.plot([], [], color="0.5", ls=":", lw=1, label="90% and 95%")
-    ax.set_xscale("log")
+    _log_steps_axis(ax)
     ax.set_ylim(0.0, 1.0)
     ax.set_xlabel("SGD step (batch 60)")
     ax.set_ylabel("test accuracy")
@@ -181,17 +180,136 @@ def plot(args, results):
                 ls=ls,
                 label=f"{name}, lr={lr:g}",
             )
-    ax.set_xscale("log")
-    ax.set_ylim(0.8, 1.0)
+    _log_steps_axis(ax)
+    finals = [
+        np.median(np.asarray(acc[str(lr)])[:, -1])
+        for acc in results["test_accuracy"].values()
+        for lr in lrs
+    ]
+    zoom = min(finals) >= 0.85  # zoom in only when every curve ends inside
+    ax.set_ylim(0.8 if zoom else 0.0, 1.0)
     ax.set_xlabel("SGD step (batch 60)")
     ax.set_ylabel("test accuracy (median over seeds)")
-    ax.set_title("All learning rates (zoom on 0.8-1.0)")
+    ax.set_title("All learning rates" + (" (zoom on 0.8-1.0)" if zoom else ""))
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    path = _common.figure_path(args)
-    fig.savefig(path, dpi=90)
+    _common.save_figure(fig, _common.figure_path(args))
     plt.close(fig)
+
+
+PUBLISHED = {
+    "source": "S. Ioffe & C. Szegedy, 'Batch Normalization: Accelerating Deep "
+    "Network Training by Reducing Internal Covariate Shift', ICML 2015, "
+    "Sec. 4.1 and Fig. 1(a)",
+    "setup": "MNIST, 28x28 inputs, 3 fully connected hidden layers of 100 "
+    "sigmoid units, weights initialized to small random Gaussian values, "
+    "softmax cross-entropy; 50,000 steps of mini-batches of 60; BN added to "
+    "each hidden layer",
+    "result_qualitative": "Fig. 1(a): test accuracy vs steps; the BN net "
+    "reaches higher test accuracy faster and ends higher (read off the plot: "
+    "about 0.98 with BN vs about 0.95-0.96 without, on a 0.7-1.0 axis). "
+    "Values read from a figure, not given as numbers in the text.",
+}
+
+
+def per_learning_rate(accuracy, train_loss, steps, lr) -> dict:
+    """Each net's final test accuracy, steps to the targets and final training
+    loss at one learning rate (medians over seeds)."""
+    entry = {}
+    for name in accuracy:
+        acc = accuracy[name][str(lr)]
+        med = np.median(acc, axis=0)
+        entry[name] = {
+            "final_test_accuracy": float(np.median(acc[:, -1])),
+            **{
+                f"steps_to_{target:.2f}": steps_to(med, steps, target)
+                for target in TARGETS
+            },
+            "final_train_loss": float(np.median(train_loss[name][str(lr)][:, -1])),
+        }
+    return entry
+
+
+def headline(accuracy, per_lr, steps, lrs) -> dict:
+    """The two nets at the learning rate best for the net without BN."""
+    primary = max(
+        lrs, key=lambda lr: per_lr[str(lr)]["without BN"]["final_test_accuracy"]
+    )
+    marks = [s for s in (21, 105, 210, 420, 1050, 2100) if s <= steps[-1]]
+    at_steps = {
+        name: {
+            str(s): float(np.median(acc[str(primary)][:, list(steps).index(s)]))
+            for s in marks
+        }
+        for name, acc in accuracy.items()
+    }
+    bn, plain = per_lr[str(primary)]["with BN"], per_lr[str(primary)]["without BN"]
+    return {
+        "claim": "with batch norm the net reaches a given test accuracy in fewer "
+        "steps than without, or is higher at the same step",
+        "learning_rate": primary,
+        "learning_rate_rule": "the one giving the net without BN its best final "
+        "median test accuracy",
+        "test_accuracy_at_step": at_steps,
+        **{
+            f"steps_to_{t:.2f}": {
+                "with BN": bn[f"steps_to_{t:.2f}"],
+                "without BN": plain[f"steps_to_{t:.2f}"],
+            }
+            for t in TARGETS
+        },
+        "final_test_accuracy": {
+            "with BN": bn["final_test_accuracy"],
+            "without BN": plain["final_test_accuracy"],
+        },
+        "bn_ahead_at_every_reported_step": all(
+            at_steps["with BN"][str(s)] > at_steps["without BN"][str(s)] for s in marks
+        ),
+    }
+
+
+def setup(dataset, steps_per_epoch, epochs, seeds, lrs) -> dict:
+    """The JSON's description of the run."""
+    return {
+        "data": f"digits: {len(dataset.train.y)} train, {len(dataset.test.y)} test",
+        "model": f"MLP {SIZES} sigmoid (Xavier normal init), with/without "
+        "batchnorm before each sigmoid (momentum 0.9, eps 1e-5)",
+        "optimizer": "sgd (no momentum)",
+        "batch_size": BATCH,
+        "steps_per_epoch": int(steps_per_epoch),
+        "epochs": epochs,
+        "seeds": seeds,
+        "learning_rates": lrs,
+        "evaluation": "test accuracy after every epoch, eval mode (running "
+        "averages for BN)",
+        "training": "jaxbp.train.sweep over (learning rate, seed); each seed's "
+        "fit(seed=s) initial parameters and batches",
+        "backprop": "manual",
+    }
+
+
+def report(results):
+    """The printed table and one line per learning rate."""
+    head = results["headline"]
+    at_steps = head["test_accuracy_at_step"]
+    _common.print_table(
+        ["step", "test acc without BN", "test acc with BN"],
+        [
+            [s, at_steps["without BN"][s], at_steps["with BN"][s]]
+            for s in at_steps["with BN"]
+        ],
+        title=f"Medians over {results['setup']['seeds']} seeds, SGD "
+        f"lr={head['learning_rate']:g} (batch {BATCH}); {results['seconds']:.1f} s "
+        "(a machine shared with other jobs)",
+    )
+    for lr, entry in results["per_learning_rate"].items():
+        print(
+            f"lr {lr}: steps to 90%: without {entry['without BN']['steps_to_0.90']}, "
+            f"with {entry['with BN']['steps_to_0.90']}; final: without "
+            f"{entry['without BN']['final_test_accuracy']:.3f}, with "
+            f"{entry['with BN']['final_test_accuracy']:.3f}"
+        )
 
 
 def main(argv=None) -> dict:
@@ -209,100 +327,19 @@ def main(argv=None) -> dict:
     }
     accuracy, train_loss, seconds = {}, {}, {}
     with _common.Timer() as total:
-        params, state, train_key = init_runs(models["without BN"], seeds)
-        starts = {
-            "without BN": (params, state),
-            "with BN": with_batchnorm(models["with BN"], params, seeds),
-        }
+        start = starts(models, seeds, lrs)
         for name, model in models.items():
-            train, splits, steps_per_epoch = make_train(model, dataset, epochs)
-            over_seeds = jax.vmap(train, (0, 0, 0, None, None))
-            program = jax.jit(jax.vmap(over_seeds, (None, None, None, 0, None)))
             with _common.Timer() as timer:
-                acc, loss = jax.device_get(
-                    program(
-                        *starts[name],
-                        train_key,
-                        jnp.asarray(lrs, jnp.float32),
-                        splits,
-                    )
-                )
+                acc, loss = train_runs(model, start[name], dataset, seeds, lrs, epochs)
             seconds[name] = timer.seconds
-            accuracy[name] = {str(lr): np.asarray(acc[i]) for i, lr in enumerate(lrs)}
-            train_loss[name] = {
-                str(lr): np.asarray(loss[i]) for i, lr in enumerate(lrs)
-            }
+            accuracy[name] = {str(lr): acc[i] for i, lr in enumerate(lrs)}
+            train_loss[name] = {str(lr): loss[i] for i, lr in enumerate(lrs)}
+    steps_per_epoch = len(dataset.train.y) // BATCH
     steps = steps_per_epoch * np.arange(1, epochs + 1)
-
-    def final(name, lr):
-        return float(np.median(accuracy[name][str(lr)][:, -1]))
-
-    primary = max(lrs, key=lambda lr: final("without BN", lr))
-    per_lr = {}
-    for lr in lrs:
-        entry = {}
-        for name in models:
-            med = np.median(accuracy[name][str(lr)], axis=0)
-            entry[name] = {
-                "final_test_accuracy": final(name, lr),
-                **{
-                    f"steps_to_{target:.2f}": steps_to(med, steps, target)
-                    for target in TARGETS
-                },
-                "final_train_loss": float(np.median(train_loss[name][str(lr)][:, -1])),
-            }
-        per_lr[str(lr)] = entry
-    marks = [s for s in (21, 105, 210, 420, 1050, 2100) if s <= steps[-1]]
-    at_steps = {
-        name: {
-            str(s): float(
-                np.median(accuracy[name][str(primary)][:, list(steps).index(s)])
-            )
-            for s in marks
-        }
-        for name in models
-    }
-    bn, plain = per_lr[str(primary)]["with BN"], per_lr[str(primary)]["without BN"]
-    ahead_everywhere = all(
-        at_steps["with BN"][s] > at_steps["without BN"][s] for s in at_steps["with BN"]
-    )
-    headline = {
-        "claim": "with batch norm the net reaches a given test accuracy in fewer "
-        "steps than without, or is higher at the same step",
-        "learning_rate": primary,
-        "learning_rate_rule": "the one giving the net without BN its best final "
-        "median test accuracy",
-        "test_accuracy_at_step": at_steps,
-        "steps_to_0.90": {
-            "with BN": bn["steps_to_0.90"],
-            "without BN": plain["steps_to_0.90"],
-        },
-        "steps_to_0.95": {
-            "with BN": bn["steps_to_0.95"],
-            "without BN": plain["steps_to_0.95"],
-        },
-        "final_test_accuracy": {
-            "with BN": bn["final_test_accuracy"],
-            "without BN": plain["final_test_accuracy"],
-        },
-        "bn_ahead_at_every_reported_step": ahead_everywhere,
-    }
+    per_lr = {str(lr): per_learning_rate(accuracy, train_loss, steps, lr) for lr in lrs}
     results = {
-        "setup": {
-            "data": f"digits: {len(dataset.train.y)} train, {len(dataset.test.y)} test",
-            "model": f"MLP {SIZES} sigmoid (Xavier normal init), with/without "
-            "batchnorm before each sigmoid (momentum 0.9, eps 1e-5)",
-            "optimizer": "sgd (no momentum)",
-            "batch_size": BATCH,
-            "steps_per_epoch": int(steps_per_epoch),
-            "epochs": epochs,
-            "seeds": seeds,
-            "learning_rates": lrs,
-            "evaluation": "test accuracy after every epoch, eval mode (running "
-            "averages for BN)",
-            "backprop": "manual",
-        },
-        "headline": headline,
+        "setup": setup(dataset, steps_per_epoch, epochs, seeds, lrs),
+        "headline": headline(accuracy, per_lr, steps, lrs),
         "per_learning_rate": per_lr,
         "steps": steps.tolist(),
         "test_accuracy": {
@@ -315,38 +352,11 @@ def main(argv=None) -> dict:
         },
         "train_seconds": seconds,
         "seconds": total.seconds,
-        "published": {
-            "source": "S. Ioffe & C. Szegedy, 'Batch Normalization: Accelerating Deep "
-            "Network Training by Reducing Internal Covariate Shift', ICML 2015, "
-            "Sec. 4.1 and Fig. 1(a)",
-            "setup": "MNIST, 28x28 inputs, 3 fully connected hidden layers of 100 "
-            "sigmoid units, weights initialized to small random Gaussian values, "
-            "softmax cross-entropy; 50,000 steps of mini-batches of 60; BN added to "
-            "each hidden layer",
-            "result_qualitative": "Fig. 1(a): test accuracy vs steps; the BN net "
-            "reaches higher test accuracy faster and ends higher (read off the plot: "
-            "about 0.98 with BN vs about 0.95-0.96 without, on a 0.7-1.0 axis). "
-            "Values read from a figure, not given as numbers in the text.",
-        },
+        "published": PUBLISHED,
     }
     plot(args, results)
     _common.write_json(args, results)
-    rows = []
-    for s in marks:
-        rows.append([s, at_steps["without BN"][str(s)], at_steps["with BN"][str(s)]])
-    _common.print_table(
-        ["step", "test acc without BN", "test acc with BN"],
-        rows,
-        title=f"Medians over {seeds} seeds, SGD lr={primary:g} (batch {BATCH}); "
-        f"{total.seconds:.1f} s",
-    )
-    for lr, entry in per_lr.items():
-        print(
-            f"lr {lr}: steps to 90%: without {entry['without BN']['steps_to_0.90']}, "
-            f"with {entry['with BN']['steps_to_0.90']}; final: without "
-            f"{entry['without BN']['final_test_accuracy']:.3f}, with "
-            f"{entry['with BN']['final_test_accuracy']:.3f}"
-        )
+    report(results)
     return results
 
 

@@ -19,8 +19,9 @@
 3. **Clipping.** The ReLU net with σ_w = 2√2 (twice He's scale) trained on the
    digits with SGD (momentum 0.9, learning rate ``LR``, batch 64), without
    and with ``optim.clip_by_global_norm(1.0)`` (``optim.chain``), over seeds
-   (and, in the full run, learning rates), one ``jax.vmap``-ed program of
-   ``jaxbp.train.make_step`` / ``make_epoch``; and the first steps one by one.
+   (and, in the full run, learning rates), one ``jaxbp.train.sweep`` (each
+   seed's ``fit(seed=s)`` start and batches); and the first steps one by one
+   (``make_step`` + ``run_steps``, recording each step's gradient norm).
 
 Everything is measured with the hand-written backward pass.
 """
@@ -45,11 +46,12 @@ from _common import (
     pyplot,
     write_json,
 )
+from matplotlib.ticker import MaxNLocator
 
 import jaxbp
 from jaxbp import data, diagnostics, initializers, optim
 from jaxbp import layers as L
-from jaxbp.train import TrainState, make_epoch, make_step, train_keys
+from jaxbp.train import TrainState, init_params, make_step, run_steps, sweep
 
 NAME = "exploding_gradients"
 WIDTH = 64
@@ -71,6 +73,7 @@ CLIP_NORM = 1.0
 LR = 0.01
 MOMENTUM = 0.9
 CLIP_DEPTH = 10
+DEPTH_BATCH = 256
 
 
 def deep_mlp(activation, sigma_w, depth, dtype=jnp.float32):
@@ -179,68 +182,62 @@ def _optimizer(h):
     )
 
 
-def clip_experiment(x, y, keys, lrs, epochs, fast=True):
-    """Training runs vmapped over seeds × learning rates × {no clip, clip}, one
-    program: per run ``make_step`` (the hand-written backward pass) with
-    ``chain(clip_by_global_norm(c), sgd)``, epochs of ``make_epoch`` (shuffled
-    batches of 64) in a ``lax.scan``: what ``make_train_fn`` compiles, written
-    out so that the model's state is not built eagerly (see the README notes)."""
+def clip_experiment(ds, seeds, lrs, epochs):
+    """Training runs over seeds × learning rates × {no clip, clip}, one
+    ``jaxbp.train.sweep``: ``chain(clip_by_global_norm(c), sgd)`` with (lr, c)
+    per-run hyperparameters, each seed's ``fit(seed=s)`` initial parameters
+    and batches of 64. Returns the epoch-mean training loss ``(seeds, lrs,
+    [no clip, clip], epochs)``."""
     model = clip_model()
-    t = np.eye(10, dtype=np.float32)[y]
-    clips = jnp.asarray([jnp.inf, CLIP_NORM], jnp.float32)
-    lr_grid, clip_grid = jnp.meshgrid(
-        jnp.asarray(lrs, jnp.float32), clips, indexing="ij"
+    n = len(seeds)
+    grid = [(s, lr, c) for s in seeds for lr in lrs for c in (np.inf, CLIP_NORM)]
+    run_seeds = [s for s, _, _ in grid]
+    params, state = init_params(model, run_seeds)
+    hyper = {
+        "lr": jnp.asarray([lr for _, lr, _ in grid], jnp.float32),
+        "clip": jnp.asarray([c for _, _, c in grid], jnp.float32),
+    }
+    runs = sweep(
+        model,
+        ds.train,
+        optimizer=_optimizer,
+        hyperparams=hyper,
+        params=params,
+        state=state,
+        seeds=run_seeds,
+        batch_size=64,
+        epochs=epochs,
     )
-    hyper = {"lr": lr_grid.reshape(-1), "clip": clip_grid.reshape(-1)}
-
-    def train(key, h):
-        init_key, train_key = train_keys(key)
-        params, state = model.init_with_state(init_key)
-        tx = _optimizer(h)
-        epoch_fn = make_epoch(make_step(model, "cross_entropy", tx), len(x), 64)
-
-        def body(ts, epoch):
-            ts, step_losses = epoch_fn(ts, x, t, train_key, epoch)
-            return ts, jnp.mean(step_losses)
-
-        start = TrainState(params, state, tx.init(params))
-        _, losses = jax.lax.scan(
-            body, start, jnp.arange(1, epochs + 1, dtype=jnp.uint32)
-        )
-        return losses
-
-    run = jax.vmap(jax.vmap(train, (None, 0)), (0, None))
-    loss = jax.device_get(
-        _common.compile_fast(run, keys, hyper, fast=fast)(keys, hyper)
-    )
-    loss = np.asarray(loss, np.float64)  # (seeds, lr*clip, epochs)
-    return loss.reshape(len(keys), len(lrs), 2, epochs)
+    loss = np.asarray(runs.train_loss, np.float64)  # (runs, steps)
+    return loss.reshape(n, len(lrs), 2, epochs, -1).mean(axis=-1)
 
 
-def first_steps(x, y, key, n_steps):
-    """The first ``n_steps`` SGD steps one by one (batch 64, in order), without
-    and with clipping: loss before each step and the gradient's global norm."""
+def first_steps(x, y, seed, n_steps):
+    """The first ``n_steps`` SGD steps one by one (batches of 64 in data
+    order), without and with clipping: the loss before each step and the
+    gradient's global norm. ``make_step`` + ``run_steps`` rather than
+    ``sweep``: the gradient norm is of the step's own batch, which a probe
+    (called on the parameters alone) does not see."""
     model = clip_model()
-    xb = x[: n_steps * 64].reshape(n_steps, 64, 64)
-    tb = np.eye(10, dtype=np.float32)[y[: n_steps * 64]].reshape(n_steps, 64, 10)
+    xb, tb = jnp.asarray(x[: n_steps * 64]), jax.nn.one_hot(y[: n_steps * 64], 10)
+    indices = jnp.arange(n_steps * 64, dtype=jnp.int32).reshape(n_steps, 64)
+    keys = jax.random.split(jax.random.key(seed), n_steps)
+    params, state = init_params(model, [seed])
+    params = jax.tree.map(lambda a: a[0], params)
 
     def one(clip):
         tx = _optimizer({"lr": jnp.float32(LR), "clip": clip})
-        step = make_step(model, "cross_entropy", tx)
-        params, state = model.init_with_state(key)
+        step = make_step(model, optimizer=tx)
 
-        def body(ts, batch):
-            xb, tb = batch
+        def step_and_norm(ts, xb, tb, key):
             _, grads = jaxbp.loss_and_grad(
                 model, ts.params, xb, tb, loss="cross_entropy", state=ts.state
             )
-            ts, value = step(ts, xb, tb, None)
+            ts, value = step(ts, xb, tb, key)
             return ts, (value, optim.global_norm(grads))
 
-        _, (values, norms) = jax.lax.scan(
-            body, TrainState(params, state, tx.init(params)), (xb, tb)
-        )
-        return values, norms
+        start = TrainState(params, state, tx.init(params))
+        return run_steps(step_and_norm, start, xb, tb, indices, keys)[1]
 
     clips = jnp.asarray([jnp.inf, CLIP_NORM], jnp.float32)
     values, norms = jax.device_get(_common.compile_fast(jax.vmap(one), clips)(clips))
@@ -250,12 +247,30 @@ def first_steps(x, y, key, n_steps):
 def plot(results, path):
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.2))
+    _plot_depth(axes[0, 0], results)
+    _plot_rnn(axes[0, 1], results)
+    _plot_first_steps(axes[1, 0], results)
+    _plot_clipping(axes[1, 1], results, plt)
+    fig.tight_layout()
+    _common.save_figure(fig, path)
+    plt.close(fig)
 
-    ax = axes[0, 0]
+
+def _plot_depth(ax, results):
+    """‖δ_l‖ per layer at init, every depth setup; linear nets dashed, without
+    markers, so that the ReLU curves they lie on stay visible."""
     for name, r in results["depth"]["setups"].items():
         delta = np.asarray(r["delta_mean"])
         back = np.arange(delta.size)[::-1]  # layers below the output layer
-        ax.plot(back, delta, marker=".", label=f"{name}: ×{r['growth_per_layer']:.2f}")
+        linear = r["activation"] == "identity"
+        ax.plot(
+            back,
+            delta,
+            marker=None if linear else ".",
+            ls="--" if linear else "-",
+            lw=2.0 if linear else 1.2,
+            label=f"{name}: ×{r['growth_per_layer']:.2f}",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("dense layers below the output layer")
     ax.set_ylabel("‖δ_l‖ = ‖∂L/∂z_l‖ at init")
@@ -266,7 +281,9 @@ def plot(results, path):
     ax.legend(fontsize=7, title="growth per layer", title_fontsize=7)
     ax.grid(alpha=0.3, which="both")
 
-    ax = axes[0, 1]
+
+def _plot_rnn(ax, results):
+    """‖∂L/∂x_t‖ against steps back, every spectral radius."""
     for radius, r in results["rnn"]["radii"].items():
         dx = np.asarray(r["dx_t_mean"])
         back = np.arange(dx.size)[::-1]
@@ -285,7 +302,9 @@ def plot(results, path):
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
 
-    ax = axes[1, 0]
+
+def _plot_first_steps(ax, results):
+    """The loss of the first SGD steps, with and without clipping."""
     c = results["clipping"]
     values = np.asarray(c["first_steps"]["loss"], np.float64)
     steps = np.arange(1, values.shape[1] + 1)
@@ -319,7 +338,10 @@ def plot(results, path):
     ax.legend(fontsize=8, loc="center right")
     ax.grid(alpha=0.3, which="both")
 
-    ax = axes[1, 1]
+
+def _plot_clipping(ax, results, plt):
+    """Epoch-mean training loss, every learning rate, with and without clipping."""
+    c = results["clipping"]
     loss = np.asarray(c["train_loss"], np.float64)  # (seeds, lrs, 2, epochs)
     epochs = np.arange(1, loss.shape[-1] + 1)
     lrs = c["learning_rates"]
@@ -345,6 +367,7 @@ def plot(results, path):
             )
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("training loss (epoch mean, median over seeds)")
     ax.set_title(
         f"SGD (momentum {MOMENTUM}) with and without clip_by_global_norm({CLIP_NORM})",
@@ -361,9 +384,202 @@ def plot(results, path):
         )
     ax.legend(fontsize=7, loc="upper right")
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    _common.save_figure(fig, path)
-    plt.close(fig)
+
+
+def summarize_depth(name, r) -> dict:
+    """Geometric means over seeds and the growth per layer of one setup."""
+    act, sigma = DEPTH_SETUPS[name]
+    delta = np.exp(np.mean(np.log(np.asarray(r["delta"], np.float64)), axis=0))
+    dw = np.exp(np.mean(np.log(np.asarray(r["dW"], np.float64)), axis=0))
+    hidden = delta[:-1]  # the hidden layers (the output layer's δ is dL/dlogits)
+    return {
+        "activation": act,
+        "sigma_w": sigma,
+        "delta_mean": delta,  # geometric mean over seeds, layer 1 .. output
+        "dW_mean": dw,
+        "act_std_mean": np.mean(np.asarray(r["act_std"], np.float64), axis=0),
+        "growth_per_layer": growth_factor(hidden),
+        "growth_per_layer_per_seed": [
+            growth_factor(np.asarray(s)[:-1]) for s in r["delta"]
+        ],
+        "first_over_last_hidden_delta": float(hidden[0] / hidden[-1]),
+        "growth_per_layer_theory": {
+            "relu": sigma / math.sqrt(2),
+            "identity": sigma,
+        }.get(act),
+        "dW_first_over_last": float(dw[0] / dw[-1]),
+    }
+
+
+def summarize_rnn(radius, dx, dw_h) -> dict:
+    """Geometric mean over seeds of ‖∂L/∂x_t‖ and the growth per step."""
+    with np.errstate(divide="ignore"):
+        mean = np.exp(np.mean(np.log(np.asarray(dx, np.float64)), axis=0))
+    return {
+        "spectral_radius": radius,
+        "dx_t_mean": mean,  # geometric mean over seeds, t = 1 .. T
+        "growth_per_step": growth_factor(mean),
+        "first_over_last": float(mean[0] / mean[-1]),
+        "dW_h_norm_mean": float(np.mean(dw_h)),
+    }
+
+
+def summarize_clipping(train_loss, lrs, fs_loss, fs_norm) -> dict:
+    """Start and end of every run, divergences, and the headline lr's runs."""
+    start, final = train_loss[..., 0], train_loss[..., -1]
+    j = lrs.index(LR)
+    return {
+        "learning_rates": lrs,
+        "train_loss": train_loss,  # (seeds, lrs, [no clip, clip], epochs)
+        "first_epoch_loss": start,
+        "final_loss": final,
+        # per learning rate: [no clip, clip] runs whose loss became NaN/inf
+        "diverged_runs": np.sum(~np.all(np.isfinite(train_loss), axis=-1), axis=0),
+        "first_steps": {
+            "loss": fs_loss,
+            "grad_norm": fs_norm,
+            "rows": ["no clipping", f"clip {CLIP_NORM}"],
+        },
+        "headline_lr": LR,
+        "unclipped_final": final[:, j, 0],
+        "unclipped_first_epoch": start[:, j, 0],
+        "clipped_first_epoch": start[:, j, 1],
+        "clipped_final": final[:, j, 1],
+    }
+
+
+def headline(results) -> dict:
+    c = results["clipping"]
+    unclipped = c["unclipped_final"]
+    unclipped_diverged = bool(
+        np.all(~np.isfinite(unclipped) | (unclipped > c["unclipped_first_epoch"]))
+    )
+    clipped = c["clipped_final"]
+    clipped_ok = bool(
+        np.all(np.isfinite(clipped) & (clipped < c["clipped_first_epoch"]))
+    )
+    growth = {k: v["growth_per_layer"] for k, v in results["depth"]["setups"].items()}
+    return {
+        "claim": "gradient norm grows exponentially with depth for weights above "
+        "the critical scale; unclipped training diverges while clipped training "
+        "reduces the loss",
+        "growth_per_layer": growth,
+        "rnn_growth_per_step": {
+            k: v["growth_per_step"] for k, v in results["rnn"]["radii"].items()
+        },
+        "unclipped_diverged": unclipped_diverged,
+        "clipped_reduces_loss": clipped_ok,
+        "holds": unclipped_diverged
+        and clipped_ok
+        and growth["relu σw=2√2 (2×He)"] > 1.5
+        and growth["tanh σw=3"] > 1.1,
+    }
+
+
+def setup(depth, steps, epochs, n_seeds, n_train) -> dict:
+    """The JSON's description of the run."""
+    return {
+        "depth": f"{depth} hidden dense layers of {WIDTH}, digits batch of "
+        f"{DEPTH_BATCH}, cross-entropy, W ~ N(0, sigma_w^2/n_in), biases 0",
+        "rnn": f"tanh RNN, {RNN_HIDDEN} hidden, {RNN_INPUTS} inputs of "
+        f"{RNN_INPUT_SCALE}*N(0,1), batch {RNN_BATCH}, {steps} steps, loss "
+        "mean_b v_b.h_T; W_h Gaussian rescaled to spectral radius rho",
+        "clipping": f"relu, {CLIP_DEPTH} hidden layers of {WIDTH}, sigma_w = "
+        f"2*sqrt(2) (2x He), digits ({n_train} train), SGD momentum {MOMENTUM}, "
+        f"batch 64, {epochs} epochs, clip_by_global_norm({CLIP_NORM}); each "
+        "seed's fit(seed=s) initial parameters and batches (jaxbp.train.sweep)",
+        "seeds": n_seeds,
+        "backprop": "manual",
+    }
+
+
+def report(results, seconds):
+    """The printed tables."""
+    depth, rnn, c = results["depth"], results["rnn"], results["clipping"]
+    rows = [
+        [
+            name,
+            r["growth_per_layer"],
+            "-"
+            if r["growth_per_layer_theory"] is None
+            else r["growth_per_layer_theory"],
+            r["first_over_last_hidden_delta"],
+            float(r["dW_mean"][0]),
+            r["dW_first_over_last"],
+        ]
+        for name, r in depth["setups"].items()
+    ]
+    print_table(
+        [
+            "setup",
+            "‖δ‖ growth/layer",
+            "theory",
+            "‖δ_1‖/‖δ_L‖",
+            "‖dW_1‖",
+            "‖dW_1‖/‖dW_L‖",
+        ],
+        rows,
+        title=f"depth: {depth['depth']} hidden layers of {WIDTH} at init "
+        f"({results['setup']['seeds']} seeds)",
+    )
+    print_table(
+        ["spectral radius", "growth/step", "‖dx_1‖/‖dx_T‖", "‖dW_h‖"],
+        [
+            [
+                r["spectral_radius"],
+                r["growth_per_step"],
+                r["first_over_last"],
+                r["dW_h_norm_mean"],
+            ]
+            for r in rnn["radii"].values()
+        ],
+        title=f"tanh RNN over {rnn['steps']} steps",
+    )
+    report_clipping(c, results["setup"]["seeds"])
+    fs_loss, fs_norm = c["first_steps"]["loss"], c["first_steps"]["grad_norm"]
+    print(
+        f"first steps, no clipping: loss {', '.join(f'{v:.3g}' for v in fs_loss[0])}; "
+        f"gradient norms {', '.join(f'{v:.3g}' for v in fs_norm[0][:4])} ..."
+    )
+    print(
+        f"headline holds: {results['headline']['holds']} ("
+        + " + ".join(f"{v:.1f}" for v in seconds.values())
+        + " s, on a machine shared with other jobs)"
+    )
+
+
+def report_clipping(c, n_seeds):
+    """The clipping table: median over seeds, a diverged run counting as +inf."""
+
+    def med(values):
+        m = float(np.median(np.where(np.isfinite(values), values, np.inf)))
+        return f"{m:.3g}" if math.isfinite(m) else "diverged"
+
+    start, final, diverged = c["first_epoch_loss"], c["final_loss"], c["diverged_runs"]
+    rows = [
+        [lr]
+        + [
+            x
+            for k in (0, 1)
+            for x in (
+                f"{med(start[:, j, k])} -> {med(final[:, j, k])}",
+                f"{int(diverged[j][k])}/{n_seeds}",
+            )
+        ]
+        for j, lr in enumerate(c["learning_rates"])
+    ]
+    print_table(
+        [
+            "lr",
+            "no clip: epoch 1 -> last",
+            "diverged",
+            "clip: epoch 1 -> last",
+            "diverged",
+        ],
+        rows,
+        title=f"training the ReLU net, σw = 2√2, {c['train_loss'].shape[-1]} epochs "
+        "(median over seeds, a diverged run counting as +inf)",
+    )
 
 
 def main(argv=None) -> dict:
@@ -376,134 +592,31 @@ def main(argv=None) -> dict:
     epochs = 3 if quick else 20
     lrs = [LR] if quick else [0.0001, 0.0003, 0.001, 0.003, LR, 0.03]
     ds = data.load("digits")
-    x, y = ds.train.x, ds.train.y
+    x, y = ds.train.x[:DEPTH_BATCH], ds.train.y[:DEPTH_BATCH]
     keys = jax.random.split(jax.random.key(0), n_seeds)
-    batch = 256
     with Timer() as t_depth:
-        d = depth_experiment(setups, depth, keys, x[:batch], y[:batch])
+        d = depth_experiment(setups, depth, keys, x, y)
     with Timer() as t_rnn:
         rnn = rnn_experiment(steps, n_seeds)
     with Timer() as t_clip:
-        # compiling for speed of compilation only pays when the run is short
-        train_loss = clip_experiment(x, y, keys, lrs, epochs, fast=quick)
-        fs_loss, fs_norm = first_steps(x, y, keys[0], 8 if quick else 15)
-
+        train_loss = clip_experiment(ds, range(n_seeds), lrs, epochs)
+        fs = first_steps(ds.train.x, ds.train.y, 0, 8 if quick else 15)
     results = {
-        "setup": {
-            "depth": f"{depth} hidden dense layers of {WIDTH}, digits batch of "
-            f"{batch}, cross-entropy, W ~ N(0, sigma_w^2/n_in), biases 0",
-            "rnn": f"tanh RNN, {RNN_HIDDEN} hidden, {RNN_INPUTS} inputs of "
-            f"{RNN_INPUT_SCALE}*N(0,1), batch {RNN_BATCH}, {steps} steps, loss "
-            "mean_b v_b.h_T; W_h Gaussian rescaled to spectral radius rho",
-            "clipping": f"relu, {CLIP_DEPTH} hidden layers of {WIDTH}, sigma_w = "
-            f"2*sqrt(2) (2x He), digits ({len(x)} train), SGD momentum {MOMENTUM}, "
-            f"batch 64, {epochs} epochs, clip_by_global_norm({CLIP_NORM})",
-            "seeds": n_seeds,
-            "backprop": "manual",
+        "setup": setup(depth, steps, epochs, n_seeds, len(ds.train.y)),
+        "depth": {
+            "depth": depth,
+            "setups": {name: summarize_depth(name, d[name]) for name in setups},
         },
-        "depth": {"depth": depth, "setups": {}},
-        "rnn": {"steps": steps, "radii": {}},
-    }
-    rows = []
-    for name in setups:
-        act, sigma = DEPTH_SETUPS[name]
-        r = d[name]
-        delta = np.exp(np.mean(np.log(np.asarray(r["delta"], np.float64)), axis=0))
-        dw = np.exp(np.mean(np.log(np.asarray(r["dW"], np.float64)), axis=0))
-        hidden = delta[:-1]  # the hidden layers (the output layer's δ is dL/dlogits)
-        theory = {"relu": sigma / math.sqrt(2), "identity": sigma}.get(act)
-        entry = {
-            "activation": act,
-            "sigma_w": sigma,
-            "delta_mean": delta,  # geometric mean over seeds, layer 1 .. output
-            "dW_mean": dw,
-            "act_std_mean": np.mean(np.asarray(r["act_std"], np.float64), axis=0),
-            "growth_per_layer": growth_factor(hidden),
-            "growth_per_layer_per_seed": [
-                growth_factor(np.asarray(s)[:-1]) for s in r["delta"]
-            ],
-            "first_over_last_hidden_delta": float(hidden[0] / hidden[-1]),
-            "growth_per_layer_theory": theory,
-            "dW_first_over_last": float(dw[0] / dw[-1]),
-        }
-        results["depth"]["setups"][name] = entry
-        rows.append(
-            [
-                name,
-                entry["growth_per_layer"],
-                "-" if theory is None else theory,
-                entry["first_over_last_hidden_delta"],
-                float(dw[0]),
-                entry["dW_first_over_last"],
-            ]
-        )
-    rnn_rows = []
-    for i, radius in enumerate(RNN_RADII):
-        dx = np.asarray(rnn["dx_t"][i], np.float64)  # (seeds, T)
-        with np.errstate(divide="ignore"):
-            mean = np.exp(np.mean(np.log(dx), axis=0))
-        entry = {
-            "spectral_radius": radius,
-            "dx_t_mean": mean,  # geometric mean over seeds, t = 1 .. T
-            "growth_per_step": growth_factor(mean),
-            "first_over_last": float(mean[0] / mean[-1]),
-            "dW_h_norm_mean": float(np.mean(rnn["dW_h"][i])),
-        }
-        results["rnn"]["radii"][str(radius)] = entry
-        rnn_rows.append(
-            [
-                radius,
-                entry["growth_per_step"],
-                entry["first_over_last"],
-                entry["dW_h_norm_mean"],
-            ]
-        )
-
-    start = train_loss[..., 0]
-    final = train_loss[..., -1]
-    lr_index = lrs.index(LR)
-    unclipped = final[:, lr_index, 0]
-    clipped = final[:, lr_index, 1]
-    clip_res = {
-        "learning_rates": lrs,
-        "train_loss": train_loss,  # (seeds, lrs, [no clip, clip], epochs)
-        "first_epoch_loss": start,
-        "final_loss": final,
-        # per learning rate: [no clip, clip] runs whose loss became NaN/inf
-        "diverged_runs": np.sum(~np.all(np.isfinite(train_loss), axis=-1), axis=0),
-        "first_steps": {
-            "loss": fs_loss,
-            "grad_norm": fs_norm,
-            "rows": ["no clipping", f"clip {CLIP_NORM}"],
+        "rnn": {
+            "steps": steps,
+            "radii": {
+                str(r): summarize_rnn(r, rnn["dx_t"][i], rnn["dW_h"][i])
+                for i, r in enumerate(RNN_RADII)
+            },
         },
+        "clipping": summarize_clipping(train_loss, lrs, *fs),
     }
-    unclipped_diverged = bool(
-        np.all(~np.isfinite(unclipped) | (unclipped > start[:, lr_index, 0]))
-    )
-    clipped_ok = bool(np.all(np.isfinite(clipped) & (clipped < start[:, lr_index, 1])))
-    clip_res["headline_lr"] = LR
-    clip_res["unclipped_final"] = unclipped
-    clip_res["clipped_first_epoch"] = start[:, lr_index, 1]
-    clip_res["clipped_final"] = clipped
-    results["clipping"] = clip_res
-    hidden_growth = {
-        k: v["growth_per_layer"] for k, v in results["depth"]["setups"].items()
-    }
-    results["headline"] = {
-        "claim": "gradient norm grows exponentially with depth for weights above "
-        "the critical scale; unclipped training diverges while clipped training "
-        "reduces the loss",
-        "growth_per_layer": hidden_growth,
-        "rnn_growth_per_step": {
-            k: v["growth_per_step"] for k, v in results["rnn"]["radii"].items()
-        },
-        "unclipped_diverged": unclipped_diverged,
-        "clipped_reduces_loss": clipped_ok,
-        "holds": unclipped_diverged
-        and clipped_ok
-        and hidden_growth["relu σw=2√2 (2×He)"] > 1.5
-        and hidden_growth["tanh σw=3"] > 1.1,
-    }
+    results["headline"] = headline(results)
     results["seconds"] = {
         "depth": t_depth.seconds,
         "rnn": t_rnn.seconds,
@@ -511,57 +624,7 @@ def main(argv=None) -> dict:
     }
     write_json(args, results)
     plot(results, figure_path(args))
-    print_table(
-        [
-            "setup",
-            "‖δ‖ growth/layer",
-            "theory",
-            "‖δ_1‖/‖δ_L‖",
-            "‖dW_1‖",
-            "‖dW_1‖/‖dW_L‖",
-        ],
-        rows,
-        title=f"depth: {depth} hidden layers of {WIDTH} at init ({n_seeds} seeds)",
-    )
-    print_table(
-        ["spectral radius", "growth/step", "‖dx_1‖/‖dx_T‖", "‖dW_h‖"],
-        rnn_rows,
-        title=f"tanh RNN over {steps} steps",
-    )
-
-    def med(values):
-        m = float(np.median(np.where(np.isfinite(values), values, np.inf)))
-        return f"{m:.3g}" if math.isfinite(m) else "diverged"
-
-    print_table(
-        [
-            "lr",
-            "no clip: epoch 1 -> last",
-            "diverged",
-            "clip: epoch 1 -> last",
-            "diverged",
-        ],
-        [
-            [
-                lr,
-                f"{med(start[:, j, 0])} -> {med(final[:, j, 0])}",
-                f"{int(clip_res['diverged_runs'][j][0])}/{n_seeds}",
-                f"{med(start[:, j, 1])} -> {med(final[:, j, 1])}",
-                f"{int(clip_res['diverged_runs'][j][1])}/{n_seeds}",
-            ]
-            for j, lr in enumerate(lrs)
-        ],
-        title=f"training the ReLU net, σw = 2√2, {epochs} epochs (median over "
-        "seeds, a diverged run counting as +inf)",
-    )
-    print(
-        f"first steps, no clipping: loss {', '.join(f'{v:.3g}' for v in fs_loss[0])}; "
-        f"gradient norms {', '.join(f'{v:.3g}' for v in fs_norm[0][:4])} ..."
-    )
-    print(
-        f"headline holds: {results['headline']['holds']} "
-        f"({t_depth.seconds:.1f} + {t_rnn.seconds:.1f} + {t_clip.seconds:.1f} s)"
-    )
+    report(results, results["seconds"])
     return results
 
 

@@ -14,10 +14,11 @@
    init does not learn, with He init it converges). 30 hidden layers on the
    digits, no batch norm, SGD with momentum 0.9, same learning rate and
    steps for both inits, several seeds. Both inits and all seeds are one
-   ``jax.vmap``-ed program (``jaxbp.train.make_step`` / ``make_epoch``).
+   ``jaxbp.train.sweep`` (each seed's batches those of ``fit(seed=s)``).
 
 Every init is drawn the same way, so that they differ only in scale: per seed
-one set of standard normals Z_l (``model.init`` with ``initializers.normal(1)``)
+one set of standard normals Z_l (``fit(seed=s)``'s initial parameters,
+``jaxbp.train.init_params``, of a net built with ``initializers.normal(1)``)
 scaled per layer, W_l = s_l Z_l with s_l the init's standard deviation for that
 layer's fans (``initializers.fans``): exactly N(0, s_l²), and the inits are
 compared on the same random draws.
@@ -25,6 +26,7 @@ compared on the same random draws.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from pathlib import Path
@@ -43,10 +45,11 @@ from _common import (
     pyplot,
     write_json,
 )
+from matplotlib.ticker import MaxNLocator
 
 import jaxbp
 from jaxbp import data, diagnostics, initializers, losses, optim
-from jaxbp.train import TrainState, make_epoch, make_step
+from jaxbp.train import init_params, sweep
 
 NAME = "initialization"
 
@@ -100,113 +103,127 @@ def scales(model, init):
     return np.asarray(out, np.float32)
 
 
-def scaled_params(model, key, layer_scales):
-    """model.init(key) (standard normal weights) with each W_l scaled by s_l."""
-    params, state = model.init_with_state(key)
-    params = tuple(
+def scaled(params, layer_scales):
+    """``params`` (standard normal weights) with each W_l scaled by s_l."""
+    return tuple(
         {**p, "w": p["w"] * layer_scales[i]} if isinstance(p, dict) and "w" in p else p
         for i, p in enumerate(params)
     )
-    return params, state
 
 
-def variance_experiment(keys, x, y):
+def seed_params(model, seeds):
+    """``init_params(model, seeds)``: ``fit(seed=s)``'s standard normal draws,
+    stacked over seeds, and the model state."""
+    return init_params(model, list(seeds))
+
+
+def variance_experiment(seeds, x, y):
     """Per hidden layer Var(h_l), E[δ_l²], E[(∂L/∂W_l)²] for every activation ×
     init × seed; vmapped over inits and seeds, one program."""
     inits = list(INITS)
-
-    def run(keys):
-        out = {}
-        for act in ("tanh", "relu"):
-            model = net(act, VAR_DEPTH, VAR_WIDTH)
-            table = jnp.asarray(np.stack([scales(model, i) for i in inits]))
-            dense = [i for i, layer in enumerate(model.layers) if layer.name == "dense"]
-
-            def one(layer_scales, key, model=model, dense=dense, act=act):
-                params, state = scaled_params(model, key, layer_scales)
-                r = diagnostics.gradient_flow(
-                    model, params, x, y, loss="cross_entropy", state=state
-                )
-                hidden = dense[:-1]
-                return {
-                    "act_var": jnp.stack([r[i + 1].std ** 2 for i in hidden]),
-                    "pre_var": jnp.stack([r[i].std ** 2 for i in hidden]),
-                    "delta_ms": jnp.stack(
-                        [
-                            r[i].delta_norm ** 2 / (x.shape[0] * VAR_WIDTH)
-                            for i in hidden
-                        ]
-                    ),
-                    "dW_ms": jnp.stack(
-                        [
-                            r[i].weight_grad_norm ** 2 / params[i]["w"].size
-                            for i in hidden
-                        ]
-                    ),
-                    "saturated": (
-                        jnp.stack([r[i + 1].saturated for i in hidden])
-                        if act == "tanh"
-                        else jnp.zeros(len(hidden))
-                    ),
-                }
-
-            out[act] = jax.vmap(jax.vmap(one, (None, 0)), (0, None))(table, keys)
-        return out
-
-    return jax.device_get(_common.compile_fast(run, keys)(keys))
+    out = {}
+    for act in ("tanh", "relu"):
+        model = net(act, VAR_DEPTH, VAR_WIDTH)
+        params, state = seed_params(model, seeds)
+        table = jnp.asarray(np.stack([scales(model, i) for i in inits]))
+        one = functools.partial(_layer_variances, model, state, x, y, act)
+        run = jax.vmap(jax.vmap(one, (None, 0)), (0, None))
+        out[act] = jax.device_get(
+            _common.compile_fast(run, table, params)(table, params)
+        )
+    return out
 
 
-def deep_relu_experiment(keys, x, y, xv, yv, width, epochs, fast=True):
+def _layer_variances(model, state, x, y, act, layer_scales, params):
+    """One net's per-hidden-layer variances (``diagnostics.gradient_flow``)."""
+    params = scaled(params, layer_scales)
+    r = diagnostics.gradient_flow(
+        model, params, x, y, loss="cross_entropy", state=state
+    )
+    dense = [i for i, layer in enumerate(model.layers) if layer.name == "dense"]
+    hidden = dense[:-1]
+    return {
+        "act_var": jnp.stack([r[i + 1].std ** 2 for i in hidden]),
+        "pre_var": jnp.stack([r[i].std ** 2 for i in hidden]),
+        "delta_ms": jnp.stack(
+            [r[i].delta_norm ** 2 / (x.shape[0] * VAR_WIDTH) for i in hidden]
+        ),
+        "dW_ms": jnp.stack(
+            [r[i].weight_grad_norm ** 2 / params[i]["w"].size for i in hidden]
+        ),
+        "saturated": (
+            jnp.stack([r[i + 1].saturated for i in hidden])
+            if act == "tanh"
+            else jnp.zeros(len(hidden))
+        ),
+    }
+
+
+def deep_relu_experiment(seeds, ds, width, epochs):
     """Train the DEEP-layer ReLU net with Xavier and with He init (same draws,
-    same SGD), vmapped over inits and seeds; per-epoch training loss, final
-    loss and accuracy on the training and validation sets, and the activation
-    variance per layer at init."""
+    same SGD, each seed's ``fit(seed=s)`` batches) in one ``sweep`` over
+    inits × seeds; per-epoch training loss, final loss and accuracy on the
+    training and validation sets, and the activation variance per layer at
+    init. Returns ``{init: {name: (seeds, ...)}}``."""
     model = net("relu", DEEP, width)
     inits = ("xavier", "he")
-    table = jnp.asarray(np.stack([scales(model, i) for i in inits]))
-    ce = losses.get("cross_entropy")
-    t = np.eye(10, dtype=np.float32)[y]
-    tv = np.eye(10, dtype=np.float32)[yv]
-    tx = optim.sgd(LR, momentum=MOMENTUM)
-    step = make_step(model, "cross_entropy", tx)
-    epoch_fn = make_epoch(step, x.shape[0], BATCH)
-    dense = [i for i, layer in enumerate(model.layers) if layer.name == "dense"]
-
-    acts = [i + 1 for i in dense[:-1]]  # the activation layers h_1 .. h_DEEP
-    x_all = np.concatenate([x, xv])
-    t_all = np.concatenate([t, tv])
-
-    def one(layer_scales, key):
-        init_key, train_key = jax.random.split(key)
-        params, state = scaled_params(model, init_key, layer_scales)
-        _, caches, _ = model.forward(params, state, x[:256], train=True)
-        act_var = jnp.stack([jnp.var(caches[i][1]) for i in acts])  # cache (z, h)
-
-        def body(ts, epoch):
-            ts, step_losses = epoch_fn(ts, x, t, train_key, epoch)
-            return ts, jnp.mean(step_losses)
-
-        start = TrainState(params, state, tx.init(params))
-        final, train_loss = jax.lax.scan(
-            body, start, jnp.arange(1, epochs + 1, dtype=jnp.uint32)
-        )
-        out = model.apply(final.params, x_all, state=final.state)
-        n = x.shape[0]
-        right = jnp.argmax(out, -1) == jnp.argmax(t_all, -1)
-        return {
-            "train_loss": train_loss,
-            "final_loss": ce.value(out[:n], t_all[:n]),
-            "final_accuracy": jnp.mean(right[:n]),
-            "val_loss": ce.value(out[n:], t_all[n:]),
-            "val_accuracy": jnp.mean(right[n:]),
-            "act_var_init": act_var,
-        }
-
-    run = jax.vmap(jax.vmap(one, (None, 0)), (0, None))
-    out = jax.device_get(_common.compile_fast(run, table, keys, fast=fast)(table, keys))
-    return {
-        init: jax.tree.map(lambda a, i=i: a[i], out) for i, init in enumerate(inits)
+    draws, state = seed_params(model, seeds)
+    starts = [scaled(draws, scales(model, i)) for i in inits]
+    params = jax.tree.map(lambda *a: jnp.concatenate(a), *starts)
+    runs = sweep(
+        model,
+        ds.train,
+        ds.val,
+        optimizer=optim.sgd(LR, momentum=MOMENTUM),
+        params=params,
+        state=state,
+        seeds=list(seeds) * len(inits),
+        batch_size=BATCH,
+        epochs=epochs,
+    )
+    final = jax.device_get(_final_metrics(model, runs.params, state, ds.train))
+    act_var = jax.device_get(_init_act_var(model, params, state, ds.train.x[:256]))
+    loss = np.asarray(runs.train_loss, np.float64)
+    out = {
+        "train_loss": loss.reshape(loss.shape[0], epochs, -1).mean(axis=-1),
+        "final_loss": final[0],
+        "final_accuracy": final[1],
+        "val_loss": np.asarray(runs.val_loss[:, -1]),
+        "val_accuracy": np.asarray(runs.val_accuracy[:, -1]),
+        "act_var_init": act_var,
     }
+    n = len(seeds)
+    return {
+        init: {k: np.asarray(v)[i * n : (i + 1) * n] for k, v in out.items()}
+        for i, init in enumerate(inits)
+    }
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _final_metrics(model, params, state, train):
+    """Each run's training loss and accuracy on the whole training set."""
+    x, y = train
+    ce = losses.get("cross_entropy")
+    t = jax.nn.one_hot(y, 10, dtype=x.dtype)
+
+    def one(p):
+        out = model.apply(p, x, state=state)
+        return ce.value(out, t), jnp.mean(jnp.argmax(out, -1) == y)
+
+    return jax.vmap(one)(params)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init_act_var(model, params, state, x):
+    """Each run's Var(h_l) of every hidden ReLU layer at init, on ``x``."""
+    dense = [i for i, layer in enumerate(model.layers) if layer.name == "dense"]
+    acts = [i + 1 for i in dense[:-1]]  # the activation layers h_1 .. h_DEEP
+
+    def one(p):
+        _, caches, _ = model.forward(p, state, x, train=True)
+        return jnp.stack([jnp.var(caches[i][1]) for i in acts])  # cache (z, h)
+
+    return jax.vmap(one)(params)
 
 
 def _gmean(a, axis=0):
@@ -218,36 +235,37 @@ def _gmean(a, axis=0):
 def plot(results, path):
     plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.2))
-    layers = np.arange(1, VAR_DEPTH + 1)
-    colors = dict(
-        zip(INITS, ("tab:red", "tab:purple", "tab:gray", "tab:blue", "tab:green"))
-    )
     for row, act in enumerate(("tanh", "relu")):
-        v = results["variance"][act]
         for col, (key, label) in enumerate(
             (
                 ("act_var", "Var(h_l), activations"),
                 ("delta_ms", "E[δ_l²], backpropagated gradient ∂L/∂z_l"),
             )
         ):
-            ax = axes[row, col]
-            for init in INITS:
-                ax.plot(
-                    layers,
-                    v[init][key],
-                    marker="o",
-                    ms=3,
-                    color=colors[init],
-                    label=init,
-                )
-            ax.set_yscale("log")
-            ax.set_xlabel("hidden layer l (1 = nearest the input)")
-            ax.set_ylabel(label, fontsize=9)
-            ax.set_title(f"{act}, {VAR_DEPTH}×{VAR_WIDTH}, at init", fontsize=10)
-            ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=7)
-    d = results["deep_relu"]
-    ax = axes[0, 2]
+            _plot_variances(axes[row, col], results["variance"][act], act, key, label)
+    _plot_deep_loss(axes[0, 2], results["deep_relu"])
+    _plot_deep_variance(axes[1, 2], results["deep_relu"])
+    fig.tight_layout()
+    _common.save_figure(fig, path)
+    plt.close(fig)
+
+
+def _plot_variances(ax, v, act, key, label):
+    """One per-layer quantity at init, every init."""
+    colors = ("tab:red", "tab:purple", "tab:gray", "tab:blue", "tab:green")
+    layers = np.arange(1, VAR_DEPTH + 1)
+    for init, color in zip(INITS, colors):
+        ax.plot(layers, v[init][key], marker="o", ms=3, color=color, label=init)
+    ax.set_yscale("log")
+    ax.set_xlabel("hidden layer l (1 = nearest the input)")
+    ax.set_ylabel(label, fontsize=9)
+    ax.set_title(f"{act}, {VAR_DEPTH}×{VAR_WIDTH}, at init", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+
+
+def _plot_deep_loss(ax, d):
+    """The deep ReLU net's training loss per epoch, every seed and the median."""
     for init, color in (("xavier", "tab:blue"), ("he", "tab:green")):
         loss = np.asarray(d[init]["train_loss_per_seed"])
         epochs = np.arange(1, loss.shape[1] + 1)
@@ -260,19 +278,22 @@ def plot(results, path):
             lw=2.2,
             label=f"{init}: final {d[init]['final_loss_median']:.3g}",
         )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss (epoch mean)")
+    ax.set_ylabel("training loss (epoch mean; thin: each seed)")
     ax.set_title(
         f"{DEEP}-layer ReLU net, width {d['width']}: SGD lr {LR}, momentum {MOMENTUM}",
         fontsize=10,
     )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    ax = axes[1, 2]
-    deep_layers = np.arange(1, DEEP + 1)
+
+
+def _plot_deep_variance(ax, d):
+    """The deep ReLU net's Var(h_l) per layer at init."""
     for init, color in (("xavier", "tab:blue"), ("he", "tab:green")):
         ax.plot(
-            deep_layers,
+            np.arange(1, DEEP + 1),
             d[init]["act_var_init"],
             color=color,
             marker=".",
@@ -284,116 +305,76 @@ def plot(results, path):
     ax.set_title(f"{DEEP}-layer ReLU net at init", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    _common.save_figure(fig, path)
-    plt.close(fig)
 
 
-def main(argv=None) -> dict:
-    args = parse_args(NAME, __doc__.splitlines()[0], argv)
-    quick = args.quick
-    n_seeds = 2 if quick else 4
-    width = 64 if quick else 128
-    epochs = 3 if quick else 20
-    var_batch = 128 if quick else VAR_BATCH
-    ds = data.load("digits")
-    x, y = ds.train.x, ds.train.y
-    keys = jax.random.split(jax.random.key(0), n_seeds)
-    with Timer() as t_var:
-        var = variance_experiment(keys, x[:var_batch], y[:var_batch])
-    with Timer() as t_deep:
-        # compiling for speed of compilation only pays when the run is short
-        deep = deep_relu_experiment(
-            keys, x, y, ds.val.x, ds.val.y, width, epochs, fast=quick
-        )
+def summarize_variance(r, act) -> dict:
+    """Geometric means over seeds of one (activation, init) and its ratios."""
+    entry = {k: _gmean(r[k]) for k in ("act_var", "pre_var", "delta_ms", "dW_ms")}
+    if act == "tanh":
+        entry["saturated_fraction"] = np.mean(r["saturated"], axis=0)
+    act_var, delta = entry["act_var"], entry["delta_ms"]
+    entry["act_var_last_over_first"] = float(act_var[-1] / act_var[0])
+    entry["act_var_per_layer_factor"] = float(
+        (act_var[-1] / act_var[0]) ** (1 / (VAR_DEPTH - 1))
+    )
+    entry["delta_ms_first_over_last"] = float(delta[0] / delta[-1])
+    entry["act_var_max_over_min"] = float(np.max(act_var) / np.min(act_var))
+    return entry
 
-    results = {
-        "setup": {
-            "variance": f"{VAR_DEPTH} hidden layers of {VAR_WIDTH}, digits batch of "
-            f"{var_batch}, cross-entropy, biases 0, {n_seeds} seeds (geometric means)",
-            "deep_relu": f"{DEEP} hidden ReLU layers of {width}, digits "
-            f"({len(x)} train / {len(ds.val.x)} val), no batch norm, SGD lr {LR} "
-            f"momentum {MOMENTUM}, batch {BATCH}, {epochs} epochs, {n_seeds} seeds",
-            "backprop": "manual",
-        },
-        "published": PUBLISHED,
-        "variance": {},
+
+def summarize_deep(r) -> dict:
+    """Medians over seeds of one init's deep ReLU runs."""
+    v = _gmean(r["act_var_init"])
+    return {
+        "train_loss_per_seed": np.asarray(r["train_loss"], np.float64),
+        "final_loss_per_seed": np.asarray(r["final_loss"], np.float64),
+        "final_loss_median": float(np.median(r["final_loss"])),
+        "final_accuracy_median": float(np.median(r["final_accuracy"])),
+        "val_accuracy_median": float(np.median(r["val_accuracy"])),
+        "act_var_init": v,
+        "act_var_last_over_first": float(v[-1] / v[0]),
+        "act_var_max_over_min": float(np.max(v) / np.min(v)),
     }
-    rows = []
-    for a_idx, act in enumerate(("tanh", "relu")):
-        results["variance"][act] = {}
-        for i, init in enumerate(INITS):
-            r = jax.tree.map(lambda v, i=i: np.asarray(v)[i], var[act])
-            entry = {
-                "act_var": _gmean(r["act_var"]),
-                "pre_var": _gmean(r["pre_var"]),
-                "delta_ms": _gmean(r["delta_ms"]),
-                "dW_ms": _gmean(r["dW_ms"]),
-            }
-            if act == "tanh":
-                entry["saturated_fraction"] = np.mean(r["saturated"], axis=0)
-            entry["act_var_last_over_first"] = float(
-                entry["act_var"][-1] / entry["act_var"][0]
-            )
-            entry["act_var_per_layer_factor"] = float(
-                (entry["act_var"][-1] / entry["act_var"][0]) ** (1 / (VAR_DEPTH - 1))
-            )
-            entry["delta_ms_first_over_last"] = float(
-                entry["delta_ms"][0] / entry["delta_ms"][-1]
-            )
-            entry["act_var_max_over_min"] = float(
-                np.max(entry["act_var"]) / np.min(entry["act_var"])
-            )
-            results["variance"][act][init] = entry
-            rows.append(
-                [
-                    act,
-                    init,
-                    float(entry["act_var"][0]),
-                    float(entry["act_var"][-1]),
-                    entry["act_var_per_layer_factor"],
-                    float(entry["delta_ms"][0]),
-                    float(entry["delta_ms"][-1]),
-                    entry["delta_ms_first_over_last"],
-                ]
-            )
-    deep_res = {"width": width, "epochs": epochs, "learning_rate": LR}
-    for init in ("xavier", "he"):
-        r = deep[init]
-        deep_res[init] = {
-            "train_loss_per_seed": np.asarray(r["train_loss"], np.float64),
-            "final_loss_per_seed": np.asarray(r["final_loss"], np.float64),
-            "final_loss_median": float(np.median(r["final_loss"])),
-            "final_accuracy_median": float(np.median(r["final_accuracy"])),
-            "val_accuracy_median": float(np.median(r["val_accuracy"])),
-            "act_var_init": _gmean(r["act_var_init"]),
-        }
-        v = deep_res[init]["act_var_init"]
-        deep_res[init]["act_var_last_over_first"] = float(v[-1] / v[0])
-        deep_res[init]["act_var_max_over_min"] = float(np.max(v) / np.min(v))
-    results["deep_relu"] = deep_res
+
+
+def headline(results) -> dict:
+    deep = results["deep_relu"]
     he_v = results["variance"]["relu"]["he"]
     xa_v = results["variance"]["relu"]["xavier"]
-    results["headline"] = {
+    return {
         "claim": f"the {DEEP}-layer ReLU net reaches a much lower training loss with "
         "He than with Xavier after the same steps; He keeps ReLU activation variance "
         "within a factor ~2-3 across depth while Xavier's shrinks by ~2^-depth",
-        "deep_he_final_loss": deep_res["he"]["final_loss_median"],
-        "deep_xavier_final_loss": deep_res["xavier"]["final_loss_median"],
-        "deep_he_act_var_max_over_min": deep_res["he"]["act_var_max_over_min"],
-        "deep_xavier_act_var_last_over_first": deep_res["xavier"][
+        "deep_he_final_loss": deep["he"]["final_loss_median"],
+        "deep_xavier_final_loss": deep["xavier"]["final_loss_median"],
+        "deep_he_act_var_max_over_min": deep["he"]["act_var_max_over_min"],
+        "deep_xavier_act_var_last_over_first": deep["xavier"][
             "act_var_last_over_first"
         ],
         "deep_2_pow_minus_depth": 2.0 ** -(DEEP - 1),
         "relu10_he_act_var_max_over_min": he_v["act_var_max_over_min"],
         "relu10_xavier_act_var_per_layer_factor": xa_v["act_var_per_layer_factor"],
-        "holds": deep_res["he"]["final_loss_median"]
-        < deep_res["xavier"]["final_loss_median"]
+        "holds": deep["he"]["final_loss_median"] < deep["xavier"]["final_loss_median"]
         and he_v["act_var_max_over_min"] < 3,
     }
-    results["seconds"] = {"variance": t_var.seconds, "deep_relu": t_deep.seconds}
-    write_json(args, results)
-    plot(results, figure_path(args))
+
+
+def report(results, n_seeds):
+    """The printed tables."""
+    rows = [
+        [
+            act,
+            init,
+            float(e["act_var"][0]),
+            float(e["act_var"][-1]),
+            e["act_var_per_layer_factor"],
+            float(e["delta_ms"][0]),
+            float(e["delta_ms"][-1]),
+            e["delta_ms_first_over_last"],
+        ]
+        for act, by_init in results["variance"].items()
+        for init, e in by_init.items()
+    ]
     print_table(
         [
             "act",
@@ -408,25 +389,72 @@ def main(argv=None) -> dict:
         rows,
         title=f"{VAR_DEPTH} hidden layers of {VAR_WIDTH} at init ({n_seeds} seeds)",
     )
+    deep = results["deep_relu"]
     print_table(
         ["init", "final train loss", "train acc", "val acc", "Var(h_30)/Var(h_1)"],
         [
             [
                 init,
-                deep_res[init]["final_loss_median"],
-                deep_res[init]["final_accuracy_median"],
-                deep_res[init]["val_accuracy_median"],
-                deep_res[init]["act_var_last_over_first"],
+                deep[init]["final_loss_median"],
+                deep[init]["final_accuracy_median"],
+                deep[init]["val_accuracy_median"],
+                deep[init]["act_var_last_over_first"],
             ]
             for init in ("xavier", "he")
         ],
-        title=f"{DEEP}-layer ReLU, width {width}, {epochs} epochs (median of "
-        f"{n_seeds} seeds)",
+        title=f"{DEEP}-layer ReLU, width {deep['width']}, {deep['epochs']} epochs "
+        f"(median of {n_seeds} seeds)",
     )
+    seconds = results["seconds"]
     print(
         f"headline holds: {results['headline']['holds']} "
-        f"({t_var.seconds:.1f} s + {t_deep.seconds:.1f} s)"
+        f"({seconds['variance']:.1f} s + {seconds['deep_relu']:.1f} s, on a machine "
+        "shared with other jobs)"
     )
+
+
+def main(argv=None) -> dict:
+    args = parse_args(NAME, __doc__.splitlines()[0], argv)
+    quick = args.quick
+    n_seeds = 2 if quick else 4
+    width = 64 if quick else 128
+    epochs = 3 if quick else 20
+    var_batch = 128 if quick else VAR_BATCH
+    ds = data.load("digits")
+    x, y = ds.train.x, ds.train.y
+    seeds = range(n_seeds)
+    with Timer() as t_var:
+        var = variance_experiment(seeds, x[:var_batch], y[:var_batch])
+    with Timer() as t_deep:
+        deep = deep_relu_experiment(seeds, ds, width, epochs)
+    results = {
+        "setup": {
+            "variance": f"{VAR_DEPTH} hidden layers of {VAR_WIDTH}, digits batch of "
+            f"{var_batch}, cross-entropy, biases 0, {n_seeds} seeds (geometric means)",
+            "deep_relu": f"{DEEP} hidden ReLU layers of {width}, digits "
+            f"({len(x)} train / {len(ds.val.x)} val), no batch norm, SGD lr {LR} "
+            f"momentum {MOMENTUM}, batch {BATCH}, {epochs} epochs, {n_seeds} seeds "
+            "(fit(seed=s)'s draws and batches, jaxbp.train.sweep)",
+            "backprop": "manual",
+        },
+        "published": PUBLISHED,
+        "variance": {
+            act: {
+                init: summarize_variance(
+                    jax.tree.map(lambda v, i=i: np.asarray(v)[i], var[act]), act
+                )
+                for i, init in enumerate(INITS)
+            }
+            for act in ("tanh", "relu")
+        },
+        "deep_relu": {"width": width, "epochs": epochs, "learning_rate": LR}
+        | {init: summarize_deep(deep[init]) for init in ("xavier", "he")},
+    }
+    results["headline"] = headline(results)
+    results["seconds"] = {"variance": t_var.seconds, "deep_relu": t_deep.seconds}
+    write_json(args, results)
+    plot(results, figure_path(args))
+    report(results, n_seeds)
     return results
 
 

@@ -13,8 +13,9 @@ biases N(0, 1); training is full-batch gradient descent (mini-batch = the
 
 Here: the same on the UCI digits (64 inputs instead of MNIST's 784; pixels
 scaled to [0, 1] as MNIST's are; 1,000 training images, 10 one-hot outputs),
-averaged over seeds (``jax.vmap`` over seeds), with the hand-written backward
-pass. The cost is jaxbp's ``binary_cross_entropy`` on the 10 output logits
+averaged over seeds, with the hand-written backward pass. Seed s starts from
+``fit(seed=s)``'s initial parameters (``jaxbp.train.init_params``; Nielsen's
+N(0, 1) biases drawn with ``fold_in(key(s), BIAS_KEY)``). The cost is jaxbp's ``binary_cross_entropy`` on the 10 output logits
 (sigmoid + cross-entropy, per output unit, averaged over the batch: Nielsen's
 cost exactly). Variants, four hidden layers of 30:
 
@@ -32,11 +33,15 @@ Also 2 and 3 hidden layers for the first two variants. Recorded per hidden
 layer: the speed ‖∂C/∂b_l‖, ‖δ_l‖ (Frobenius over the batch, δ_l = ∂C/∂z_l
 at the dense output; not for residual blocks, whose inner δ is not exposed)
 and ‖∂C/∂h_l‖ at the layer's output, at initialization and before each epoch
-of training.
+of training. Training is one ``jaxbp.train.sweep`` per variant (full batch,
+coupled L2 ``l2 = λ/n``); the per-epoch measurements are its ``probe``, taken
+after every step (``eval_every=1``) on the whole training set, and its initial
+probe (step 0).
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -58,13 +63,14 @@ from _common import (
 import jaxbp
 from jaxbp import data, diagnostics, initializers, losses, optim
 from jaxbp import layers as L
-from jaxbp.regularization import add_l2_grad, l2_penalty
+from jaxbp.train import init_params, sweep
 
 NAME = "vanishing_gradients"
 WIDTH = 30
 N_TRAIN = 1000
 LEARNING_RATE = 0.1
-L2_LAMBDA = 5.0  # Nielsen's λ; jaxbp's weight_decay is λ / n
+L2_LAMBDA = 5.0  # Nielsen's λ; jaxbp's l2 is λ / n
+BIAS_KEY = 1  # Nielsen's N(0, 1) biases: key fold_in(key(seed), BIAS_KEY)
 
 PUBLISHED = {
     "source": (
@@ -141,20 +147,29 @@ def build(variant: str, hidden: int):
     return jaxbp.sequential(*layers, in_shape=(64,)), info
 
 
-def init_params(model, variant, key):
-    """The model's parameters; Nielsen's variants redraw every bias from N(0, 1)
-    (jaxbp's layers start biases at 0)."""
-    k_init, k_bias = jax.random.split(key)
-    params, state = model.init_with_state(k_init)
+def start_params(model, variant, seeds):
+    """``(params, state)`` of every seed, stacked: ``fit(seed=s)``'s initial
+    parameters (``jaxbp.train.init_params``); Nielsen's variants redraw every
+    bias from N(0, 1) with the key ``fold_in(key(s), BIAS_KEY)`` (jaxbp's
+    layers start biases at 0)."""
+    params, state = init_params(model, list(seeds))
     if VARIANTS[variant][2]:
-        keys = iter(jax.random.split(k_bias, len(params)))
-        params = tuple(
-            {**p, "b": jax.random.normal(next(keys), p["b"].shape, p["b"].dtype)}
-            if isinstance(p, dict) and "b" in p
-            else p
-            for p in params
+        keys = jnp.stack(
+            [jax.random.fold_in(jax.random.key(s), BIAS_KEY) for s in seeds]
         )
+        params = jax.vmap(_normal_biases)(params, keys)
     return params, state
+
+
+def _normal_biases(params, key):
+    """One run's ``params`` with every dense bias redrawn from N(0, 1)."""
+    keys = iter(jax.random.split(key, len(params)))
+    return tuple(
+        {**p, "b": jax.random.normal(next(keys), p["b"].shape, p["b"].dtype)}
+        if isinstance(p, dict) and "b" in p
+        else p
+        for p in params
+    )
 
 
 def flow(model, params, state, x, target, loss_name):
@@ -174,10 +189,9 @@ def flow(model, params, state, x, target, loss_name):
     return loss_fn.value(out, target), deltas, tuple(grads), new_state
 
 
-def measure(model, info, params, state, x, target, loss_name, with_grads=False):
-    """Per hidden layer: speed ‖∂C/∂b_l‖, ‖δ_l‖ and ‖∂C/∂h_l‖; and the loss
-    (and the gradient and new state, for a training step on the same pass)."""
-    loss, deltas, grads, new_state = flow(model, params, state, x, target, loss_name)
+def measure(model, info, params, state, loss_name, *, x, target):
+    """Per hidden layer: speed ‖∂C/∂b_l‖, ‖δ_l‖ and ‖∂C/∂h_l‖; and the loss."""
+    loss, deltas, grads, _ = flow(model, params, state, x, target, loss_name)
     speed, delta_z, delta_h, dense_bias = [], [], [], []
     for h in info:
         if h["kind"] == "residual":
@@ -199,7 +213,7 @@ def measure(model, info, params, state, x, target, loss_name, with_grads=False):
         "dense_bias": jnp.stack(dense_bias),
         "loss": loss,
     }
-    return (m, grads, new_state) if with_grads else m
+    return m
 
 
 def load_data():
@@ -211,75 +225,72 @@ def load_data():
     return x, onehot, ds.train.y
 
 
-def at_init(configs, keys, x, target, labels):
+def at_init(configs, seeds, x, target, labels):
     """Measurements at initialization for every (variant, depth), vmapped over
     seeds, in one compiled program; plus jaxbp.diagnostics.gradient_flow on the
     ``sigmoid xavier`` net as a cross-check of ``flow``."""
+    nets = {f"{v}|{h}": (v, *build(v, h)) for v, h in configs}
+    starts = {name: start_params(m, v, seeds) for name, (v, m, _) in nets.items()}
+    check_model, check_info = build("sigmoid xavier", 4)
 
-    def run(keys):
+    def run(starts):
         out = {}
-        for variant, hidden in configs:
-            model, info = build(variant, hidden)
-            loss_name = VARIANTS[variant][4]
+        for name, (variant, model, info) in nets.items():
+            loss = VARIANTS[variant][4]
+            one = functools.partial(measure, model, info, x=x, target=target)
+            out[name] = jax.vmap(one, (0, None, None))(*starts[name], loss)
 
-            def one(key, model=model, info=info, variant=variant, loss=loss_name):
-                params, state = init_params(model, variant, key)
-                return measure(model, info, params, state, x, target, loss)
-
-            out[f"{variant}|{hidden}"] = jax.vmap(one)(keys)
-        model, info = build("sigmoid xavier", 4)
-
-        def check(key):
-            params, state = init_params(model, "sigmoid xavier", key)
+        def check(params, state):
             records = diagnostics.gradient_flow(
-                model, params, x, labels, loss="cross_entropy", state=state
+                check_model, params, x, labels, loss="cross_entropy", state=state
             )
-            return jnp.stack([records[h["dense"]].bias_grad_norm for h in info])
+            return jnp.stack([records[h["dense"]].bias_grad_norm for h in check_info])
 
-        out["gradient_flow_check"] = jax.vmap(check)(keys)
+        out["gradient_flow_check"] = jax.vmap(check, (0, None))(
+            *starts["sigmoid xavier|4"]
+        )
         return out
 
-    return jax.device_get(_common.compile_fast(run, keys)(keys))
+    return jax.device_get(_common.compile_fast(run, starts)(starts))
 
 
-def during_training(variants, keys, x, target, epochs):
-    """Full-batch gradient descent (η = 0.1, L2 λ = 5 as weight decay λ/n on the
-    weights), measuring before every epoch on the pass that gives the epoch's
-    gradient (full batch: the step's gradient is the measured one); vmapped
-    over seeds."""
-    weight_decay = L2_LAMBDA / x.shape[0]
+def during_training(variants, seeds, x, target, epochs):
+    """Full-batch gradient descent (η = 0.1, L2 λ = 5 as the coupled penalty
+    λ/n on the weights), one ``sweep`` per variant over seeds; the measurements
+    are its probe, taken at every step (``eval_every=1``) on the whole
+    training set: the one before each epoch is on the parameters that epoch's
+    gradient is taken at (full batch, so it is the step's gradient)."""
+    out = {}
+    for variant in variants:
+        model, info = build(variant, 4)
+        loss = VARIANTS[variant][4]
+        params, state = start_params(model, variant, seeds)
 
-    def run(keys):
-        out = {}
-        for variant in variants:
-            model, info = build(variant, 4)
-            loss_name = VARIANTS[variant][4]
-            tx = optim.sgd(LEARNING_RATE)
+        def probe(model, params, state, info=info, loss=loss):
+            return measure(model, info, params, state, loss, x=x, target=target)
 
-            def one(
-                key, model=model, info=info, variant=variant, loss=loss_name, tx=tx
-            ):
-                params, state = init_params(model, variant, key)
-
-                def epoch(carry, _):
-                    params, state, opt_state = carry
-                    m, grads, state = measure(
-                        model, info, params, state, x, target, loss, with_grads=True
-                    )
-                    grads = add_l2_grad(grads, params, weight_decay)
-                    updates, opt_state = tx.update(grads, opt_state, params)
-                    m["loss"] = m["loss"] + l2_penalty(params, weight_decay)
-                    return (optim.apply_updates(params, updates), state, opt_state), m
-
-                _, history = jax.lax.scan(
-                    epoch, (params, state, tx.init(params)), None, length=epochs
-                )
-                return history
-
-            out[variant] = jax.vmap(one)(keys)
-        return out
-
-    return jax.device_get(_common.compile_fast(run, keys)(keys))
+        runs = sweep(
+            model,
+            (x, target),
+            loss=loss,
+            optimizer=optim.sgd(LEARNING_RATE),
+            params=params,
+            state=state,
+            seeds=list(seeds),
+            batch_size=None,
+            epochs=epochs,
+            l2=L2_LAMBDA / x.shape[0],
+            eval_every=1,
+            probe=probe,
+        )
+        before = jax.tree.map(
+            lambda first, later: np.concatenate([first[:, None], later[:, :-1]], 1),
+            jax.device_get(runs.initial.probes),
+            jax.device_get(runs.probes),
+        )
+        before["loss"] = np.asarray(runs.train_loss)  # data loss + L2 penalty
+        out[variant] = before
+    return out
 
 
 def _stats(values):
@@ -291,33 +302,34 @@ def _stats(values):
 def plot(results, path):
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.8))
-    ax = axes[0]
+    _plot_depths(axes[0], results)
+    _plot_variants(axes[1], results)
+    _plot_training(axes[2], results)
+    fig.tight_layout()
+    _common.save_figure(fig, path)
+    plt.close(fig)
+
+
+def _plot_depths(ax, results):
+    """Speed per layer at init, Nielsen's two nets at every depth, and his
+    MNIST numbers."""
     colors = {2: "tab:blue", 3: "tab:orange", 4: "tab:green"}
     for variant, marker, ls in (("nielsen", "o", "-"), ("quadratic N(0,1)", "s", ":")):
         for hidden in (2, 3, 4):
             r = results["init"].get(f"{variant}|{hidden}")
-            if r is None:
-                continue
-            layers = np.arange(1, hidden + 1)
-            ax.plot(
-                layers,
-                r["speed_mean"],
-                marker=marker,
-                ls=ls,
-                color=colors[hidden],
-                label=f"{variant}, {hidden} hidden",
-            )
+            if r is not None:
+                ax.plot(
+                    np.arange(1, hidden + 1),
+                    r["speed_mean"],
+                    marker=marker,
+                    ls=ls,
+                    color=colors[hidden],
+                    label=f"{variant}, {hidden} hidden",
+                )
     for hidden, values in PUBLISHED["speed_at_init"].items():
-        h = int(hidden)
-        ax.plot(
-            np.arange(1, h + 1),
-            values,
-            "k*",
-            ms=9,
-            ls="none",
-            label="Nielsen (MNIST)" if h == 4 else None,
-        )
-        ax.plot(np.arange(1, h + 1), values, color="k", lw=0.6, alpha=0.5)
+        layers = np.arange(1, int(hidden) + 1)
+        label = "Nielsen (MNIST)" if hidden == "4" else None
+        ax.plot(layers, values, "k*-", ms=9, lw=0.6, label=label)
     ax.set_yscale("log")
     ax.set_xticks([1, 2, 3, 4])
     ax.set_xlabel("hidden layer l (1 = nearest the input)")
@@ -326,46 +338,161 @@ def plot(results, path):
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
 
-    ax = axes[1]
-    for variant in VARIANTS:
-        r = results["init"].get(f"{variant}|4")
-        if r is None:
-            continue
-        ax.plot(np.arange(1, 5), r["speed_mean"], marker="o", label=variant)
+
+def _plot_variants(ax, results):
+    """Speed per layer at init of every 4-hidden-layer variant measured."""
+    shown = [v for v in VARIANTS if f"{v}|4" in results["init"]]
+    for variant in shown:
+        speed = results["init"][f"{variant}|4"]["speed_mean"]
+        ax.plot(np.arange(1, 5), speed, marker="o", label=variant)
     ax.set_yscale("log")
     ax.set_xticks([1, 2, 3, 4])
     ax.set_xlabel("hidden layer l")
-    ax.set_ylabel("‖∂C/∂b_l‖ at init (BN: ‖∂C/∂β_l‖)")
+    bn = " (batch norm: ‖∂C/∂β_l‖)" if "sigmoid + batchnorm" in shown else ""
+    ax.set_ylabel(f"‖∂C/∂b_l‖ at init{bn}")
     ax.set_title("4 hidden layers of 30: variants at init", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
 
-    ax = axes[2]
-    styles = ["-", "--", ":", "-."]
+
+def _plot_training(ax, results):
+    """Speed per layer before every epoch of training, Nielsen's net (solid)
+    and ReLU/He (dashed) when trained; every legend entry is a curve."""
     layer_colors = ["tab:blue", "tab:orange", "tab:red", "tab:green"]
     shown = [v for v in ("nielsen", "relu he") if v in results["training"]]
-    for j, variant in enumerate(shown):
+    for variant, ls in zip(shown, ("-", "--")):
         speed = np.asarray(results["training"][variant]["speed_mean"])
-        epochs = np.arange(speed.shape[0])
+        prefix = f"{variant}, " if len(shown) > 1 else ""
         for layer in range(4):
             ax.plot(
-                epochs,
+                np.arange(speed.shape[0]),
                 speed[:, layer],
                 color=layer_colors[layer],
-                ls=styles[j % 4],
+                ls=ls,
                 lw=1.2,
-                label=f"layer {layer + 1}" if j == 0 else None,
+                label=f"{prefix}layer {layer + 1}",
             )
-        ax.plot([], [], color="gray", ls=styles[j % 4], label=variant)
     ax.set_yscale("log")
     ax.set_xlabel("epoch (full-batch gradient descent, η = 0.1)")
-    ax.set_ylabel("‖∂C/∂b_l‖")
-    ax.set_title("Speed of learning during training, 4 hidden layers", fontsize=10)
+    ax.set_ylabel("‖∂C/∂b_l‖ before the epoch's step")
+    ax.set_title(
+        f"Speed of learning during training: {' and '.join(shown)}", fontsize=10
+    )
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    _common.save_figure(fig, path)
-    plt.close(fig)
+
+
+def setup(n_seeds, epochs) -> dict:
+    """The JSON's description of the run."""
+    fields = ("activation", "init", "normal_biases", "output", "loss", "block")
+    return {
+        "data": f"digits, {N_TRAIN} training images, 64 pixels scaled to [0, 1] "
+        "(Nielsen: MNIST, 784 pixels in [0, 1])",
+        "width": WIDTH,
+        "seeds": n_seeds,
+        "epochs": epochs,
+        "training": f"full-batch gradient descent, lr {LEARNING_RATE}, "
+        f"L2 lambda {L2_LAMBDA} (coupled l2 {L2_LAMBDA / N_TRAIN})",
+        "variants": {k: dict(zip(fields, v)) for k, v in VARIANTS.items()},
+        "backprop": "manual",
+    }
+
+
+def summarize_init(r) -> dict:
+    """Seed means and first/last ratios of one (variant, depth) at init."""
+    speed_mean, speed_std = _stats(r["speed"])
+    dz_mean, _ = _stats(r["delta_z"])
+    ratios = np.asarray(r["speed"])[:, 0] / np.asarray(r["speed"])[:, -1]
+    return {
+        "speed_mean": speed_mean,
+        "speed_std": speed_std,
+        "speed_per_seed": r["speed"],
+        "delta_z_mean": dz_mean,
+        "delta_h_mean": _stats(r["delta_h"])[0],
+        "dense_bias_grad_mean": _stats(r["dense_bias"])[0],
+        "loss_mean": float(np.mean(r["loss"])),
+        "first_over_last_speed": float(speed_mean[0] / speed_mean[-1]),
+        "first_over_last_speed_median_seed": float(np.median(ratios)),
+        "first_over_last_delta_z": (
+            None if np.isnan(dz_mean[0]) else float(dz_mean[0] / dz_mean[-1])
+        ),
+    }
+
+
+def summarize_training(h) -> dict:
+    """Seed means over training: speed per (epoch, layer) and the loss."""
+    speed_mean, speed_std = _stats(h["speed"])
+    last = speed_mean[-1]
+    return {
+        "speed_mean": speed_mean,  # (epochs, layers)
+        "speed_std": speed_std,
+        "loss_mean": np.mean(np.asarray(h["loss"], np.float64), axis=0),
+        "first_over_last_speed_final": float(last[0] / last[-1]),
+        "first_over_last_speed_epoch_mean": float(
+            np.mean(speed_mean[:, 0] / speed_mean[:, -1])
+        ),
+    }
+
+
+def headline(results) -> dict:
+    head = results["init"]["nielsen|4"]
+    four = {
+        k.split("|")[0]: v["first_over_last_speed"]
+        for k, v in results["init"].items()
+        if k.endswith("|4")
+    }
+    return {
+        "claim": "4-hidden-layer sigmoid net at init (Nielsen's setup): first hidden "
+        "layer's speed ||dC/db_1|| at least 10x smaller than the last's",
+        "nielsen_first_over_last": head["first_over_last_speed"],
+        "nielsen_first_over_last_delta_z": head["first_over_last_delta_z"],
+        "published_first_over_last": PUBLISHED["first_over_last"]["4"],
+        "first_over_last_by_variant": four,
+        "at_least_10x_by_variant": {k: v <= 0.1 for k, v in four.items()},
+        "holds": head["first_over_last_speed"] <= 0.1,
+    }
+
+
+def report(results, seconds):
+    """The printed tables."""
+    rows = [
+        [
+            *name.split("|"),
+            " ".join(f"{s:.3g}" for s in r["speed_mean"]),
+            r["first_over_last_speed"],
+            "-"
+            if r["first_over_last_delta_z"] is None
+            else r["first_over_last_delta_z"],
+        ]
+        for name, r in results["init"].items()
+    ]
+    print_table(
+        [
+            "variant",
+            "hidden",
+            "speed ||dC/db_l|| per layer (seed mean)",
+            "first/last speed",
+            "first/last ||delta||",
+        ],
+        rows,
+        title=f"speed of learning at init ({results['setup']['seeds']} seeds, "
+        f"digits, width {WIDTH})",
+    )
+    for variant, r in results["training"].items():
+        print(
+            f"training {variant}: first/last speed after "
+            f"{results['setup']['epochs']} epochs "
+            f"{r['first_over_last_speed_final']:.3g} (mean over epochs "
+            f"{r['first_over_last_speed_epoch_mean']:.3g}), loss "
+            f"{r['loss_mean'][0]:.3g} -> {r['loss_mean'][-1]:.3g}"
+        )
+    print(
+        f"published (MNIST, 4 hidden): {PUBLISHED['speed_at_init']['4']}, "
+        f"first/last {PUBLISHED['first_over_last']['4']:.3g}; gradient_flow "
+        f"cross-check max rel diff {results['gradient_flow_crosscheck_max_rel']:.1e}; "
+        f"({seconds['init']:.1f} s + {seconds['training']:.1f} s, on a machine "
+        "shared with other jobs)"
+    )
 
 
 def main(argv=None) -> dict:
@@ -379,137 +506,27 @@ def main(argv=None) -> dict:
         configs = [(v, 4) for v in VARIANTS]
         configs += [(v, h) for v in DEPTH_SWEEP for h in (2, 3)]
     x, target, labels = load_data()
-    keys = jax.random.split(jax.random.key(0), n_seeds)
+    seeds = range(n_seeds)
     with Timer() as t_init:
-        init = at_init(configs, keys, x, target, labels)
+        init = at_init(configs, seeds, x, target, labels)
     with Timer() as t_train:
-        hist = during_training(train_variants, keys, x, target, epochs)
-
+        hist = during_training(train_variants, seeds, x, target, epochs)
     results = {
-        "setup": {
-            "data": f"digits, {N_TRAIN} training images, 64 pixels scaled to [0, 1] "
-            "(Nielsen: MNIST, 784 pixels in [0, 1])",
-            "width": WIDTH,
-            "seeds": n_seeds,
-            "epochs": epochs,
-            "training": f"full-batch gradient descent, lr {LEARNING_RATE}, "
-            f"L2 lambda {L2_LAMBDA} (weight_decay {L2_LAMBDA / N_TRAIN})",
-            "variants": {
-                k: dict(
-                    zip(
-                        (
-                            "activation",
-                            "init",
-                            "normal_biases",
-                            "output",
-                            "loss",
-                            "block",
-                        ),
-                        v,
-                    )
-                )
-                for k, v in VARIANTS.items()
-            },
-            "backprop": "manual",
-        },
+        "setup": setup(n_seeds, epochs),
         "published": PUBLISHED,
-        "init": {},
-        "training": {},
+        "init": {f"{v}|{h}": summarize_init(init[f"{v}|{h}"]) for v, h in configs},
+        "training": {v: summarize_training(hist[v]) for v in train_variants},
     }
-    rows = []
-    for variant, hidden in configs:
-        r = init[f"{variant}|{hidden}"]
-        speed_mean, speed_std = _stats(r["speed"])
-        dz_mean, _ = _stats(r["delta_z"])
-        dh_mean, _ = _stats(r["delta_h"])
-        ratios = np.asarray(r["speed"])[:, 0] / np.asarray(r["speed"])[:, -1]
-        entry = {
-            "speed_mean": speed_mean,
-            "speed_std": speed_std,
-            "speed_per_seed": r["speed"],
-            "delta_z_mean": dz_mean,
-            "delta_h_mean": dh_mean,
-            "dense_bias_grad_mean": _stats(r["dense_bias"])[0],
-            "loss_mean": float(np.mean(r["loss"])),
-            "first_over_last_speed": float(speed_mean[0] / speed_mean[-1]),
-            "first_over_last_speed_median_seed": float(np.median(ratios)),
-            "first_over_last_delta_z": (
-                None if np.isnan(dz_mean[0]) else float(dz_mean[0] / dz_mean[-1])
-            ),
-        }
-        results["init"][f"{variant}|{hidden}"] = entry
-        rows.append(
-            [
-                variant,
-                hidden,
-                " ".join(f"{s:.3g}" for s in speed_mean),
-                entry["first_over_last_speed"],
-                "-"
-                if entry["first_over_last_delta_z"] is None
-                else entry["first_over_last_delta_z"],
-            ]
-        )
     mine = np.asarray(init["gradient_flow_check"], np.float64)
     ref = np.asarray(init["sigmoid xavier|4"]["speed"], np.float64)
     results["gradient_flow_crosscheck_max_rel"] = float(
         np.max(np.abs(mine - ref) / np.abs(ref))
     )
-    for variant in train_variants:
-        h = hist[variant]
-        speed_mean, speed_std = _stats(h["speed"])
-        last = speed_mean[-1]
-        results["training"][variant] = {
-            "speed_mean": speed_mean,  # (epochs, layers)
-            "speed_std": speed_std,
-            "loss_mean": np.mean(np.asarray(h["loss"], np.float64), axis=0),
-            "first_over_last_speed_final": float(last[0] / last[-1]),
-            "first_over_last_speed_epoch_mean": float(
-                np.mean(speed_mean[:, 0] / speed_mean[:, -1])
-            ),
-        }
-    head = results["init"]["nielsen|4"]
-    four = {
-        k.split("|")[0]: v["first_over_last_speed"]
-        for k, v in results["init"].items()
-        if k.endswith("|4")
-    }
-    results["headline"] = {
-        "claim": "4-hidden-layer sigmoid net at init (Nielsen's setup): first hidden "
-        "layer's speed ||dC/db_1|| at least 10x smaller than the last's",
-        "nielsen_first_over_last": head["first_over_last_speed"],
-        "nielsen_first_over_last_delta_z": head["first_over_last_delta_z"],
-        "published_first_over_last": PUBLISHED["first_over_last"]["4"],
-        "first_over_last_by_variant": four,
-        "at_least_10x_by_variant": {k: v <= 0.1 for k, v in four.items()},
-        "holds": head["first_over_last_speed"] <= 0.1,
-    }
+    results["headline"] = headline(results)
     results["seconds"] = {"init": t_init.seconds, "training": t_train.seconds}
     write_json(args, results)
     plot(results, figure_path(args))
-    print_table(
-        [
-            "variant",
-            "hidden",
-            "speed ||dC/db_l|| per layer (seed mean)",
-            "first/last speed",
-            "first/last ||delta||",
-        ],
-        rows,
-        title=f"speed of learning at init ({n_seeds} seeds, digits, width {WIDTH})",
-    )
-    for variant, r in results["training"].items():
-        print(
-            f"training {variant}: first/last speed after {epochs} epochs "
-            f"{r['first_over_last_speed_final']:.3g} (mean over epochs "
-            f"{r['first_over_last_speed_epoch_mean']:.3g}), loss "
-            f"{r['loss_mean'][0]:.3g} -> {r['loss_mean'][-1]:.3g}"
-        )
-    print(
-        f"published (MNIST, 4 hidden): {PUBLISHED['speed_at_init']['4']}, "
-        f"first/last {PUBLISHED['first_over_last']['4']:.3g}; gradient_flow "
-        f"cross-check max rel diff {results['gradient_flow_crosscheck_max_rel']:.1e}; "
-        f"({t_init.seconds:.1f} s + {t_train.seconds:.1f} s)"
-    )
+    report(results, results["seconds"])
     return results
 
 
