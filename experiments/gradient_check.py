@@ -591,6 +591,7 @@ def plot(results, path):
     ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_ylabel("log10 relative error of the whole gradient")
     ax.set_ylim(base, 3)
+    ax.set_yticks(np.arange(base, 3, 2))
     ax.set_title(
         "Manual backprop vs jax.grad and finite differences, every layer and loss "
         "(dashed: tolerances; ▼: exactly equal)",
