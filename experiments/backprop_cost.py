@@ -297,8 +297,10 @@ def plot(args, rows, slopes):
         )
     ax2.axhline(5, color="0.4", ls="--", lw=1)
     ax2.plot([], [], color="0.4", ls="--", lw=1, label="5 (cheap-gradient bound)")
+    sizes = [r["n_params"] for r in rows]
     for ax in (ax1, ax2):
         ax.set_xscale("log")
+        ax.set_xlim(min(sizes) / 1.6, max(sizes) * 6)  # room for the slope labels
         ax.set_yscale("log")
         ax.set_xlabel("number of parameters P")
         ax.grid(alpha=0.3, which="both")
