@@ -253,6 +253,23 @@ def loglog_slope(p, values) -> float | None:
     return float(np.polyfit(np.log(p), np.log(values), 1)[0])
 
 
+def plot_references(ax, rows):
+    """A line ∝ P through finite differences' first ratio, and the bound 5."""
+    fd = [
+        (r["n_params"], r["finite_diff_ratio"])
+        for r in rows
+        if "finite_diff_ratio" in r
+    ]
+    if fd:
+        p = np.asarray([q for q, _ in fd], float)
+        ax.plot(p, fd[0][1] * p / p[0], color="0.6", ls=":", lw=1.2)
+        ax.plot(
+            [], [], color="0.6", ls=":", lw=1.2, label="∝ P (slope 1), for reference"
+        )
+    ax.axhline(5, color="0.4", ls="--", lw=1)
+    ax.plot([], [], color="0.4", ls="--", lw=1, label="5 (cheap-gradient bound)")
+
+
 def plot(args, rows, slopes):
     plt = _common.pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 4.8))
@@ -284,19 +301,7 @@ def plot(args, rows, slopes):
                     fontsize=7,
                     color=color,
                 )
-    fd = [
-        (r["n_params"], r["finite_diff_ratio"])
-        for r in rows
-        if "finite_diff_ratio" in r
-    ]
-    if fd:
-        p = np.asarray([q for q, _ in fd], float)
-        ax2.plot(p, fd[0][1] * p / p[0], color="0.6", ls=":", lw=1.2)
-        ax2.plot(
-            [], [], color="0.6", ls=":", lw=1.2, label="∝ P (slope 1), for reference"
-        )
-    ax2.axhline(5, color="0.4", ls="--", lw=1)
-    ax2.plot([], [], color="0.4", ls="--", lw=1, label="5 (cheap-gradient bound)")
+    plot_references(ax2, rows)
     sizes = [r["n_params"] for r in rows]
     for ax in (ax1, ax2):
         ax.set_xscale("log")

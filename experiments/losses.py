@@ -326,10 +326,8 @@ def digits(cfg):
 # ------------------------------------------------------------------ output
 
 
-def plot(args, cfg, per_start, summary):
-    plt = _common.pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 5.6))
-    ax = axes[0]
+def plot_error_curves(ax, per_start):
+    """Output error against steps for four starts of the z0 grid, both losses."""
     shown = [e for e in per_start if not e["nielsen"]]
     shown = shown[:: max(1, len(shown) // 4)][:4]
     for i, e in enumerate(shown):
@@ -355,7 +353,9 @@ def plot(args, cfg, per_start, summary):
     ax.legend(fontsize=7.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     ax.grid(alpha=0.3, which="both")
 
-    ax = axes[1]
+
+def plot_steps_to_half(ax, cfg, per_start):
+    """Steps until the error halves against z0, both losses."""
     z0 = [e["z0"] for e in per_start if not e["nielsen"]]
     for name, style, label in (
         ("mse", "o-", "MSE on σ(z)"),
@@ -383,7 +383,9 @@ def plot(args, cfg, per_start, summary):
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
 
-    ax = axes[2]
+
+def plot_digits(ax, cfg, summary):
+    """Test accuracy per epoch of each loss at its best learning rate."""
     epochs = np.arange(1, cfg["epochs"] + 1)
     for i, (name, s) in enumerate(summary.items()):
         ax.plot(
@@ -401,6 +403,14 @@ def plot(args, cfg, per_start, summary):
     ax.set_title(f"digits, MLP 64-64-10, SGD batch {BATCH}, best lr each", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
+
+
+def plot(args, cfg, per_start, summary):
+    plt = _common.pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 5.6))
+    plot_error_curves(axes[0], per_start)
+    plot_steps_to_half(axes[1], cfg, per_start)
+    plot_digits(axes[2], cfg, summary)
     fig.suptitle("Losses: MSE vs cross-entropy vs hinge", fontsize=11)
     fig.tight_layout()
     _common.save_figure(fig, _common.figure_path(args))
