@@ -37,7 +37,6 @@ repetitions.
 from __future__ import annotations
 
 import itertools
-import math
 import sys
 from pathlib import Path
 
@@ -77,6 +76,7 @@ QUICK = {
 }
 METHODS = ("forward", "manual", "autodiff", "forward_mode", "finite_diff")
 SLOW = ("forward_mode", "finite_diff")
+FAST = ("forward", "manual", "autodiff")
 
 
 def chunked(fn_of_direction, theta, chunk):
@@ -139,47 +139,20 @@ def gradient_methods(model, params, state, x, y):
     }
 
 
-def rel_error(grads, reference) -> float:
-    a, _ = ravel_pytree(grads)
-    b, _ = ravel_pytree(reference)
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
-
-
-def problem(sizes, seed: int = 0):
-    """(model, params, state, x, y): a ReLU MLP, He-normal weights and zero
-    biases drawn with numpy, random inputs and labels.
-
-    The parameters are drawn with numpy, not ``model.init``: compiling the
-    threefry-based init takes seconds per model size on a loaded 2-core CPU,
-    longer than everything we time at that size. Values do not change the
-    cost; the He variance keeps the ReLUs active. The (empty) state is passed
-    explicitly, so no call builds it again.
-    """
-    model = jaxbp.mlp(list(sizes), "relu", dtype=jnp.float32)
-    shapes, state = jax.eval_shape(model.init_with_state, jax.random.key(0))
+def problem(sizes):
+    """(model, params, state, x, y): ``benchmarks.problems.mlp_problem``'s ReLU
+    MLP, random inputs and labels, float32; the (empty) state passed
+    explicitly, so no call builds it again."""
+    model, params, x, y = problems.mlp_problem(sizes, BATCH, dtype="float32")
+    state = model.init_state()
     if jax.tree.leaves(state):
         raise ValueError("this experiment expects a model without state")
-    rng = np.random.default_rng(seed)
-
-    def draw(leaf):
-        if len(leaf.shape) >= 2:  # weight (fan_in, fan_out): He normal
-            std = math.sqrt(2.0 / leaf.shape[-2])
-            return jnp.asarray(rng.normal(0.0, std, leaf.shape), jnp.float32)
-        return jnp.zeros(leaf.shape, jnp.float32)
-
-    params = jax.tree.map(draw, shapes)
-    x = jnp.asarray(rng.normal(size=(BATCH, sizes[0])), jnp.float32)
-    y = jnp.asarray(rng.integers(0, sizes[-1], size=BATCH), jnp.int32)
     return model, params, state, x, y
 
 
-def measure(width: int, cfg: dict, active: set[str]) -> dict:
-    sizes = [IN, width, width, OUT]
-    model, params, state, x, y = problem(sizes)
-    n_params = int(sum(np.size(leaf) for leaf in jax.tree.leaves(params)))
-    methods = gradient_methods(model, params, state, x, y)
-    jitted = {k: jax.jit(methods[k]) for k in METHODS if k in active}
+def first_calls(jitted: dict, params):
+    """Each jitted method called twice: (outputs, seconds of the second call,
+    seconds of the first call, compilation included)."""
     outputs, once, compile_s = {}, {}, {}
     for k, fn in jitted.items():
         with _common.Timer() as t:
@@ -188,36 +161,77 @@ def measure(width: int, cfg: dict, active: set[str]) -> dict:
         with _common.Timer() as t:
             outputs[k] = jax.block_until_ready(fn(params))
         once[k] = t.seconds
+    return outputs, once, compile_s
+
+
+def errors_vs_manual(outputs) -> dict:
+    """Each other gradient's relative error against the manual one."""
     reference = outputs["manual"][1]
-    errors = {"autodiff": rel_error(outputs["autodiff"][1], reference)}
+    errors = {"autodiff": _common.relative_error(outputs["autodiff"][1], reference)}
     for k in SLOW:
         if k in outputs:
-            errors[k] = rel_error(outputs[k], reference)
-    calls = {k: (lambda fn=fn: fn(params)) for k, fn in jitted.items()}
-    # Reverse mode against the forward pass: many interleaved repetitions.
-    fast = ("forward", "manual", "autodiff")
-    times = timing.interleaved_times(
-        {k: calls[k] for k in fast},
+            errors[k] = _common.relative_error(outputs[k], reference)
+    return errors
+
+
+def timed_groups(calls: dict, once: dict, cfg: dict):
+    """(fast times, slow times, slow reps): reverse mode against the forward
+    pass in many interleaved repetitions; forward mode and finite differences
+    against the forward pass in their own (fewer when one call takes seconds)."""
+    fast = timing.interleaved_times(
+        {k: calls[k] for k in FAST},
         reps=cfg["reps"],
         min_seconds=cfg["min_seconds"],
         warmup=1,
     )
-    # Forward mode and finite differences against the forward pass, in their
-    # own interleaved repetitions (fewer when one call takes seconds).
-    slow = [k for k in SLOW if k in jitted]
-    slow_reps = {"forward": cfg["reps"]}
-    if slow:
-        seconds = max(once[k] for k in slow)
-        reps = cfg["reps"] if seconds < cfg["slow_reps_below"] else cfg["slow_reps"]
-        slow_times = timing.interleaved_times(
-            {k: calls[k] for k in ("forward", *slow)},
-            reps=reps,
-            min_seconds=cfg["min_seconds"],
-            warmup=0,  # each was called twice above
+    slow = [k for k in SLOW if k in calls]
+    if not slow:
+        return fast, {}, {}
+    seconds = max(once[k] for k in slow)
+    reps = cfg["reps"] if seconds < cfg["slow_reps_below"] else cfg["slow_reps"]
+    slow_times = timing.interleaved_times(
+        {k: calls[k] for k in ("forward", *slow)},
+        reps=reps,
+        min_seconds=cfg["min_seconds"],
+        warmup=0,  # each was called twice already
+    )
+    return fast, slow_times, {k: reps for k in slow}
+
+
+def time_and_ratio_columns(times, slow_times, n_params) -> dict:
+    """Median times, ratios to the forward pass of the same group, and the
+    cost of one finite-difference forward / one JVP in forward passes."""
+    row = {}
+    for k in FAST:
+        row.update(timing.time_columns(f"{k}_ms", times[k]))
+        if k != "forward":
+            row.update(timing.ratio_columns(f"{k}_ratio", times[k], times["forward"]))
+    for k in (k for k in SLOW if k in slow_times):
+        row.update(timing.time_columns(f"{k}_ms", slow_times[k]))
+        row.update(
+            timing.ratio_columns(f"{k}_ratio", slow_times[k], slow_times["forward"])
         )
-        slow_reps = {k: reps for k in slow}
+    if slow_times:
+        row.update(timing.time_columns("forward_ms_slow_group", slow_times["forward"]))
+    if "finite_diff" in slow_times:  # each of the 2P forwards, in forward passes
+        row["finite_diff_cost_per_forward"] = row["finite_diff_ratio"] / (2 * n_params)
+    if "forward_mode" in slow_times:  # each of the P JVPs, in forward passes
+        row["forward_mode_cost_per_jvp"] = row["forward_mode_ratio"] / n_params
+    return row
+
+
+def measure(width: int, cfg: dict, active: set[str]) -> dict:
+    """One row: every active method at MLP 16-width-width-10."""
+    sizes = [IN, width, width, OUT]
+    model, params, state, x, y = problem(sizes)
+    n_params = int(sum(np.size(leaf) for leaf in jax.tree.leaves(params)))
+    methods = gradient_methods(model, params, state, x, y)
+    jitted = {k: jax.jit(methods[k]) for k in METHODS if k in active}
+    outputs, once, compile_s = first_calls(jitted, params)
+    calls = {k: (lambda fn=fn: fn(params)) for k, fn in jitted.items()}
+    times, slow_times, slow_reps = timed_groups(calls, once, cfg)
     flops_fwd, flops_grad = problems.dense_sizes_flops(sizes, BATCH)
-    row = {
+    return {
         "width": width,
         "sizes": sizes,
         "n_params": n_params,
@@ -226,25 +240,10 @@ def measure(width: int, cfg: dict, active: set[str]) -> dict:
         "flops_ratio": flops_grad / flops_fwd,
         "first_call_s": once,
         "compile_and_first_call_s": compile_s,
-        "rel_error_vs_manual": errors,
+        "rel_error_vs_manual": errors_vs_manual(outputs),
+        **time_and_ratio_columns(times, slow_times, n_params),
+        "reps": {**{k: cfg["reps"] for k in FAST}, **slow_reps},
     }
-    for k in fast:
-        row.update(timing.time_columns(f"{k}_ms", times[k]))
-        if k != "forward":
-            row.update(timing.ratio_columns(f"{k}_ratio", times[k], times["forward"]))
-    for k in slow:
-        row.update(timing.time_columns(f"{k}_ms", slow_times[k]))
-        row.update(
-            timing.ratio_columns(f"{k}_ratio", slow_times[k], slow_times["forward"])
-        )
-    if slow:
-        row.update(timing.time_columns("forward_ms_slow_group", slow_times["forward"]))
-    if "finite_diff" in slow:  # each of the 2P forwards, in units of one forward
-        row["finite_diff_cost_per_forward"] = row["finite_diff_ratio"] / (2 * n_params)
-    if "forward_mode" in slow:  # each of the P JVPs, in units of one forward
-        row["forward_mode_cost_per_jvp"] = row["forward_mode_ratio"] / n_params
-    row["reps"] = {**{k: cfg["reps"] for k in fast}, **slow_reps}
-    return row
 
 
 def loglog_slope(p, values) -> float | None:
@@ -252,6 +251,23 @@ def loglog_slope(p, values) -> float | None:
     if len(p) < 2:
         return None
     return float(np.polyfit(np.log(p), np.log(values), 1)[0])
+
+
+def plot_references(ax, rows):
+    """A line ∝ P through finite differences' first ratio, and the bound 5."""
+    fd = [
+        (r["n_params"], r["finite_diff_ratio"])
+        for r in rows
+        if "finite_diff_ratio" in r
+    ]
+    if fd:
+        p = np.asarray([q for q, _ in fd], float)
+        ax.plot(p, fd[0][1] * p / p[0], color="0.6", ls=":", lw=1.2)
+        ax.plot(
+            [], [], color="0.6", ls=":", lw=1.2, label="∝ P (slope 1), for reference"
+        )
+    ax.axhline(5, color="0.4", ls="--", lw=1)
+    ax.plot([], [], color="0.4", ls="--", lw=1, label="5 (cheap-gradient bound)")
 
 
 def plot(args, rows, slopes):
@@ -285,21 +301,11 @@ def plot(args, rows, slopes):
                     fontsize=7,
                     color=color,
                 )
-    fd = [
-        (r["n_params"], r["finite_diff_ratio"])
-        for r in rows
-        if "finite_diff_ratio" in r
-    ]
-    if fd:
-        p = np.asarray([q for q, _ in fd], float)
-        ax2.plot(p, fd[0][1] * p / p[0], color="0.6", ls=":", lw=1.2)
-        ax2.plot(
-            [], [], color="0.6", ls=":", lw=1.2, label="∝ P (slope 1), for reference"
-        )
-    ax2.axhline(5, color="0.4", ls="--", lw=1)
-    ax2.plot([], [], color="0.4", ls="--", lw=1, label="5 (cheap-gradient bound)")
+    plot_references(ax2, rows)
+    sizes = [r["n_params"] for r in rows]
     for ax in (ax1, ax2):
         ax.set_xscale("log")
+        ax.set_xlim(min(sizes) / 1.6, max(sizes) * 6)  # room for the slope labels
         ax.set_yscale("log")
         ax.set_xlabel("number of parameters P")
         ax.grid(alpha=0.3, which="both")
@@ -311,9 +317,105 @@ def plot(args, rows, slopes):
     labels = ax1.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
-    path = _common.figure_path(args)
-    fig.savefig(path, dpi=90)
+    _common.save_figure(fig, _common.figure_path(args))
     plt.close(fig)
+
+
+def run_sizes(cfg) -> list[dict]:
+    """A row per width; forward mode and finite differences dropped for the
+    larger widths once one call takes longer than ``slow_limit``."""
+    active, rows = set(METHODS), []
+    for width in cfg["widths"]:
+        row = measure(width, cfg, active)
+        rows.append(row)
+        for k in SLOW:
+            if k in active and row["first_call_s"][k] > cfg["slow_limit"]:
+                active.discard(k)
+    return rows
+
+
+def slopes_of(rows) -> dict:
+    """Log-log slopes against P: of the ratio, of the time, and of the ratio
+    over the sizes with P >= 1000."""
+    out = {"ratio": {}, "time": {}, "ratio_large": {}}
+    for k in METHODS[1:]:
+        measured = [r for r in rows if f"{k}_ratio" in r]
+        p = [r["n_params"] for r in measured]
+        out["ratio"][k] = loglog_slope(p, [r[f"{k}_ratio"] for r in measured])
+        out["time"][k] = loglog_slope(p, [r[f"{k}_ms"] for r in measured])
+        large = [r for r in measured if r["n_params"] >= 1000]
+        out["ratio_large"][k] = loglog_slope(
+            [r["n_params"] for r in large], [r[f"{k}_ratio"] for r in large]
+        )
+    return out
+
+
+def headline(rows, slopes) -> dict:
+    manual_ratios = [r["manual_ratio"] for r in rows]
+    fd_rows = [r for r in rows if "finite_diff_ratio" in r]
+    return {
+        "claim": "manual reverse-mode gradient / forward < ~5 at every size; "
+        "finite-difference / forward grows ~linearly in P",
+        "manual_ratio_max": max(manual_ratios),
+        "manual_ratio_min": min(manual_ratios),
+        "manual_ratio_by_P": {r["n_params"]: r["manual_ratio"] for r in rows},
+        "finite_diff_ratio_by_P": {
+            r["n_params"]: r["finite_diff_ratio"] for r in fd_rows
+        },
+        "finite_diff_loglog_slope": slopes["finite_diff"],
+        "forward_mode_loglog_slope": slopes["forward_mode"],
+        "largest_P_finite_diff": max(r["n_params"] for r in fd_rows),
+        "finite_diff_ratio_increases_with_P": all(
+            a["finite_diff_ratio"] < b["finite_diff_ratio"]
+            for a, b in itertools.pairwise(fd_rows)
+        ),
+        "holds": bool(max(manual_ratios) < 5),
+    }
+
+
+PUBLISHED = {
+    "griewank_walther_2008": "A. Griewank & A. Walther, Evaluating "
+    "Derivatives (2nd ed., SIAM 2008), the cheap gradient principle: "
+    "a reverse-mode gradient costs at most a small constant times one "
+    "function evaluation (about 4-5 counting memory traffic), "
+    "independent of the number of inputs.",
+    "baydin_2018": "A. G. Baydin et al., 'Automatic differentiation in "
+    "machine learning: a survey', JMLR 18(153), 2018: a gradient of "
+    "f: R^n -> R costs n·c·ops(f) by forward mode and c·ops(f) by "
+    "reverse mode, c a small constant (c < 6, typically 2-3).",
+    "flops_ratio_dense_backward": "counted here: backward of a dense "
+    "layer = 2x its forward FLOPs, so gradient/forward <= 3",
+}
+SLOPE_NOTE = (
+    "a forward pass of these small MLPs is dominated by fixed "
+    "per-call overhead (its time barely grows with P over the measured range), "
+    "while each of the 2P batched forwards of finite differences costs compute "
+    "proportional to P; so FD/forward grows faster than P here (slope between "
+    "1 and 2); see finite_diff_cost_per_forward in the rows"
+)
+
+
+def print_rows(rows, slopes, seconds):
+    _common.print_table(
+        ["P", "forward ms", "manual/fwd", "autodiff/fwd", "fwd-mode/fwd", "FD/fwd"],
+        [
+            [
+                r["n_params"],
+                r["forward_ms"],
+                r["manual_ratio"],
+                r["autodiff_ratio"],
+                r.get("forward_mode_ratio", "-"),
+                r.get("finite_diff_ratio", "-"),
+            ]
+            for r in rows
+        ],
+        title="Time of one gradient relative to one forward pass (medians)",
+    )
+    print(
+        f"log-log slope of ratio vs P: finite_diff {slopes['finite_diff']:.2f}, "
+        f"forward_mode {slopes['forward_mode']:.2f}, manual {slopes['manual']:.2f}"
+        f"; total {seconds:.1f} s"
+    )
 
 
 def main(argv=None) -> dict:
@@ -323,28 +425,10 @@ def main(argv=None) -> dict:
         argv,
     )
     cfg = QUICK if args.quick else FULL
-    active = set(METHODS)
-    rows = []
     with _common.Timer() as total:
-        for width in cfg["widths"]:
-            row = measure(width, cfg, active)
-            rows.append(row)
-            for k in SLOW:  # too slow to go on: drop it for the larger sizes
-                if k in active and row["first_call_s"][k] > cfg["slow_limit"]:
-                    active.discard(k)
-    slopes, slopes_time, slopes_large = {}, {}, {}
-    for k in METHODS[1:]:
-        measured = [r for r in rows if f"{k}_ratio" in r]
-        p = [r["n_params"] for r in measured]
-        slopes[k] = loglog_slope(p, [r[f"{k}_ratio"] for r in measured])
-        slopes_time[k] = loglog_slope(p, [r[f"{k}_ms"] for r in measured])
-        large = [r for r in measured if r["n_params"] >= 1000]
-        slopes_large[k] = loglog_slope(
-            [r["n_params"] for r in large], [r[f"{k}_ratio"] for r in large]
-        )
-    plot(args, rows, slopes)
-    manual_ratios = [r["manual_ratio"] for r in rows]
-    fd_rows = [r for r in rows if "finite_diff_ratio" in r]
+        rows = run_sizes(cfg)
+    slopes = slopes_of(rows)
+    plot(args, rows, slopes["ratio"])
     results = {
         "setup": {
             "model": "ReLU MLP 16-w-w-10, cross-entropy, float32",
@@ -355,72 +439,20 @@ def main(argv=None) -> dict:
             "reps": cfg["reps"],
             "min_seconds": cfg["min_seconds"],
             "device": str(jax.devices()[0]),
+            "machine": "2 CPU cores shared with other jobs: times are on a "
+            "loaded machine; the ratios (paired, interleaved) are what to read",
         },
         "rows": rows,
-        "loglog_slope_ratio_vs_P": slopes,
-        "loglog_slope_time_vs_P": slopes_time,
-        "loglog_slope_ratio_vs_P_for_P_ge_1000": slopes_large,
-        "slope_note": "a forward pass of these small MLPs is dominated by fixed "
-        "per-call overhead (its time barely grows with P over the measured range), "
-        "while each of the 2P batched forwards of finite differences costs compute "
-        "proportional to P; so FD/forward grows faster than P here (slope between "
-        "1 and 2); see finite_diff_cost_per_forward in the rows",
-        "headline": {
-            "claim": "manual reverse-mode gradient / forward < ~5 at every size; "
-            "finite-difference / forward grows ~linearly in P",
-            "manual_ratio_max": max(manual_ratios),
-            "manual_ratio_min": min(manual_ratios),
-            "manual_ratio_by_P": {r["n_params"]: r["manual_ratio"] for r in rows},
-            "finite_diff_ratio_by_P": {
-                r["n_params"]: r["finite_diff_ratio"] for r in fd_rows
-            },
-            "finite_diff_loglog_slope": slopes["finite_diff"],
-            "forward_mode_loglog_slope": slopes["forward_mode"],
-            "largest_P_finite_diff": max(r["n_params"] for r in fd_rows),
-            "finite_diff_ratio_increases_with_P": all(
-                a["finite_diff_ratio"] < b["finite_diff_ratio"]
-                for a, b in itertools.pairwise(fd_rows)
-            ),
-            "holds": bool(max(manual_ratios) < 5),
-        },
-        "published": {
-            "griewank_walther_2008": "A. Griewank & A. Walther, Evaluating "
-            "Derivatives (2nd ed., SIAM 2008), the cheap gradient principle: "
-            "a reverse-mode gradient costs at most a small constant times one "
-            "function evaluation (about 4-5 counting memory traffic), "
-            "independent of the number of inputs.",
-            "baydin_2018": "A. G. Baydin et al., 'Automatic differentiation in "
-            "machine learning: a survey', JMLR 18(153), 2018: a gradient of "
-            "f: R^n -> R costs n·c·ops(f) by forward mode and c·ops(f) by "
-            "reverse mode, c a small constant (c < 6, typically 2-3).",
-            "flops_ratio_dense_backward": "counted here: backward of a dense "
-            "layer = 2x its forward FLOPs, so gradient/forward <= 3",
-        },
+        "loglog_slope_ratio_vs_P": slopes["ratio"],
+        "loglog_slope_time_vs_P": slopes["time"],
+        "loglog_slope_ratio_vs_P_for_P_ge_1000": slopes["ratio_large"],
+        "slope_note": SLOPE_NOTE,
+        "headline": headline(rows, slopes["ratio"]),
+        "published": PUBLISHED,
         "seconds": total.seconds,
     }
     _common.write_json(args, results)
-    table = []
-    for r in rows:
-        table.append(
-            [
-                r["n_params"],
-                r["forward_ms"],
-                r["manual_ratio"],
-                r["autodiff_ratio"],
-                r.get("forward_mode_ratio", "-"),
-                r.get("finite_diff_ratio", "-"),
-            ]
-        )
-    _common.print_table(
-        ["P", "forward ms", "manual/fwd", "autodiff/fwd", "fwd-mode/fwd", "FD/fwd"],
-        table,
-        title="Time of one gradient relative to one forward pass (medians)",
-    )
-    print(
-        f"log-log slope of ratio vs P: finite_diff {slopes['finite_diff']:.2f}, "
-        f"forward_mode {slopes['forward_mode']:.2f}, manual {slopes['manual']:.2f}"
-        f"; total {total.seconds:.1f} s"
-    )
+    print_rows(rows, slopes["ratio"], total.seconds)
     return results
 
 

@@ -6,9 +6,16 @@ Every layer (dense; each of the 9 activations; batch norm in training and in
 evaluation mode; layer norm; dropout and random translation with a fixed
 key; a residual block; conv2d SAME/VALID with stride 1 and 2; max and average
 pooling, plain and with overlapping SAME windows; flatten; the RNN, last
-state and all states; softmax) and every loss (mse, cross_entropy, binary_cross_entropy, hinge with
-one output and multiclass) gets a small model in which its backward pass is
-on the path of some parameter's gradient. For each case and each dtype the
+state and all states; softmax; serial; checkpointed, plain and with dropout
+inside, whose recomputation must replay the same key) and every loss (mse,
+cross_entropy, binary_cross_entropy, hinge with one output and multiclass)
+gets a small model in which its backward pass is on the path of some
+parameter's gradient. The textbook forms of the two backward passes that
+have a fast one are checked the same way, as layers whose ``backward`` is
+``conv2d_backward_textbook`` (the sum over output positions of patch ⊗ dy)
+or ``checkpointed_backward_textbook`` (forward again, then backward; group
+"textbook form"; the cases are listed in ``_gradient_check_cases.py``).
+For each case and each dtype the
 script compares
 
 - the manual gradient (``backprop="manual"``) with ``jax.grad`` of the same
@@ -17,7 +24,8 @@ script compares
   (``jaxbp.gradcheck.finite_difference_grads``, h = 1e-6).
 
 The relative error of a case is taken over its whole gradient,
-``max |a − b| / max(|a|, |b|)``, maxima over every entry of every parameter:
+``max |a − b| / max(|a|, |b|)``, maxima over every entry of every parameter
+(``_common.relative_error``, ``check_grads``' measure):
 a leaf whose true gradient is zero (the bias of a dense layer feeding batch
 norm, which removes any constant) has a per-leaf relative error of rounding
 over rounding, ~1, that says nothing; the worst per-leaf error is recorded
@@ -45,14 +53,21 @@ if "jax" not in sys.modules:  # run as a script: for check_grads' compilations t
         os.environ.get("XLA_FLAGS", "")
     )
 
+import _gradient_check_cases
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import Timer, figure_path, parse_args, print_table, pyplot, write_json
+from _common import (
+    Timer,
+    figure_path,
+    parse_args,
+    print_table,
+    pyplot,
+    relative_error,
+    write_json,
+)
 
 import jaxbp
-from jaxbp import activations
-from jaxbp import layers as L
 from jaxbp.gradcheck import finite_difference_grads
 
 NAME = "gradient_check"
@@ -68,198 +83,11 @@ QUICK_CASES = (
     "max_pool 3x3/2 SAME",
     "rnn (last state)",
     "hinge (multiclass)",
+    "checkpointed (dropout, fixed key)",
+    "conv2d SAME s2 (textbook)",
+    "checkpointed (textbook)",
 )
 QUICK_CHECK_GRADS = ("dense",)
-
-
-def _mlp_around(layer, width=5, out=3, act="tanh"):
-    """dense(width) → layer → [activation] → dense(out): the layer's backward pass
-    lies between two parameterized layers, so its dx reaches the first one."""
-    body = [L.dense(width), layer]
-    if act:
-        body.append(L.activation(act))
-    return [*body, L.dense(out)]
-
-
-def _cases():
-    """(name, group, layers, per-example input shape, loss, mode)."""
-    conv_in = (7, 7, 2)  # odd size: SAME with stride 2 pads asymmetrically
-    cases = [("dense", "layer", [L.dense(4)], (5,), "mse", {})]
-    for act in activations.ACTIVATIONS:
-        cases.append(
-            (
-                f"{act}",
-                "activation",
-                _mlp_around(L.activation(act), act=None),
-                (4,),
-                "mse",
-                {},
-            )
-        )
-    cases += [
-        (
-            "batchnorm (train)",
-            "layer",
-            _mlp_around(L.batchnorm()),
-            (4,),
-            "cross_entropy",
-            {"train": True},
-        ),
-        (
-            "batchnorm (eval)",
-            "layer",
-            _mlp_around(L.batchnorm(momentum=0.0)),
-            (4,),
-            "cross_entropy",
-            {"train": False, "bn_state": True},
-        ),
-        ("layernorm", "layer", _mlp_around(L.layernorm()), (4,), "cross_entropy", {}),
-        (
-            "dropout (fixed key)",
-            "layer",
-            _mlp_around(L.dropout(0.5), width=8),
-            (4,),
-            "cross_entropy",
-            {"train": True, "key": True},
-        ),
-        (
-            "residual",
-            "layer",
-            [
-                L.dense(5),
-                L.residual(L.dense(5), L.activation("tanh")),
-                L.residual(L.dense(5), L.activation("sigmoid"), L.dense(5)),
-                L.dense(3),
-            ],
-            (4,),
-            "cross_entropy",
-            {},
-        ),
-    ]
-    for pad in ("SAME", "VALID"):
-        for stride in (1, 2):
-            cases.append(
-                (
-                    f"conv2d {pad} s{stride}",
-                    "layer",
-                    [
-                        L.conv2d(3, 3, stride, pad),
-                        L.activation("tanh"),
-                        L.conv2d(2, 3, stride, pad),
-                        L.flatten(),
-                        L.dense(3),
-                    ],
-                    conv_in,
-                    "cross_entropy",
-                    {},
-                )
-            )
-    conv = L.conv2d(3, 3, 1, "SAME")
-    cases += [
-        (
-            "max_pool 2x2",
-            "layer",
-            [conv, L.max_pool(2), L.flatten(), L.dense(3)],
-            (6, 6, 2),
-            "cross_entropy",
-            {},
-        ),
-        (
-            "max_pool 3x3/2 SAME",
-            "layer",
-            [conv, L.max_pool(3, 2, "SAME"), L.flatten(), L.dense(3)],
-            (7, 7, 2),
-            "cross_entropy",
-            {},
-        ),
-        (
-            "avg_pool 2x2",
-            "layer",
-            [conv, L.avg_pool(2), L.flatten(), L.dense(3)],
-            (6, 6, 2),
-            "cross_entropy",
-            {},
-        ),
-        (
-            "avg_pool 3x3/2 SAME",
-            "layer",
-            [conv, L.avg_pool(3, 2, "SAME"), L.flatten(), L.dense(3)],
-            (7, 7, 2),
-            "cross_entropy",
-            {},
-        ),
-        (
-            "random_translate (fixed key)",
-            "layer",
-            [
-                conv,
-                L.random_translate(1),
-                L.activation("tanh"),
-                L.flatten(),
-                L.dense(3),
-            ],
-            (6, 6, 2),
-            "cross_entropy",
-            {"train": True, "key": True},
-        ),
-        (
-            "flatten",
-            "layer",
-            [L.conv2d(2, 2, 1, "VALID"), L.flatten(), L.dense(3)],
-            (3, 3, 2),
-            "cross_entropy",
-            {},
-        ),
-        (
-            "rnn (last state)",
-            "layer",
-            [L.rnn(5), L.dense(3)],
-            (6, 3),
-            "cross_entropy",
-            {},
-        ),
-        (
-            "rnn (all states)",
-            "layer",
-            [
-                L.rnn(4, return_sequences=True),
-                L.rnn(3, return_sequences=True),
-                L.flatten(),
-                L.dense(3),
-            ],
-            (5, 2),
-            "cross_entropy",
-            {},
-        ),
-        (
-            "softmax",
-            "layer",
-            [L.dense(5), L.activation("tanh"), L.dense(4), L.softmax()],
-            (4,),
-            "mse",
-            {},
-        ),
-    ]
-    for loss, out in (
-        ("mse", 3),
-        ("cross_entropy", 3),
-        ("binary_cross_entropy", 1),
-        ("hinge", 1),
-        ("hinge", 3),
-    ):
-        label = loss + (" (1 output)" if loss == "hinge" and out == 1 else "")
-        label += " (multiclass)" if loss == "hinge" and out > 1 else ""
-        cases.append(
-            (
-                label,
-                "loss",
-                [L.dense(6), L.activation("tanh"), L.dense(out)],
-                (4,),
-                loss,
-                {},
-            )
-        )
-    return cases
 
 
 def _targets(rng, loss, out_shape):
@@ -392,19 +220,15 @@ def _case_gradients(case):
 
 
 def _errors(a_tree, b_tree):
-    """(whole-gradient relative error, worst per-leaf relative error, max |a−b|)."""
-    a_leaves = [np.asarray(v, np.float64) for v in jax.tree.leaves(a_tree)]
-    b_leaves = [np.asarray(v, np.float64) for v in jax.tree.leaves(b_tree)]
-    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(a_leaves, b_leaves))
-    scale = max(
-        max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
-        for a, b in zip(a_leaves, b_leaves)
+    """(whole-gradient relative error, worst per-leaf relative error, max |a−b|),
+    all by ``_common.relative_error`` (``check_grads``' measure)."""
+    leaves = zip(jax.tree.leaves(a_tree), jax.tree.leaves(b_tree))
+    per_leaf = [relative_error(a, b) for a, b in leaves]
+    diff = max(
+        float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+        for a, b in zip(jax.tree.leaves(a_tree), jax.tree.leaves(b_tree))
     )
-    leaf_rel = []
-    for a, b in zip(a_leaves, b_leaves):
-        s = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
-        leaf_rel.append(float(np.max(np.abs(a - b))) / s if s > 0 else 0.0)
-    return (diff / scale if scale > 0 else 0.0), max(leaf_rel), diff
+    return relative_error(a_tree, b_tree), max(per_leaf), diff
 
 
 def _check_grads(case, dtypes=("float32", "float64")):
@@ -469,6 +293,7 @@ def plot(results, path):
     ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_ylabel("log10 relative error of the whole gradient")
     ax.set_ylim(base, 3)
+    ax.set_yticks(np.arange(base, 3, 2))
     ax.set_title(
         "Manual backprop vs jax.grad and finite differences, every layer and loss "
         "(dashed: tolerances; ▼: exactly equal)",
@@ -481,45 +306,76 @@ def plot(results, path):
     plt.close(fig)
 
 
+def _case_entry(case, g) -> dict:
+    """One case's errors: manual vs jax.grad (float32, float64) and manual vs
+    finite differences (float64), whole gradient and worst leaf."""
+    a32, leaf32, _ = _errors(g["float32"]["manual"], g["float32"]["autodiff"])
+    a64, leaf64, _ = _errors(g["float64"]["manual"], g["float64"]["autodiff"])
+    fd, leaf_fd, fd_abs = _errors(g["float64"]["manual"], g["float64"]["fd"])
+    entry = {
+        "case": case["name"],
+        "group": case["group"],
+        "loss": case["loss"],
+        "n_params": sum(
+            int(np.size(v)) for v in jax.tree.leaves(g["float64"]["manual"])
+        ),
+        "autodiff_float32": a32,
+        "autodiff_float64": a64,
+        "fd_float64": fd,
+        "worst_leaf": {
+            "autodiff_float32": leaf32,
+            "autodiff_float64": leaf64,
+            "fd_float64": leaf_fd,
+        },
+        "fd_max_abs": fd_abs,
+    }
+    entry["ok"] = all(entry[k] <= tol for k, tol in TOLERANCES.items())
+    return entry
+
+
+def _print_cases(results):
+    cases = results["cases"]
+    rows = []
+    for e in cases:
+        verdicts = [v["ok"] for v in e.get("check_grads", {}).values()]
+        rows.append(
+            [
+                e["case"],
+                e["n_params"],
+                e["autodiff_float32"],
+                e["autodiff_float64"],
+                e["fd_float64"],
+                ("ok" if all(verdicts) else "FAIL") if verdicts else "-",
+                "ok" if e["ok"] else "FAIL",
+            ]
+        )
+    print_table(
+        ["case", "params", "f32 vs jax.grad", "f64 vs jax.grad", "f64 vs FD"]
+        + ["check_grads", "within tol"],
+        rows,
+        title=f"relative error of the manual gradient ({len(cases)} cases, "
+        f"batch {BATCH})",
+    )
+    top = results["max"]
+    print(
+        f"max: float32 {top['autodiff_float32']:.2e} (tol 1e-5), "
+        f"float64 {top['autodiff_float64']:.2e} (tol 1e-10), "
+        f"FD {top['fd_float64']:.2e} (tol 1e-6); "
+        f"all within tolerance: {results['all_within_tolerance']}; "
+        f"check_grads ok on {results['check_grads_cases']} cases: "
+        f"{results['check_grads_all_ok']} ({results['seconds']['total']:.1f} s)"
+    )
+
+
 def main(argv=None) -> dict:
     args = parse_args(NAME, __doc__.splitlines()[0], argv)
-    all_cases = _cases()
+    all_cases = _gradient_check_cases.cases()
     if args.quick:
         all_cases = [c for c in all_cases if c[0] in QUICK_CASES]
-    cases = []
     with Timer() as total, jax.enable_x64(True):
         built = _build(all_cases)
         with Timer() as t_grads:
-            for case in built:
-                g = _case_gradients(case)
-                a32, leaf32, _ = _errors(
-                    g["float32"]["manual"], g["float32"]["autodiff"]
-                )
-                a64, leaf64, _ = _errors(
-                    g["float64"]["manual"], g["float64"]["autodiff"]
-                )
-                fd, leaf_fd, fd_abs = _errors(
-                    g["float64"]["manual"], g["float64"]["fd"]
-                )
-                entry = {
-                    "case": case["name"],
-                    "group": case["group"],
-                    "loss": case["loss"],
-                    "n_params": sum(
-                        int(np.size(v)) for v in jax.tree.leaves(g["float64"]["manual"])
-                    ),
-                    "autodiff_float32": a32,
-                    "autodiff_float64": a64,
-                    "fd_float64": fd,
-                    "worst_leaf": {
-                        "autodiff_float32": leaf32,
-                        "autodiff_float64": leaf64,
-                        "fd_float64": leaf_fd,
-                    },
-                    "fd_max_abs": fd_abs,
-                }
-                entry["ok"] = all(entry[k] <= tol for k, tol in TOLERANCES.items())
-                cases.append(entry)
+            cases = [_case_entry(case, _case_gradients(case)) for case in built]
         with Timer() as t_check:
             for case, entry in zip(built, cases):
                 if not args.quick:
@@ -530,8 +386,9 @@ def main(argv=None) -> dict:
     results = {
         "description": (
             "relative error max|a-b|/max(|a|,|b|) over the whole gradient of each "
-            "case (manual = hand-written backward pass); check_grads: jaxbp's "
-            "per-leaf verdict (ok) on the same problem"
+            "case (manual = hand-written backward pass; the textbook-form cases "
+            "use conv2d_backward_textbook / checkpointed_backward_textbook); "
+            "check_grads: jaxbp's per-leaf verdict (ok) on the same problem"
         ),
         "tolerances": TOLERANCES,
         "batch": BATCH,
@@ -550,42 +407,7 @@ def main(argv=None) -> dict:
     }
     write_json(args, results)
     plot(results, figure_path(args))
-    rows = []
-    for e in cases:
-        verdicts = [v["ok"] for v in e.get("check_grads", {}).values()]
-        rows.append(
-            [
-                e["case"],
-                e["n_params"],
-                e["autodiff_float32"],
-                e["autodiff_float64"],
-                e["fd_float64"],
-                ("ok" if all(verdicts) else "FAIL") if verdicts else "-",
-                "ok" if e["ok"] else "FAIL",
-            ]
-        )
-    print_table(
-        [
-            "case",
-            "params",
-            "f32 vs jax.grad",
-            "f64 vs jax.grad",
-            "f64 vs FD",
-            "check_grads",
-            "within tol",
-        ],
-        rows,
-        title=f"relative error of the manual gradient ({len(cases)} cases, "
-        f"batch {BATCH})",
-    )
-    print(
-        f"max: float32 {results['max']['autodiff_float32']:.2e} (tol 1e-5), "
-        f"float64 {results['max']['autodiff_float64']:.2e} (tol 1e-10), "
-        f"FD {results['max']['fd_float64']:.2e} (tol 1e-6); "
-        f"all within tolerance: {results['all_within_tolerance']}; "
-        f"check_grads ok on {len(checked)} cases: {results['check_grads_all_ok']} "
-        f"({total.seconds:.1f} s)"
-    )
+    _print_cases(results)
     return results
 
 

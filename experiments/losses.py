@@ -18,21 +18,25 @@ Started in saturation on the wrong side (``z0 = w + b`` large and negative,
 target ``y = 1``, ``w = b = z0 / 2``) for a grid of ``z0``, we count the
 steps until the output error ``|y − a|`` falls to half its initial value.
 Nielsen's own two starts (``y = 0``; ``w, b = 0.6, 0.9`` and ``2, 2``) run too.
-All starts and both losses are one compiled program (vmapped over starts).
+Every start of one loss and one target trains in one ``jaxbp.train.sweep``
+(the one example as the batch at every step, ``eval_every=1`` and a probe
+recording the output after every step).
 
 **2. Digits.** The same MLP (64-64-10, ReLU, He init, same initial
 parameters and mini-batches) trained with plain SGD (batch 32) under
 softmax cross-entropy, MSE on the 10 linear outputs against one-hot targets,
 MSE on 10 sigmoid outputs, and the multiclass (Weston-Watkins) hinge loss;
 each at the learning rate (of a small grid) with the best validation
-accuracy; test accuracy (argmax of the outputs) per epoch. One compiled
-program, vmapped over seeds and learning rates.
+accuracy; test accuracy (argmax of the outputs) per epoch. One ``sweep`` per
+loss trains every (seed, learning rate) run: seed ``s`` starts from
+``fit(seed=s)``'s initial parameters and sees its batches (``init_params``,
+``seeds=``), the learning rates are ``hyperparams`` of ``optim.sgd``; a probe
+records validation and test accuracy after every epoch.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -44,10 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 import jaxbp
-from jaxbp import backprop as bp
 from jaxbp import data, optim
 from jaxbp.layers import activation
-from jaxbp.train import TrainState, make_step, train_keys
+from jaxbp.train import batch_schedule, init_params, sweep
 
 NAME = "losses"
 SAT_LR = 0.15  # Nielsen's learning rate for the quadratic cost
@@ -99,216 +102,232 @@ def neuron_models():
 
 
 def neuron_params(model, w, b):
-    """The model's parameter tree with weight ``w`` and bias ``b`` (arrays (k,))."""
-    params = [{"w": w.reshape(-1, 1, 1), "b": b.reshape(-1, 1)}]
+    """The model's parameters with weights ``w`` and biases ``b`` (arrays
+    (k,)): k runs stacked on a leading axis, as ``sweep`` takes them."""
+    params = [{"w": jnp.reshape(w, (-1, 1, 1)), "b": jnp.reshape(b, (-1, 1))}]
     params += [()] * (len(model.layers) - 1)
     return tuple(params)
 
 
-def saturation(cfg):
-    """Both losses from every start: output, loss and |grad| per step."""
-    mse_model, ce_model = neuron_models()
+def neuron_sweep(model, loss, w, b, target, steps):
+    """Plain GD from each start (w_k, b_k) on the one example (x = 1, y =
+    ``target``), through ``sweep``: ``(outputs (k, steps), losses (k, steps),
+    initial |grad| (k,))``, outputs and losses before each update."""
+    x = np.ones((1, 1), np.float32)
+    y = np.full((1, 1), target, np.float32)
+
+    def probe(model, params, state):
+        _, grads = jaxbp.loss_and_grad(model, params, x, y, loss=loss, state=state)
+        return {
+            "output": jax.nn.sigmoid(params[0]["w"][0, 0] + params[0]["b"][0]),
+            "grad_norm": jnp.sqrt(grads[0]["w"][0, 0] ** 2 + grads[0]["b"][0] ** 2),
+        }
+
+    result = sweep(
+        model,
+        (x, y),
+        loss=loss,
+        optimizer=optim.sgd(SAT_LR),
+        params=neuron_params(model, w, b),
+        schedule=batch_schedule(0, 1, 1, steps),  # the one example, every step
+        eval_every=1,
+        probe=probe,
+    )
+    initial, after = result.initial.probes, result.probes
+    outputs = np.concatenate([initial["output"][:, None], after["output"]], axis=1)
+    return (
+        outputs[:, :steps],
+        np.asarray(result.train_loss),
+        np.asarray(initial["grad_norm"]),
+    )
+
+
+def saturation_runs(cfg):
+    """Both losses from every start: ``(starts, {loss: (outputs, losses,
+    initial |grad|)})``; starts with target 1 (the z0 grid) and target 0
+    (Nielsen's) are separate sweeps (the data is shared within a sweep)."""
     z0 = np.asarray(cfg["z0"], np.float32)
     starts = {
         "w": np.concatenate([z0 / 2, [0.6, 2.0]]).astype(np.float32),
         "b": np.concatenate([z0 / 2, [0.9, 2.0]]).astype(np.float32),
         "y": np.concatenate([np.ones_like(z0), [0.0, 0.0]]).astype(np.float32),
     }
-    x = jnp.ones((1, 1), jnp.float32)
+    mse_model, ce_model = neuron_models()
     runs = {
         "mse": (mse_model, "mse"),
         "cross_entropy": (ce_model, "binary_cross_entropy"),
     }
-
-    def train(model, loss, params, y):
-        target = jnp.reshape(y, (1, 1))
-        state = tuple(() for _ in model.layers)
-
-        def step(p, _):
-            value, grads = jaxbp.loss_and_grad(
-                model, p, x, target, loss=loss, state=state, backprop="manual"
+    out = {}
+    for name, (model, loss) in runs.items():
+        parts = [
+            neuron_sweep(
+                model,
+                loss,
+                starts["w"][pick],
+                starts["b"][pick],
+                target,
+                cfg["sat_steps"],
             )
-            out = jax.nn.sigmoid(p[0]["w"][0, 0] * x[0, 0] + p[0]["b"][0])
-            gnorm = jnp.sqrt(grads[0]["w"][0, 0] ** 2 + grads[0]["b"][0] ** 2)
-            p = jax.tree.map(lambda q, g: q - SAT_LR * g, p, grads)
-            return p, (out, value, gnorm)
+            for target in (1.0, 0.0)
+            for pick in [starts["y"] == target]
+        ]
+        out[name] = tuple(np.concatenate(arrays) for arrays in zip(*parts))
+    return starts, out
 
-        _, (out, value, gnorm) = jax.lax.scan(step, params, None, cfg["sat_steps"])
-        return out, value, gnorm  # before each update
 
-    def program(w, b, y):
-        result = {}
-        for name, (model, loss) in runs.items():
-            params = neuron_params(model, w, b)
-            result[name] = jax.vmap(
-                lambda p, yy, model=model, loss=loss: train(model, loss, p, yy)
-            )(params, y)
-        return result
+def start_entry(starts, out, k, nielsen, kept) -> dict:
+    """One start: each loss's steps until the output error halves, its initial
+    gradient norm, and the error curve at the ``kept`` step counts."""
+    y = float(starts["y"][k])
+    entry = {
+        "z0": float(starts["w"][k] + starts["b"][k]),
+        "w0": float(starts["w"][k]),
+        "b0": float(starts["b"][k]),
+        "target": y,
+        "nielsen": nielsen,
+    }
+    for name, (outputs, values, gnorm) in out.items():
+        error = np.abs(y - outputs[k])
+        half = np.flatnonzero(error <= 0.5 * error[0])
+        entry[name] = {
+            "initial_output": float(outputs[k][0]),
+            "initial_error": float(error[0]),
+            "initial_grad_norm": float(gnorm[k]),
+            "steps_to_half_error": int(half[0]) if half.size else None,
+            "final_output": float(outputs[k][-1]),
+            "final_loss": float(values[k][-1]),
+            "curve_steps": kept,  # updates done
+            "error_curve": error[kept],
+        }
+    a0 = entry["mse"]["initial_output"]
+    entry["initial_grad_ratio_mse_over_ce"] = (
+        entry["mse"]["initial_grad_norm"] / entry["cross_entropy"]["initial_grad_norm"]
+    )
+    entry["sigmoid_prime_z0"] = a0 * (1 - a0)  # what the ratio should be: σ'(z0)
+    return entry
 
-    t0 = time.perf_counter()
-    compiled = jax.jit(program).lower(starts["w"], starts["b"], starts["y"]).compile()
-    compile_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out = jax.device_get(compiled(starts["w"], starts["b"], starts["y"]))
-    run_seconds = time.perf_counter() - t0
 
+def saturation(cfg):
+    """Per start (the z0 grid, then Nielsen's two): both losses' measurements."""
+    with _common.Timer() as t:
+        starts, out = saturation_runs(cfg)
     # Curves are kept at ~200 log-spaced step counts (0, 1, 2, ..., S - 1).
     total = cfg["sat_steps"]
     kept = np.unique(np.round(np.logspace(0, np.log10(total), 200)).astype(int)) - 1
     kept = np.unique(np.concatenate([[0], kept[kept < total]]))
-    per_start = []
-    for k in range(len(starts["y"])):
-        y = float(starts["y"][k])
-        entry = {
-            "z0": float(starts["w"][k] + starts["b"][k]),
-            "w0": float(starts["w"][k]),
-            "b0": float(starts["b"][k]),
-            "target": y,
-            "nielsen": k >= len(z0),
-        }
-        for name in runs:
-            a, value, gnorm = (np.asarray(v[k]) for v in out[name])
-            error = np.abs(y - a)
-            half = np.flatnonzero(error <= 0.5 * error[0])
-            entry[name] = {
-                "initial_output": float(a[0]),
-                "initial_error": float(error[0]),
-                "initial_grad_norm": float(gnorm[0]),
-                "steps_to_half_error": int(half[0]) if half.size else None,
-                "final_output": float(a[-1]),
-                "final_loss": float(value[-1]),
-                "curve_steps": kept,  # updates done
-                "error_curve": error[kept],
-            }
-        sp = float(
-            entry["mse"]["initial_output"] * (1 - entry["mse"]["initial_output"])
-        )
-        entry["initial_grad_ratio_mse_over_ce"] = (
-            entry["mse"]["initial_grad_norm"]
-            / entry["cross_entropy"]["initial_grad_norm"]
-        )
-        entry["sigmoid_prime_z0"] = sp  # what the ratio should be: σ'(z0)
-        per_start.append(entry)
-    timing = {"compile_seconds": compile_seconds, "run_seconds": run_seconds}
-    return per_start, timing
+    grid = len(cfg["z0"])
+    per_start = [
+        start_entry(starts, out, k, k >= grid, kept) for k in range(len(starts["y"]))
+    ]
+    return per_start, {"sweep_seconds": t.seconds}
 
 
 # ------------------------------------------------------------------ digits
+
+
+def digit_models(net):
+    """loss name -> (model, loss): the same net, plus a sigmoid for mse_sigmoid."""
+    with_sigmoid = jaxbp.sequential(
+        *net.layers, activation("sigmoid"), in_shape=(SIZES[0],)
+    )
+    return {
+        "cross_entropy": (net, "cross_entropy"),
+        "mse": (net, "mse"),
+        "mse_sigmoid": (with_sigmoid, "mse"),
+        "hinge": (net, "hinge"),
+    }
+
+
+def accuracy_probe(ds):
+    """``probe(model, params, state)``: eval-mode accuracy (argmax of the
+    outputs) on the validation and test sets, whatever the loss."""
+    splits = {"val": ds.val, "test": ds.test}
+
+    def probe(model, params, state):
+        return {
+            name: jnp.mean(
+                jnp.argmax(model.apply(params, split.x, state=state), axis=-1)
+                == split.y
+            )
+            for name, split in splits.items()
+        }
+
+    return probe
+
+
+def digits_sweep(cfg, ds, model, loss, params, seeds, lrs):
+    """One loss, every (seed, lr) run in one ``sweep``: per-epoch metrics of
+    shape (seeds, lrs, epochs)."""
+    extra = len(model.layers) - len(params)
+    labels = (
+        np.eye(SIZES[-1], dtype=np.float32)[ds.train.y] if loss == "mse" else ds.train.y
+    )
+    result = sweep(
+        model,
+        (ds.train.x, labels),
+        loss=loss,
+        optimizer=optim.sgd,
+        hyperparams=jnp.asarray(lrs),
+        params=tuple(params) + ((),) * extra,
+        seeds=seeds,
+        batch_size=BATCH,
+        epochs=cfg["epochs"],
+        probe=accuracy_probe(ds),
+    )
+    shape = (cfg["seeds"], len(cfg["lrs"]), cfg["epochs"])
+    train_loss = np.asarray(result.train_loss).reshape(*shape, -1).mean(axis=-1)
+    return {
+        "train_loss": train_loss,
+        "val_accuracy": np.asarray(result.probes["val"]).reshape(shape),
+        "test_accuracy": np.asarray(result.probes["test"]).reshape(shape),
+    }
+
+
+def best_lr_summary(name, m, lrs) -> dict:
+    """The learning rate with the best mean final validation accuracy among
+    the runs that stayed finite, and its test accuracy."""
+    final_val = m["val_accuracy"][:, :, -1].mean(axis=0)  # (lrs,)
+    finite = np.isfinite(m["train_loss"]).all(axis=(0, 2))
+    best = int(np.argmax(np.where(finite, final_val, -1.0)))
+    test = m["test_accuracy"][:, best, -1]
+    return {
+        "label": DIGIT_LOSSES[name],
+        "best_lr": float(lrs[best]),
+        "test_accuracy_mean": float(test.mean()),
+        "test_accuracy_std": float(test.std()),
+        "test_accuracy_per_seed": test,
+        "val_accuracy_mean": float(final_val[best]),
+        "per_lr_val_accuracy_mean": final_val,
+        "per_lr_finite": finite,
+        "test_accuracy_curve_mean": m["test_accuracy"][:, best].mean(axis=0),
+        "train_loss_curve_mean": m["train_loss"][:, best].mean(axis=0),
+        "curves": m,
+    }
 
 
 def digits(cfg):
     """Four losses, same net, same init and batches; best lr by val accuracy."""
     ds = data.load("digits")
     net = jaxbp.mlp(SIZES, activation="relu")
-    models = {
-        "cross_entropy": (net, "cross_entropy"),
-        "mse": (net, "mse"),
-        "mse_sigmoid": (
-            jaxbp.sequential(*net.layers, activation("sigmoid"), in_shape=(SIZES[0],)),
-            "mse",
-        ),
-        "hinge": (net, "hinge"),
-    }
-    runs = [
-        net.init_with_state(train_keys(jax.random.key(s))[0])
-        for s in range(cfg["seeds"])
-    ]
-    params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[p for p, _ in runs])
-    state = runs[0][1]
-    onehot = np.eye(SIZES[-1], dtype=np.float32)
-    n = ds.train.x.shape[0]
-    index = np.stack(
-        [
-            _common.batch_indices(s, n, BATCH, cfg["epochs"]).reshape(
-                cfg["epochs"], n // BATCH, BATCH
-            )
-            for s in range(cfg["seeds"])
-        ]
-    )
     lrs = np.asarray(cfg["lrs"], np.float32)
-    xv, yv = jnp.asarray(ds.val.x), jnp.asarray(ds.val.y)
-    xs, ys = jnp.asarray(ds.test.x), jnp.asarray(ds.test.y)
-
-    def run(name, params0, index, lr):
-        model, loss = models[name]
-        model_state = state + ((),) * (len(model.layers) - len(net.layers))
-        p0 = tuple(params0) + ((),) * (len(model.layers) - len(net.layers))
-        labels = onehot[ds.train.y] if loss == "mse" else ds.train.y
-        x, t, _, _ = bp.prepare(model, None, ds.train.x, labels, loss, model_state)
-        tx = optim.sgd(lr)
-        step = make_step(model, loss, tx, backprop="manual")
-
-        def accuracy(p, xx, yy):
-            out = model.apply(p, xx, state=model_state)
-            return jnp.mean(jnp.argmax(out, axis=-1) == yy)
-
-        def epoch(carry, idx):
-            def body(c, i):
-                return step(c, jnp.take(x, i, axis=0), jnp.take(t, i, axis=0), None)
-
-            carry, step_losses = jax.lax.scan(body, carry, idx)
-            p = carry.params
-            return carry, (
-                jnp.mean(step_losses),
-                accuracy(p, xv, yv),
-                accuracy(p, xs, ys),
+    seeds = [s for s in range(cfg["seeds"]) for _ in lrs]  # fit(seed=s)'s runs
+    params, _ = init_params(net, seeds)
+    summary, seconds = {}, {}
+    for name, (model, loss) in digit_models(net).items():
+        with _common.Timer() as t:
+            m = digits_sweep(
+                cfg, ds, model, loss, params, seeds, np.tile(lrs, cfg["seeds"])
             )
-
-        start = TrainState(p0, model_state, tx.init(p0))
-        _, (train_loss, val_acc, test_acc) = jax.lax.scan(epoch, start, index)
-        return {
-            "train_loss": train_loss,
-            "val_accuracy": val_acc,
-            "test_accuracy": test_acc,
-        }
-
-    def program(params, index, lrs):
-        out = {}
-        for name in models:
-            one = jax.vmap(
-                lambda p, i, lr, name=name: run(name, p, i, lr), (None, None, 0)
-            )
-            out[name] = jax.vmap(one, (0, 0, None))(params, index, lrs)
-        return out  # name -> {metric: (seeds, lrs, epochs)}
-
-    t0 = time.perf_counter()
-    compiled = jax.jit(program).lower(params, index, lrs).compile()
-    compile_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out = jax.device_get(compiled(params, index, lrs))
-    run_seconds = time.perf_counter() - t0
-
-    summary = {}
-    for name in models:
-        m = {k: np.asarray(v) for k, v in out[name].items()}
-        final_val = m["val_accuracy"][:, :, -1].mean(axis=0)  # (lrs,)
-        finite = np.isfinite(m["train_loss"]).all(axis=(0, 2))
-        best = int(np.argmax(np.where(finite, final_val, -1.0)))
-        test = m["test_accuracy"][:, best, -1]
-        summary[name] = {
-            "label": DIGIT_LOSSES[name],
-            "best_lr": float(lrs[best]),
-            "test_accuracy_mean": float(test.mean()),
-            "test_accuracy_std": float(test.std()),
-            "test_accuracy_per_seed": test,
-            "val_accuracy_mean": float(final_val[best]),
-            "per_lr_val_accuracy_mean": final_val,
-            "per_lr_finite": finite,
-            "test_accuracy_curve_mean": m["test_accuracy"][:, best].mean(axis=0),
-            "train_loss_curve_mean": m["train_loss"][:, best].mean(axis=0),
-            "curves": m,
-        }
-    timing = {"compile_seconds": compile_seconds, "run_seconds": run_seconds}
-    return lrs, summary, timing
+        seconds[name] = t.seconds
+        summary[name] = best_lr_summary(name, m, lrs)
+    return lrs, summary, {"sweep_seconds": seconds}
 
 
 # ------------------------------------------------------------------ output
 
 
-def plot(args, cfg, per_start, summary):
-    plt = _common.pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 5.6))
-    ax = axes[0]
+def plot_error_curves(ax, per_start):
+    """Output error against steps for four starts of the z0 grid, both losses."""
     shown = [e for e in per_start if not e["nielsen"]]
     shown = shown[:: max(1, len(shown) // 4)][:4]
     for i, e in enumerate(shown):
@@ -334,7 +353,9 @@ def plot(args, cfg, per_start, summary):
     ax.legend(fontsize=7.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     ax.grid(alpha=0.3, which="both")
 
-    ax = axes[1]
+
+def plot_steps_to_half(ax, cfg, per_start):
+    """Steps until the error halves against z0, both losses."""
     z0 = [e["z0"] for e in per_start if not e["nielsen"]]
     for name, style, label in (
         ("mse", "o-", "MSE on σ(z)"),
@@ -362,7 +383,9 @@ def plot(args, cfg, per_start, summary):
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
 
-    ax = axes[2]
+
+def plot_digits(ax, cfg, summary):
+    """Test accuracy per epoch of each loss at its best learning rate."""
     epochs = np.arange(1, cfg["epochs"] + 1)
     for i, (name, s) in enumerate(summary.items()):
         ax.plot(
@@ -380,32 +403,38 @@ def plot(args, cfg, per_start, summary):
     ax.set_title(f"digits, MLP 64-64-10, SGD batch {BATCH}, best lr each", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
+
+
+def plot(args, cfg, per_start, summary):
+    plt = _common.pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 5.6))
+    plot_error_curves(axes[0], per_start)
+    plot_steps_to_half(axes[1], cfg, per_start)
+    plot_digits(axes[2], cfg, summary)
     fig.suptitle("Losses: MSE vs cross-entropy vs hinge", fontsize=11)
     fig.tight_layout()
-    path = _common.figure_path(args)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
+    _common.save_figure(fig, _common.figure_path(args))
     plt.close(fig)
-    return path
 
 
-def main(argv=None) -> dict:
-    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv=argv)
-    started = time.perf_counter()
-    cfg = config(args.quick)
-    per_start, sat_timing = saturation(cfg)
-    lrs, summary, digits_timing = digits(cfg)
+def slower(e):
+    """MSE steps / CE steps to halve the error (inf when MSE never got there)."""
+    m = e["mse"]["steps_to_half_error"]
+    c = e["cross_entropy"]["steps_to_half_error"]
+    if c is None:
+        return None
+    return float("inf") if m is None else m / max(c, 1)
 
-    def slower(e):  # MSE steps / CE steps (inf when MSE never got there)
-        m, c = (
-            e["mse"]["steps_to_half_error"],
-            e["cross_entropy"]["steps_to_half_error"],
-        )
-        if c is None:
-            return None
-        return float("inf") if m is None else m / max(c, 1)
 
+def ce_faster(e) -> bool:
+    m = e["mse"]["steps_to_half_error"]
+    c = e["cross_entropy"]["steps_to_half_error"]
+    return c is not None and (m is None or c < m)
+
+
+def headline(per_start, summary) -> dict:
     saturated = [e for e in per_start if not e["nielsen"]]
-    headline = {
+    return {
         "saturation_lr": SAT_LR,
         "steps_to_half_error": {
             e["z0"]: {
@@ -415,44 +444,23 @@ def main(argv=None) -> dict:
             for e in saturated
         },
         "mse_over_ce_steps": {e["z0"]: slower(e) for e in saturated},
-        "ce_faster_at_every_z0": all(
-            e["cross_entropy"]["steps_to_half_error"] is not None
-            and (
-                e["mse"]["steps_to_half_error"] is None
-                or e["cross_entropy"]["steps_to_half_error"]
-                < e["mse"]["steps_to_half_error"]
-            )
-            for e in saturated
-        ),
+        "ce_faster_at_every_z0": all(ce_faster(e) for e in saturated),
         "digits_test_accuracy": {
             k: s["test_accuracy_mean"] for k, s in summary.items()
         },
     }
-    results = {
-        "setup": {
-            "saturation": "one sigmoid neuron, x = 1, plain GD, lr "
-            f"{SAT_LR} for both losses; MSE = mlp([1,1]) + activation('sigmoid') with "
-            "loss mse; CE = mlp([1,1]) with binary_cross_entropy on the logit; "
-            "steps_to_half_error: first step with |y - a| <= 0.5 |y - a0|",
-            "digits": f"mlp({SIZES}, relu, he init), plain SGD batch {BATCH}, best lr by "
-            "final validation accuracy (mean over seeds); MSE targets one-hot",
-            "backprop": "manual",
-            **cfg,
-        },
-        "headline": headline,
-        "published": PUBLISHED,
-        "saturation": per_start,
-        "digits": {"learning_rates": lrs, **summary},
-        "timing": {"saturation": sat_timing, "digits": digits_timing},
-    }
+
+
+def print_tables(cfg, per_start, summary):
+    never = f">{cfg['sat_steps']}"
     _common.print_table(
         ["z0", "a0", "MSE steps", "CE steps", "MSE/CE", "grad ratio", "σ'(z0)"],
         [
             [
                 e["z0"] if not e["nielsen"] else f"{e['z0']:g} (Nielsen, y=0)",
                 e["mse"]["initial_output"],
-                e["mse"]["steps_to_half_error"] or f">{cfg['sat_steps']}",
-                e["cross_entropy"]["steps_to_half_error"] or f">{cfg['sat_steps']}",
+                e["mse"]["steps_to_half_error"] or never,
+                e["cross_entropy"]["steps_to_half_error"] or never,
                 slower(e) if slower(e) is not None else "-",
                 e["initial_grad_ratio_mse_over_ce"],
                 e["sigmoid_prime_z0"],
@@ -469,8 +477,36 @@ def main(argv=None) -> dict:
         ],
         f"{NAME} 2: digits, {cfg['seeds']} seed(s), {cfg['epochs']} epochs",
     )
+
+
+def main(argv=None) -> dict:
+    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv=argv)
+    cfg = config(args.quick)
+    with _common.Timer() as total:
+        per_start, sat_timing = saturation(cfg)
+        lrs, summary, digits_timing = digits(cfg)
+    results = {
+        "setup": {
+            "saturation": "one sigmoid neuron, x = 1, plain GD, lr "
+            f"{SAT_LR} for both losses; MSE = mlp([1,1]) + activation('sigmoid') with "
+            "loss mse; CE = mlp([1,1]) with binary_cross_entropy on the logit; "
+            "steps_to_half_error: first step with |y - a| <= 0.5 |y - a0|",
+            "digits": f"mlp({SIZES}, relu, he init), plain SGD batch {BATCH}, best lr by "
+            "final validation accuracy (mean over seeds); MSE targets one-hot; "
+            "seed s: fit(seed=s)'s initial parameters and batches",
+            "backprop": "manual",
+            "machine": "2 CPU cores shared with other jobs (seconds on a loaded machine)",
+            **cfg,
+        },
+        "headline": headline(per_start, summary),
+        "published": PUBLISHED,
+        "saturation": per_start,
+        "digits": {"learning_rates": lrs, **summary},
+        "timing": {"saturation": sat_timing, "digits": digits_timing},
+        "seconds": total.seconds,
+    }
+    print_tables(cfg, per_start, summary)
     plot(args, cfg, per_start, summary)
-    results["seconds"] = time.perf_counter() - started
     _common.write_json(args, results)
     print(f"{results['seconds']:.1f} s")
     return results

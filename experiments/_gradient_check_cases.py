@@ -1,0 +1,312 @@
+"""The cases of ``gradient_check.py``: one small model per layer, activation,
+loss and textbook backward form, each with the layer's backward pass on the
+path of some parameter's gradient.
+
+A case is ``(name, group, layers, per-example input shape, loss, mode)``;
+``mode`` may ask for training mode (``train``), a fixed PRNG key (``key``) or
+batch-norm running statistics from another batch (``bn_state``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from jaxbp import activations
+from jaxbp import layers as L
+
+
+def _mlp_around(layer, width=5, out=3, act="tanh"):
+    """dense(width) → layer → [activation] → dense(out): the layer's backward pass
+    lies between two parameterized layers, so its dx reaches the first one."""
+    body = [L.dense(width), layer]
+    if act:
+        body.append(L.activation(act))
+    return [*body, L.dense(out)]
+
+
+class _Axis(NamedTuple):
+    """One spatial axis of a window geometry, with the fields of the one
+    ``jaxbp.layers`` computes inside ``conv2d`` (not public): input size,
+    window, stride, output size, padding before and after."""
+
+    size: int
+    window: int
+    stride: int
+    out: int
+    lo: int
+    hi: int
+
+    @property
+    def padded(self) -> int:
+        return self.size + self.lo + self.hi
+
+
+def _axis(size: int, window: int, stride: int, padding: str) -> _Axis:
+    """SAME: ceil(size / stride) outputs, the padding split low-first; VALID:
+    no padding (TensorFlow's and lax's convention, as the layer's)."""
+    if padding == "SAME":
+        out = -(-size // stride)
+        total = max((out - 1) * stride + window - size, 0)
+        return _Axis(size, window, stride, out, total // 2, total - total // 2)
+    return _Axis(size, window, stride, (size - window) // stride + 1, 0, 0)
+
+
+def _conv2d_textbook(features, kernel, stride, padding) -> L.Layer:
+    """``conv2d`` whose backward pass is ``conv2d_backward_textbook`` (the sum
+    over output positions of patch ⊗ dy) instead of the fast two convolutions."""
+    fast = L.conv2d(features, kernel, stride, padding)
+
+    def backward(params, x, dy):
+        geometry = tuple(_axis(n, kernel, stride, padding) for n in x.shape[1:3])
+        return L.conv2d_backward_textbook(params, x, dy, geometry=geometry)
+
+    return fast._replace(backward=backward)
+
+
+def _checkpointed_textbook(*layers) -> L.Layer:
+    """``checkpointed`` whose backward pass is ``checkpointed_backward_textbook``
+    (forward again, then backward, without the ``lax.cond`` fence)."""
+    fast = L.checkpointed(*layers)
+
+    def backward(params, cache, dy):
+        return L.checkpointed_backward_textbook(params, cache, dy, layers=layers)
+
+    return fast._replace(backward=backward)
+
+
+def _composite_cases():
+    """Layers made of layers: serial and checkpointed (fenced backward)."""
+    return [
+        (
+            "serial",
+            "layer",
+            [
+                L.dense(5),
+                L.serial(L.dense(5), L.activation("tanh"), L.dense(4)),
+                L.dense(3),
+            ],
+            (4,),
+            "cross_entropy",
+            {},
+        ),
+        (
+            "checkpointed",
+            "layer",
+            [
+                L.dense(5),
+                L.checkpointed(L.dense(5), L.activation("tanh"), L.dense(4)),
+                L.activation("sigmoid"),
+                L.dense(3),
+            ],
+            (4,),
+            "cross_entropy",
+            {},
+        ),
+        (
+            "checkpointed (dropout, fixed key)",
+            "layer",
+            [
+                L.dense(5),
+                L.checkpointed(L.dense(8), L.activation("tanh"), L.dropout(0.5)),
+                L.dense(3),
+            ],
+            (4,),
+            "cross_entropy",
+            {"train": True, "key": True},
+        ),
+    ]
+
+
+def _textbook_cases():
+    """The textbook forms of the backward passes that have a fast one."""
+    conv_in = (7, 7, 2)
+    cases = [
+        (
+            f"conv2d {pad} s{stride} (textbook)",
+            "textbook form",
+            [
+                _conv2d_textbook(3, 3, stride, pad),
+                L.activation("tanh"),
+                _conv2d_textbook(2, 3, stride, pad),
+                L.flatten(),
+                L.dense(3),
+            ],
+            conv_in,
+            "cross_entropy",
+            {},
+        )
+        for pad, stride in (("SAME", 2), ("VALID", 1))
+    ]
+    cases.append(
+        (
+            "checkpointed (textbook)",
+            "textbook form",
+            [
+                L.dense(5),
+                _checkpointed_textbook(
+                    L.dense(8), L.activation("tanh"), L.dropout(0.5)
+                ),
+                L.dense(3),
+            ],
+            (4,),
+            "cross_entropy",
+            {"train": True, "key": True},
+        )
+    )
+    return cases
+
+
+def _dense_and_activation_cases():
+    cases = [("dense", "layer", [L.dense(4)], (5,), "mse", {})]
+    for act in activations.ACTIVATIONS:
+        layers = _mlp_around(L.activation(act), act=None)
+        cases.append((act, "activation", layers, (4,), "mse", {}))
+    return cases
+
+
+def _normalization_and_noise_cases():
+    """Batch norm (both modes), layer norm, dropout, residual blocks."""
+    ce = "cross_entropy"
+    residual = [
+        L.dense(5),
+        L.residual(L.dense(5), L.activation("tanh")),
+        L.residual(L.dense(5), L.activation("sigmoid"), L.dense(5)),
+        L.dense(3),
+    ]
+    return [
+        ("batchnorm (train)", "layer", _mlp_around(L.batchnorm()), (4,), ce, {}),
+        (
+            "batchnorm (eval)",
+            "layer",
+            _mlp_around(L.batchnorm(momentum=0.0)),
+            (4,),
+            ce,
+            {"train": False, "bn_state": True},
+        ),
+        ("layernorm", "layer", _mlp_around(L.layernorm()), (4,), ce, {}),
+        (
+            "dropout (fixed key)",
+            "layer",
+            _mlp_around(L.dropout(0.5), width=8),
+            (4,),
+            ce,
+            {"train": True, "key": True},
+        ),
+        ("residual", "layer", residual, (4,), ce, {}),
+    ]
+
+
+def _conv_cases():
+    """conv2d SAME/VALID, stride 1 and 2 (odd input: SAME with stride 2 pads
+    asymmetrically)."""
+    return [
+        (
+            f"conv2d {pad} s{stride}",
+            "layer",
+            [
+                L.conv2d(3, 3, stride, pad),
+                L.activation("tanh"),
+                L.conv2d(2, 3, stride, pad),
+                L.flatten(),
+                L.dense(3),
+            ],
+            (7, 7, 2),
+            "cross_entropy",
+            {},
+        )
+        for pad in ("SAME", "VALID")
+        for stride in (1, 2)
+    ]
+
+
+def _image_cases():
+    """Pooling (plain and overlapping SAME windows), random translation, flatten."""
+    conv = L.conv2d(3, 3, 1, "SAME")
+    pools = [
+        ("max_pool 2x2", L.max_pool(2), (6, 6, 2)),
+        ("max_pool 3x3/2 SAME", L.max_pool(3, 2, "SAME"), (7, 7, 2)),
+        ("avg_pool 2x2", L.avg_pool(2), (6, 6, 2)),
+        ("avg_pool 3x3/2 SAME", L.avg_pool(3, 2, "SAME"), (7, 7, 2)),
+    ]
+    cases = [
+        (
+            name,
+            "layer",
+            [conv, pool, L.flatten(), L.dense(3)],
+            shape,
+            "cross_entropy",
+            {},
+        )
+        for name, pool, shape in pools
+    ]
+    translate = [
+        conv,
+        L.random_translate(1),
+        L.activation("tanh"),
+        L.flatten(),
+        L.dense(3),
+    ]
+    flat = [L.conv2d(2, 2, 1, "VALID"), L.flatten(), L.dense(3)]
+    return cases + [
+        (
+            "random_translate (fixed key)",
+            "layer",
+            translate,
+            (6, 6, 2),
+            "cross_entropy",
+            {"train": True, "key": True},
+        ),
+        ("flatten", "layer", flat, (3, 3, 2), "cross_entropy", {}),
+    ]
+
+
+def _sequence_and_softmax_cases():
+    stacked = [
+        L.rnn(4, return_sequences=True),
+        L.rnn(3, return_sequences=True),
+        L.flatten(),
+        L.dense(3),
+    ]
+    softmax = [L.dense(5), L.activation("tanh"), L.dense(4), L.softmax()]
+    return [
+        (
+            "rnn (last state)",
+            "layer",
+            [L.rnn(5), L.dense(3)],
+            (6, 3),
+            "cross_entropy",
+            {},
+        ),
+        ("rnn (all states)", "layer", stacked, (5, 2), "cross_entropy", {}),
+        ("softmax", "layer", softmax, (4,), "mse", {}),
+    ]
+
+
+def _loss_cases():
+    cases = []
+    for loss, out in (
+        ("mse", 3),
+        ("cross_entropy", 3),
+        ("binary_cross_entropy", 1),
+        ("hinge", 1),
+        ("hinge", 3),
+    ):
+        label = loss + (" (1 output)" if loss == "hinge" and out == 1 else "")
+        label += " (multiclass)" if loss == "hinge" and out > 1 else ""
+        layers = [L.dense(6), L.activation("tanh"), L.dense(out)]
+        cases.append((label, "loss", layers, (4,), loss, {}))
+    return cases
+
+
+def cases():
+    """(name, group, layers, per-example input shape, loss, mode) of every case."""
+    return [
+        *_dense_and_activation_cases(),
+        *_normalization_and_noise_cases(),
+        *_conv_cases(),
+        *_image_cases(),
+        *_sequence_and_softmax_cases(),
+        *_loss_cases(),
+        *_composite_cases(),
+        *_textbook_cases(),
+    ]
