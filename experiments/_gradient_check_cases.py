@@ -9,8 +9,6 @@ batch-norm running statistics from another batch (``bn_state``).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from jaxbp import activations
 from jaxbp import layers as L
 
@@ -22,56 +20,6 @@ def _mlp_around(layer, width=5, out=3, act="tanh"):
     if act:
         body.append(L.activation(act))
     return [*body, L.dense(out)]
-
-
-class _Axis(NamedTuple):
-    """One spatial axis of a window geometry, with the fields of the one
-    ``jaxbp.layers`` computes inside ``conv2d`` (not public): input size,
-    window, stride, output size, padding before and after."""
-
-    size: int
-    window: int
-    stride: int
-    out: int
-    lo: int
-    hi: int
-
-    @property
-    def padded(self) -> int:
-        return self.size + self.lo + self.hi
-
-
-def _axis(size: int, window: int, stride: int, padding: str) -> _Axis:
-    """SAME: ceil(size / stride) outputs, the padding split low-first; VALID:
-    no padding (TensorFlow's and lax's convention, as the layer's)."""
-    if padding == "SAME":
-        out = -(-size // stride)
-        total = max((out - 1) * stride + window - size, 0)
-        return _Axis(size, window, stride, out, total // 2, total - total // 2)
-    return _Axis(size, window, stride, (size - window) // stride + 1, 0, 0)
-
-
-def _conv2d_textbook(features, kernel, stride, padding) -> L.Layer:
-    """``conv2d`` whose backward pass is ``conv2d_backward_textbook`` (the sum
-    over output positions of patch ⊗ dy) instead of the fast two convolutions."""
-    fast = L.conv2d(features, kernel, stride, padding)
-
-    def backward(params, x, dy):
-        geometry = tuple(_axis(n, kernel, stride, padding) for n in x.shape[1:3])
-        return L.conv2d_backward_textbook(params, x, dy, geometry=geometry)
-
-    return fast._replace(backward=backward)
-
-
-def _checkpointed_textbook(*layers) -> L.Layer:
-    """``checkpointed`` whose backward pass is ``checkpointed_backward_textbook``
-    (forward again, then backward, without the ``lax.cond`` fence)."""
-    fast = L.checkpointed(*layers)
-
-    def backward(params, cache, dy):
-        return L.checkpointed_backward_textbook(params, cache, dy, layers=layers)
-
-    return fast._replace(backward=backward)
 
 
 def _composite_cases():
@@ -125,9 +73,9 @@ def _textbook_cases():
             f"conv2d {pad} s{stride} (textbook)",
             "textbook form",
             [
-                _conv2d_textbook(3, 3, stride, pad),
+                L.conv2d(3, 3, stride, pad, textbook=True),
                 L.activation("tanh"),
-                _conv2d_textbook(2, 3, stride, pad),
+                L.conv2d(2, 3, stride, pad, textbook=True),
                 L.flatten(),
                 L.dense(3),
             ],
@@ -143,8 +91,8 @@ def _textbook_cases():
             "textbook form",
             [
                 L.dense(5),
-                _checkpointed_textbook(
-                    L.dense(8), L.activation("tanh"), L.dropout(0.5)
+                L.checkpointed(
+                    L.dense(8), L.activation("tanh"), L.dropout(0.5), textbook=True
                 ),
                 L.dense(3),
             ],

@@ -865,3 +865,26 @@ def test_every_layer_model_agrees_with_autodiff():
     y = jnp.array([0, 1, 2, 1, 0, 2])
     report = jaxbp.check_grads(model, params, x, y, state=state, key=jax.random.key(3))
     assert report.ok, str(report)
+
+
+def test_textbook_option_gives_the_fast_layers_gradients():
+    """``conv2d(textbook=True)`` and ``checkpointed(textbook=True)`` run the
+    textbook backward forms inside a model: the same gradients as the fast ones."""
+    x = jax.random.normal(jax.random.key(1), (4, 6, 6, 2), jnp.float64)
+    y = jnp.array([0, 1, 2, 1])
+
+    def model(textbook):
+        return jaxbp.sequential(
+            L.conv2d(3, 3, 2, "SAME", textbook=textbook),
+            L.activation("tanh"),
+            L.flatten(),
+            L.checkpointed(L.dense(5), L.activation("tanh"), textbook=textbook),
+            L.dense(3),
+            in_shape=(6, 6, 2),
+            dtype=jnp.float64,
+        )
+
+    params = model(False).init(jax.random.key(0))
+    _, fast = jaxbp.loss_and_grad(model(False), params, x, y)
+    _, textbook = jaxbp.loss_and_grad(model(True), params, x, y)
+    chex.assert_trees_all_close(textbook, fast, rtol=1e-12, atol=1e-14)

@@ -102,7 +102,9 @@ def checkpointed_backward(params, cache: SegmentCache, dy, *, layers):
     return lax.cond(_opaque_true(), recompute_then_backward, never_taken, operands)
 
 
-def checkpointed(*layers: Layer, name: str = "checkpointed") -> Layer:
+def checkpointed(
+    *layers: Layer, textbook: bool = False, name: str = "checkpointed"
+) -> Layer:
     """A segment of layers whose backward pass recomputes the segment's forward.
 
     Params and state are tuples with one entry per inner layer (as for
@@ -110,6 +112,8 @@ def checkpointed(*layers: Layer, name: str = "checkpointed") -> Layer:
     backward pass reruns the segment's forward to rebuild the inner caches,
     then its backward (``checkpointed_backward``). Same gradients as the plain
     layers, less memory, one more forward pass of the segment.
+    ``textbook=True`` runs ``checkpointed_backward_textbook`` (the plain
+    recomputation, without the ``lax.cond`` fence against XLA's CSE).
     """
     segment = serial(*layers, name=name)  # (checks the layers)
 
@@ -125,8 +129,10 @@ def checkpointed(*layers: Layer, name: str = "checkpointed") -> Layer:
         y, new_state = jax.checkpoint(run, prevent_cse=True)(params, state, x, key)
         return y, SegmentCache(x, state, key, train), new_state
 
+    backward_fn = checkpointed_backward_textbook if textbook else checkpointed_backward
+
     def backward(params, cache: SegmentCache, dy):
-        return checkpointed_backward(params, cache, dy, layers=layers)
+        return backward_fn(params, cache, dy, layers=layers)
 
     return Layer(name, segment.init, forward, backward)
 

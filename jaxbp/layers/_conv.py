@@ -126,6 +126,7 @@ def conv2d(
     init="he",
     *,
     use_bias: bool = True,
+    textbook: bool = False,
     name: str = "conv2d",
 ) -> Layer:
     """A 2-D convolution with ``features`` output channels on (H, W, C) inputs.
@@ -134,7 +135,9 @@ def conv2d(
     ``"SAME"`` (output ceil(H / stride)) or ``"VALID"``. The kernel is HWIO,
     drawn from ``init`` (fans counted with the receptive field); biases are 0.
     ``use_bias=False`` leaves out the bias (right before batch norm, whose β
-    does its job).
+    does its job). ``textbook=True`` runs :func:`conv2d_backward_textbook`
+    (dW as the sum over output positions of patch ⊗ dy) instead of the fast
+    :func:`conv2d_backward`: the same gradients, for reading and checking.
     """
     if isinstance(features, bool) or not isinstance(features, int) or features <= 0:
         raise ValueError(
@@ -159,7 +162,9 @@ def conv2d(
         y = conv2d_forward(params, x, geometry=geometry_of(x.shape[1:]))
         return y, x, state
 
+    backward_fn = conv2d_backward_textbook if textbook else conv2d_backward
+
     def backward(params, x, dy):
-        return conv2d_backward(params, x, dy, geometry=geometry_of(x.shape[1:]))
+        return backward_fn(params, x, dy, geometry=geometry_of(x.shape[1:]))
 
     return Layer(name, init_fn, forward, backward)
