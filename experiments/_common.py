@@ -43,6 +43,7 @@ __all__ = [
     "pyplot",
     "relative_error",
     "save_figure",
+    "seed_grid",
     "to_jsonable",
     "write_json",
 ]
@@ -88,6 +89,18 @@ def relative_error(a, b) -> float:
     flat_a = np.asarray(ravel_pytree(a)[0], np.float64)
     flat_b = np.asarray(ravel_pytree(b)[0], np.float64)
     return max_abs_and_relative_error(flat_a, flat_b)[1]
+
+
+def seed_grid(n_seeds: int, values):
+    """One run for every (seed, value) pair, seed-major: ``(seeds, tiled)`` where
+    run ``i`` is ``fit(seed=seeds[i])`` trained with ``tiled[i]`` (pass ``seeds``
+    to ``init_params`` and ``sweep``, ``tiled`` as ``sweep``'s ``hyperparams``);
+    a result with a leading run axis reshapes to ``(n_seeds, len(values))``."""
+    import numpy as np
+
+    values = np.asarray(values)
+    seeds = [s for s in range(n_seeds) for _ in values]
+    return seeds, np.tile(values, n_seeds)
 
 
 def figure_path(args) -> Path:

@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -104,7 +103,7 @@ def trajectories(cfg, model, train):
     parameters and trains on its batches). The validation set is the training
     set: the sweep's evaluations are the whole-set loss in evaluation mode."""
     lrs = np.asarray(cfg["lrs"], np.float32)
-    seeds = [s for s in range(cfg["seeds"]) for _ in lrs]
+    seeds, rates = _common.seed_grid(cfg["seeds"], lrs)
     params, state = init_params(model, seeds)
     curves, seconds = {}, {}
     for v in VARIANTS:
@@ -115,7 +114,7 @@ def trajectories(cfg, model, train):
                 train,
                 loss=LOSS,
                 optimizer=optim.sgd,
-                hyperparams=jnp.tile(jnp.asarray(lrs), cfg["seeds"]),
+                hyperparams=rates,
                 params=params,
                 state=state,
                 seeds=seeds,

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -76,7 +75,7 @@ def run_grid(cfg: dict):
     ds = data.load("digits")
     model = jaxbp.mlp(SIZES, activation="relu")
     lrs = learning_rates(cfg)
-    seeds = [s for s in range(cfg["seeds"]) for _ in lrs]
+    seeds, rates = _common.seed_grid(cfg["seeds"], lrs)
     params, state = init_params(model, seeds)
     with _common.Timer() as timer:
         runs = sweep(
@@ -85,7 +84,7 @@ def run_grid(cfg: dict):
             ds.train,
             loss=LOSS,
             optimizer=optim.sgd,
-            hyperparams=jnp.tile(jnp.asarray(lrs), cfg["seeds"]),
+            hyperparams=rates,
             params=params,
             state=state,
             seeds=seeds,

@@ -310,14 +310,12 @@ def digits(cfg):
     ds = data.load("digits")
     net = jaxbp.mlp(SIZES, activation="relu")
     lrs = np.asarray(cfg["lrs"], np.float32)
-    seeds = [s for s in range(cfg["seeds"]) for _ in lrs]  # fit(seed=s)'s runs
+    seeds, rates = _common.seed_grid(cfg["seeds"], lrs)  # fit(seed=s)'s runs
     params, _ = init_params(net, seeds)
     summary, seconds = {}, {}
     for name, (model, loss) in digit_models(net).items():
         with _common.Timer() as t:
-            m = digits_sweep(
-                cfg, ds, model, loss, params, seeds, np.tile(lrs, cfg["seeds"])
-            )
+            m = digits_sweep(cfg, ds, model, loss, params, seeds, rates)
         seconds[name] = t.seconds
         summary[name] = best_lr_summary(name, m, lrs)
     return lrs, summary, {"sweep_seconds": seconds}

@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -96,7 +95,7 @@ def run_all(cfg: dict):
     ds = data.load("digits")
     model = jaxbp.mlp(SIZES, activation="relu")
     lrs = np.asarray(cfg["lrs"], np.float32)
-    seeds = [s for s in range(cfg["seeds"]) for _ in lrs]
+    seeds, rates = _common.seed_grid(cfg["seeds"], lrs)
     params, state = init_params(model, seeds)
     x, t, _, _ = bp.prepare(model, None, *ds.train, LOSS, state)
     xs, ys, _, _ = bp.prepare(model, None, *ds.test, LOSS, state)
@@ -112,7 +111,7 @@ def run_all(cfg: dict):
                     ds.val,
                     loss=LOSS,
                     optimizer=functools.partial(builder, lib),
-                    hyperparams=jnp.tile(jnp.asarray(lrs), cfg["seeds"]),
+                    hyperparams=rates,
                     params=params,
                     state=state,
                     seeds=seeds,
