@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -134,6 +135,28 @@ def resolve_weight_decay(args) -> None:
         )
 
 
+def check_writable_directory(flag: str, path) -> None:
+    """Raise UsageError unless ``path`` is, or can be made, a writable directory:
+    it (or its nearest existing parent) must be a directory we may write in."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file, not a directory")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {existing} is not writable")
+
+
+def check_paths(args) -> None:
+    """``--out`` and ``--checkpoint-dir`` usable, checked before any work."""
+    check_writable_directory("--out", args.out)
+    if args.checkpoint_dir is not None:
+        check_writable_directory("--checkpoint-dir", args.checkpoint_dir)
+
+
 def _check_checkpoint_flags(args) -> None:
     from jaxbp import checkpoint
 
@@ -142,8 +165,6 @@ def _check_checkpoint_flags(args) -> None:
     if args.checkpoint_dir is None:
         return
     directory = Path(args.checkpoint_dir)
-    if directory.exists() and not directory.is_dir():
-        raise UsageError(f"--checkpoint-dir {directory} is not a directory")
     if not args.resume and directory.is_dir() and checkpoint.latest(directory):
         raise UsageError(
             f"--checkpoint-dir {directory} already holds checkpoints: add --resume "
@@ -304,6 +325,7 @@ def write_outputs(args, dataset, loss, result, test, seconds) -> Path:
 
 def run(args) -> int:
     """Train as the flags say; print the summary; 0 on success."""
+    check_paths(args)
     parsing.apply_presets(args)
     parsing.check_model_flags(args)
     resolve_weight_decay(args)

@@ -3,6 +3,7 @@ no traceback (as a user runs the command: through subprocesses; the flag
 conflicts also in process, which is quicker)."""
 
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,3 +163,38 @@ def test_channels_is_for_the_cnn_only():
 def test_devices_beyond_available_is_a_clear_error(tmp_path):
     result = jaxbp("train", *FAST, "--devices", "64", "--out", str(tmp_path))
     assert_one_line_error(result, "--devices 64", "available")
+
+
+@pytest.mark.parametrize("flag", ["--out", "--checkpoint-dir"])
+def test_a_path_flag_naming_a_file_exits_2_before_training(run_main, tmp_path, flag):
+    (tmp_path / "file").write_text("")
+    for path in (tmp_path / "file", tmp_path / "file" / "below"):
+        result = run_main(
+            "train", *FAST, "--out", str(tmp_path / "out"), flag, str(path)
+        )
+        assert_one_line_error(result, flag, "is a file, not a directory")
+        assert not (tmp_path / "out").exists()  # nothing trained, nothing written
+
+
+@pytest.mark.parametrize("flag", ["--out", "--checkpoint-dir"])
+def test_a_path_flag_not_writable_exits_2_before_training(
+    run_main, tmp_path, monkeypatch, flag
+):
+    import os
+
+    from jaxbp import train
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode)
+    )  # chmod does not bind root, who runs these tests in CI containers
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained despite an unwritable path")
+
+    monkeypatch.setattr(train, "fit", no_training)
+    out = ["--out", str(tmp_path / "out")] if flag != "--out" else []
+    result = run_main("train", *FAST, *out, flag, str(locked / "run"))
+    assert_one_line_error(result, flag, "not writable")
