@@ -15,6 +15,10 @@ Exit status:
   One line on stderr naming the flag as typed, no traceback.
 * 3: the training run diverged (its loss or parameters became NaN or
   infinite): one line on stderr naming the epoch and the step.
+* 130 / 143: stopped by SIGINT (Ctrl-C) / SIGTERM. ``jaxbp train`` stops after
+  the running epoch and first writes ``metrics.json`` (``"interrupted":
+  true``), ``curves.png`` and a checkpoint (with ``--checkpoint-dir``); one
+  line says where it stopped and the command that resumes it.
 """
 
 from __future__ import annotations
@@ -48,10 +52,15 @@ def build_parser():
 def main(argv=None) -> int:
     """Run the command ``argv`` names; return its exit status (see the module
     docstring). Unexpected exceptions propagate with their traceback."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # as typed: for the resume command of an interrupted run
     enable_compilation_cache()
     try:
         return COMMANDS[args.command].run(args)
     except (UsageError, Diverged) as error:
         print(f"jaxbp {args.command}: error: {one_line(str(error))}", file=sys.stderr)
         return error.status
+    except KeyboardInterrupt:
+        print(f"jaxbp {args.command}: interrupted", file=sys.stderr)
+        return 130

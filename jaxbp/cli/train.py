@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -199,13 +201,15 @@ def check_training_flags(args, n_train: int) -> None:
 # ---------------------------------------------------------------- running
 
 
-def fit_and_test(model, dataset, loss, optimizer, args, on_epoch):
+def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
     """The one place that calls ``jaxbp.train``: fit on the training split
     (validation each epoch), then evaluate on the test split.
 
     Returns ``(FitResult, seconds of fit, (test_loss, test_accuracy))``; a
     diverged run is :class:`Diverged`, a checkpoint that cannot be read a
-    UsageError naming ``--checkpoint-dir``.
+    UsageError naming ``--checkpoint-dir``. When ``interrupts`` caught a
+    signal, training stops after its epoch and the test split is not
+    evaluated (``(None, None)``).
     """
     from jaxbp import checkpoint, train
 
@@ -231,6 +235,7 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch):
             resume=args.resume,
             callback=on_epoch,
             devices=args.devices,
+            should_stop=lambda: interrupts.signal is not None,
         )
     except train.TrainingDiverged as error:
         raise Diverged(_diverged_message(error)) from None
@@ -241,6 +246,8 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch):
             raise UsageError(f"--resume: {error}") from None
         raise
     seconds = time.perf_counter() - started
+    if interrupts.signal is not None:
+        return result, seconds, (None, None)
     test = train.evaluate(
         model, result.params, split(dataset.test), state=result.state, loss=loss
     )
@@ -296,14 +303,14 @@ def _json_default(value):
     return str(value)
 
 
-def write_outputs(args, dataset, loss, result, test, seconds) -> Path:
+def write_outputs(args, dataset, loss, result, test, seconds, interrupted=False):
     """``metrics.json`` and ``curves.png`` in ``--out``; returns the directory."""
     from jaxbp.plots import plot_curves
 
     test_loss, test_accuracy = test
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k != "command"}
+    config = {k: v for k, v in vars(args).items() if k not in ("command", "argv")}
     config.update(loss=loss, hidden=list(args.hidden))
     metrics = {
         "test_accuracy": test_accuracy,
@@ -311,6 +318,7 @@ def write_outputs(args, dataset, loss, result, test, seconds) -> Path:
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "stopped_early": result.stopped_early,
+        "interrupted": interrupted,
         "train_seconds": seconds,
         "config": config,
         "history": result.history,
@@ -321,6 +329,51 @@ def write_outputs(args, dataset, loss, result, test, seconds) -> Path:
     title = f"{dataset.name}: {building.model_summary(args, loss)}"
     plot_curves(result.history, out / "curves.png", title=title)
     return out
+
+
+class Interrupts:
+    """While entered, SIGINT (Ctrl-C) and SIGTERM are caught: the first one is
+    kept in ``signal`` (training stops after the running epoch, losing
+    nothing), a second one stops at once (KeyboardInterrupt)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signal = None
+        self._previous = {}
+
+    def __enter__(self):
+        self._previous = {s: signal.signal(s, self._catch) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _catch(self, signum, frame):
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(
+            f"jaxbp train: {signal.Signals(signum).name}: stopping after this "
+            "epoch (send it again to stop at once)",
+            file=sys.stderr,
+        )
+
+
+def _interrupted_message(args, result, out) -> str:
+    """One line: where training stopped, what was written, how to resume."""
+    done = len(result.history)
+    message = (
+        f"jaxbp train: interrupted after epoch {done} of {args.epochs}; "
+        f"wrote {out / 'metrics.json'} and {out / 'curves.png'}"
+    )
+    if args.checkpoint_dir is None:
+        return message + "; no --checkpoint-dir, so it cannot be resumed"
+    argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    if "--resume" not in argv:
+        argv.append("--resume")
+    return message + f"; resume with: {shlex.join(['jaxbp', *argv])}"
 
 
 def run(args) -> int:
@@ -344,12 +397,17 @@ def run(args) -> int:
     )
     on_epoch, close = _progress(args)
     try:
-        result, seconds, test = fit_and_test(
-            model, dataset, loss, optimizer, args, on_epoch
-        )
+        with Interrupts() as interrupts:
+            result, seconds, test = fit_and_test(
+                model, dataset, loss, optimizer, args, on_epoch, interrupts
+            )
     finally:
         close()
-    out = write_outputs(args, dataset, loss, result, test, seconds)
+    stopped = interrupts.signal
+    out = write_outputs(args, dataset, loss, result, test, seconds, stopped is not None)
+    if stopped is not None:
+        print(_interrupted_message(args, result, out), file=sys.stderr)
+        return 128 + stopped
     test_loss, test_accuracy = test
     summary = f"test loss {test_loss:.4f}"
     if test_accuracy is not None:
