@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
-import signal
 import sys
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 from jaxbp import recipes
 from jaxbp.cli import building, parsing
 from jaxbp.cli.errors import Diverged, UsageError
+from jaxbp.cli.interrupts import Interrupts, interrupted_message
 from jaxbp.cli.parsing import number
 
 
@@ -331,51 +330,6 @@ def write_outputs(args, dataset, loss, result, test, seconds, interrupted=False)
     return out
 
 
-class Interrupts:
-    """While entered, SIGINT (Ctrl-C) and SIGTERM are caught: the first one is
-    kept in ``signal`` (training stops after the running epoch, losing
-    nothing), a second one stops at once (KeyboardInterrupt)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signal = None
-        self._previous = {}
-
-    def __enter__(self):
-        self._previous = {s: signal.signal(s, self._catch) for s in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc_info):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def _catch(self, signum, frame):
-        if self.signal is not None:
-            raise KeyboardInterrupt
-        self.signal = signum
-        print(
-            f"jaxbp train: {signal.Signals(signum).name}: stopping after this "
-            "epoch (send it again to stop at once)",
-            file=sys.stderr,
-        )
-
-
-def _interrupted_message(args, result, out) -> str:
-    """One line: where training stopped, what was written, how to resume."""
-    done = len(result.history)
-    message = (
-        f"jaxbp train: interrupted after epoch {done} of {args.epochs}; "
-        f"wrote {out / 'metrics.json'} and {out / 'curves.png'}"
-    )
-    if args.checkpoint_dir is None:
-        return message + "; no --checkpoint-dir, so it cannot be resumed"
-    argv = list(getattr(args, "argv", None) or sys.argv[1:])
-    if "--resume" not in argv:
-        argv.append("--resume")
-    return message + f"; resume with: {shlex.join(['jaxbp', *argv])}"
-
-
 def run(args) -> int:
     """Train as the flags say; print the summary; 0 on success."""
     check_paths(args)
@@ -406,7 +360,7 @@ def run(args) -> int:
     stopped = interrupts.signal
     out = write_outputs(args, dataset, loss, result, test, seconds, stopped is not None)
     if stopped is not None:
-        print(_interrupted_message(args, result, out), file=sys.stderr)
+        print(interrupted_message(args, result, out), file=sys.stderr)
         return 128 + stopped
     test_loss, test_accuracy = test
     summary = f"test loss {test_loss:.4f}"
