@@ -39,6 +39,7 @@ class Model:
         object.__setattr__(self, "dtype", jnp.dtype(self.dtype))
         if not self.layers:
             raise ValueError("a model needs at least one layer; got none")
+        _check_dtype_available(self.dtype)
 
     # ------------------------------------------------------------- creation
 
@@ -82,6 +83,19 @@ class Model:
                 f"model expects inputs of shape ({expected}); got shape {x.shape}"
             )
         return x.astype(self.dtype)
+
+    def check_params(self, params) -> None:
+        """Raise ValueError unless every floating parameter has the model's
+        dtype (gradients then have the dtype of their parameters, manual and
+        autodiff alike)."""
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+            dtype = jnp.result_type(leaf)
+            if jnp.issubdtype(dtype, jnp.floating) and dtype != self.dtype:
+                raise ValueError(
+                    f"params{jax.tree_util.keystr(path)} has dtype {dtype} but the "
+                    f"model's dtype is {self.dtype}: build the model with "
+                    f"dtype={dtype} (or cast the params to {self.dtype})"
+                )
 
     def forward(self, params, state, x, *, key=None, train=False):
         """(out, caches, new_state): the forward pass, keeping each layer's cache
@@ -132,6 +146,17 @@ def _initial_state(model: Model):
         if not jax.tree.leaves(shapes):
             return shapes
         return _state_only(model, jax.random.key(0))
+
+
+def _check_dtype_available(dtype) -> None:
+    """A 64-bit dtype needs JAX's x64 mode; without it JAX would quietly
+    truncate to 32 bits."""
+    if jax.dtypes.canonicalize_dtype(dtype) != dtype:
+        raise ValueError(
+            f"dtype {dtype} needs 64-bit JAX, which is off: run "
+            "jax.config.update('jax_enable_x64', True) (or set JAX_ENABLE_X64=1) "
+            "before building the model"
+        )
 
 
 def _out_shape(layer, in_shape, dtype):

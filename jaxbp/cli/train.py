@@ -336,6 +336,10 @@ def run(args) -> int:
     parsing.apply_presets(args)
     parsing.check_model_flags(args)
     resolve_weight_decay(args)
+    if args.dtype == "float64":  # else JAX would quietly truncate to float32
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
     dataset = building.load_dataset(args)
     loss = building.choose_loss(args, dataset)
     n_train = dataset.train.x.shape[0]
