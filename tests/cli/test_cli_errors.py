@@ -65,6 +65,11 @@ def test_bad_input_exits_2_with_one_line(flags, fragments, tmp_path):
             ["--loss binary_cross_entropy", "2 classes"],
         ),
         (["--dataset", "fashion_mnist"], ["--dataset fashion_mnist", "--data-dir"]),
+        (["--data-dir", "/tmp"], ["--data-dir", "mnist", "--dataset digits"]),
+        (
+            ["--dataset", "spirals", "--data-dir", "/tmp"],
+            ["--data-dir", "--dataset spirals"],
+        ),
         (["--resume"], ["--resume", "--checkpoint-dir"]),
         (["--devices", "64"], ["--devices 64"]),
     ],

@@ -165,3 +165,15 @@ def test_presets_pick_optimizer_and_weight_decay(flags, optimizer, weight_decay)
 def test_weight_decay_is_for_adamw_only(optimizer):
     with pytest.raises(UsageError, match="--weight-decay"):
         parsed_train("--optimizer", optimizer, "--weight-decay", "0.01")
+
+
+def test_readme_spirals_example_reaches_95_percent(tmp_path):
+    flags = [
+        *("--dataset", "spirals", "--hidden", "64,64", "--activation", "tanh"),
+        *("--optimizer", "momentum", "--lr", "0.05"),
+    ]
+    result = jaxbp("train", *flags, "--quiet", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["config"]["dropout"] == metrics["config"]["input_dropout"] == 0
+    assert metrics["test_accuracy"] >= 0.95
