@@ -24,6 +24,7 @@ Exit status:
 from __future__ import annotations
 
 import sys
+import warnings
 
 from jaxbp.cli import explain, gradcheck, parsing, train
 from jaxbp.cli.errors import Diverged, UsageError, one_line
@@ -57,10 +58,21 @@ def main(argv=None) -> int:
     args.argv = argv  # as typed: for the resume command of an interrupted run
     enable_compilation_cache()
     try:
-        return COMMANDS[args.command].run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return COMMANDS[args.command].run(args)
     except (UsageError, Diverged) as error:
         print(f"jaxbp {args.command}: error: {one_line(str(error))}", file=sys.stderr)
         return error.status
     except KeyboardInterrupt:
         print(f"jaxbp {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line_warning(command: str):
+    """A ``warnings.showwarning`` printing ``jaxbp COMMAND: warning: ...`` as one line."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"jaxbp {command}: warning: {one_line(str(message))}", file=sys.stderr)
+
+    return show

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+from pathlib import Path
 
 from jaxbp import activations, data, initializers, losses, recipes
 from jaxbp.cli.errors import UsageError
@@ -219,3 +221,18 @@ def check_model_flags(args) -> None:
             f"--dataset {args.dataset} needs --data-dir DIR: the directory holding "
             f"{', '.join(data.MNIST_FILES.values())} (plain or .gz)"
         )
+
+
+def check_writable_directory(flag: str, path) -> None:
+    """Raise UsageError unless ``path`` is, or can be made, a writable directory:
+    it (or its nearest existing parent) must be a directory we may write in."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file, not a directory")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {existing} is not writable")

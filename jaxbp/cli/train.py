@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from jaxbp import recipes
-from jaxbp.cli import building, parsing
+from jaxbp.cli import building, parsing, resuming
 from jaxbp.cli.errors import Diverged, UsageError
 from jaxbp.cli.interrupts import Interrupts, interrupted_message
 from jaxbp.cli.parsing import number
@@ -136,26 +135,11 @@ def resolve_weight_decay(args) -> None:
         )
 
 
-def check_writable_directory(flag: str, path) -> None:
-    """Raise UsageError unless ``path`` is, or can be made, a writable directory:
-    it (or its nearest existing parent) must be a directory we may write in."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{flag} {path} is a file, not a directory")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"{flag} {path}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} {path}: {existing} is not writable")
-
-
 def check_paths(args) -> None:
     """``--out`` and ``--checkpoint-dir`` usable, checked before any work."""
-    check_writable_directory("--out", args.out)
+    parsing.check_writable_directory("--out", args.out)
     if args.checkpoint_dir is not None:
-        check_writable_directory("--checkpoint-dir", args.checkpoint_dir)
+        parsing.check_writable_directory("--checkpoint-dir", args.checkpoint_dir)
 
 
 def _check_checkpoint_flags(args) -> None:
@@ -166,7 +150,9 @@ def _check_checkpoint_flags(args) -> None:
     if args.checkpoint_dir is None:
         return
     directory = Path(args.checkpoint_dir)
-    if not args.resume and directory.is_dir() and checkpoint.latest(directory):
+    if args.resume:
+        resuming.check_resume(args)
+    elif directory.is_dir() and checkpoint.latest(directory):
         raise UsageError(
             f"--checkpoint-dir {directory} already holds checkpoints: add --resume "
             "to continue from them, or use an empty directory"
@@ -353,7 +339,16 @@ def run(args) -> int:
         steps=recipes.total_steps(n_train, args.batch_size, args.epochs),
         weight_decay=args.weight_decay,
     )
-    on_epoch, close = _progress(args)
+    if args.checkpoint_dir is not None and not args.resume:
+        resuming.record_flags(args)
+    show, close = _progress(args)
+    trained = []  # the epochs trained by this process
+
+    def on_epoch(record):
+        trained.append(record["epoch"])
+        if show is not None:
+            show(record)
+
     try:
         with Interrupts() as interrupts:
             result, seconds, test = fit_and_test(
@@ -366,14 +361,31 @@ def run(args) -> int:
     if stopped is not None:
         print(interrupted_message(args, result, out), file=sys.stderr)
         return 128 + stopped
+    resumed = len(result.history) - len(trained) if args.resume else None
+    print(
+        f"{dataset.name}: {building.model_summary(args, loss)}; "
+        f"{_done(args, result, len(trained), resumed, seconds)}; "
+        f"{_test_summary(test)}\n"
+        f"wrote {out / 'metrics.json'} and {out / 'curves.png'}"
+    )
+    return 0
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
+def _done(args, result, trained: int, resumed: int | None, seconds: float) -> str:
+    """``"[resumed from epoch N of M; ]K epochs in Ts (best epoch B)"``."""
+    done = f"{_epochs(trained)} in {seconds:.1f}s (best epoch {result.best_epoch})"
+    if resumed is None:
+        return done
+    return f"resumed from epoch {resumed} of {args.epochs}; {done}"
+
+
+def _test_summary(test) -> str:
     test_loss, test_accuracy = test
     summary = f"test loss {test_loss:.4f}"
     if test_accuracy is not None:
         summary += f", test accuracy {test_accuracy:.4f}"
-    print(
-        f"{dataset.name}: {building.model_summary(args, loss)}; "
-        f"{len(result.history)} epochs in {seconds:.1f}s (best epoch "
-        f"{result.best_epoch}); {summary}\n"
-        f"wrote {out / 'metrics.json'} and {out / 'curves.png'}"
-    )
-    return 0
+    return summary

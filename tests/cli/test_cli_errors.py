@@ -120,7 +120,7 @@ def test_resuming_with_other_settings_names_the_flag(run_main, tmp_path):
     result = run_main(
         "train", *FAST, "--seed", "4", "--out", str(tmp_path), *ckpt, "--resume"
     )
-    assert_one_line_error(result, "--resume", "other settings", "seed")
+    assert_one_line_error(result, "--resume", "other flags", "--seed 0", "now 4")
 
 
 def test_corrupt_idx_file_names_the_path(tmp_path):
