@@ -203,3 +203,22 @@ def test_a_path_flag_not_writable_exits_2_before_training(
     out = ["--out", str(tmp_path / "out")] if flag != "--out" else []
     result = run_main("train", *FAST, *out, flag, str(locked / "run"))
     assert_one_line_error(result, flag, "not writable")
+
+
+def test_messages_name_flags_not_python_arguments(run_main, monkeypatch, tmp_path):
+    import jax
+
+    one = jax.devices()[0]
+    monkeypatch.setattr(jax, "devices", lambda *a: [one, one])  # two host devices
+    checkpoint.save(tmp_path / "ckpt", 1, {"w": np.zeros(2)})
+    cases = [
+        (["--devices", "2", "--batch-size", "33"], ["--batch-size 33", "--devices 2"]),
+        (["--resume"], ["--resume", "--checkpoint-dir"]),
+        (["--checkpoint-dir", str(tmp_path / "ckpt")], ["--resume"]),
+        (["--model", "cnn", "--dataset", "blobs"], ["--model cnn", "--dataset"]),
+    ]
+    for flags, fragments in cases:
+        result = run_main("train", *FAST, "--out", str(tmp_path / "out"), *flags)
+        assert_one_line_error(result, *fragments)
+        for python_name in ("=True", "resume=", "images=", "devices=", "batch_size"):
+            assert python_name not in result.stderr, result.stderr
