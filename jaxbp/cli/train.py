@@ -35,6 +35,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="a number, or 'full' for full-batch gradient descent (default 32)",
     )
     p.add_argument(
+        "--eval-batch-size",
+        type=parsing.batch_size,
+        default=1000,
+        help="evaluate this many examples at a time (bounded memory on large "
+        "datasets), or 'full' for whole splits at once (default 1000)",
+    )
+    p.add_argument(
         "--epochs",
         type=number(int, 1, strict=False),
         default=None,
@@ -221,6 +228,7 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
             callback=on_epoch,
             devices=args.devices,
             should_stop=lambda: interrupts.signal is not None,
+            eval_batch_size=args.eval_batch_size,
         )
     except train.TrainingDiverged as error:
         raise Diverged(_diverged_message(error)) from None
@@ -234,7 +242,12 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
     if interrupts.signal is not None:
         return result, seconds, (None, None)
     test = train.evaluate(
-        model, result.params, split(dataset.test), state=result.state, loss=loss
+        model,
+        result.params,
+        split(dataset.test),
+        state=result.state,
+        loss=loss,
+        batch_size=args.eval_batch_size,
     )
     return result, seconds, test
 

@@ -177,3 +177,31 @@ def test_readme_spirals_example_reaches_95_percent(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["config"]["dropout"] == metrics["config"]["input_dropout"] == 0
     assert metrics["test_accuracy"] >= 0.95
+
+
+def test_evaluation_runs_in_batches(run_main, monkeypatch, tmp_path):
+    calls = {"fit": [], "evaluate": []}
+    real_fit, real_evaluate = train.fit, train.evaluate
+
+    def fit_spy(*args, **kwargs):
+        calls["fit"].append(kwargs["eval_batch_size"])
+        return real_fit(*args, **kwargs)
+
+    def evaluate_spy(*args, **kwargs):
+        calls["evaluate"].append(kwargs["batch_size"])
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", fit_spy)
+    monkeypatch.setattr(train, "evaluate", evaluate_spy)
+    runs = {"default": [], "7": ["--eval-batch-size", "7"], "full": []}
+    runs["full"] = ["--eval-batch-size", "full"]
+    for name, flags in runs.items():
+        out = ["--out", str(tmp_path / name)]
+        assert run_main("train", *FAST, *flags, *out).returncode == 0
+    assert calls == {"fit": [1000, 7, None], "evaluate": [1000, 7, None]}
+    metrics = [
+        json.loads((tmp_path / name / "metrics.json").read_text()) for name in runs
+    ]
+    for m in metrics[1:]:  # the same numbers up to rounding
+        assert m["test_accuracy"] == metrics[0]["test_accuracy"]
+        assert m["test_loss"] == pytest.approx(metrics[0]["test_loss"], rel=1e-5)
