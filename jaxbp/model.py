@@ -41,6 +41,11 @@ class Model:
             raise ValueError("a model needs at least one layer; got none")
         _check_dtype_available(self.dtype)
 
+    def __repr__(self) -> str:
+        """A table of the layers (name, output shape, parameter count) and the
+        total, instead of the layers' function addresses."""
+        return _table(self)
+
     # ------------------------------------------------------------- creation
 
     def init_with_state(self, key) -> tuple[Any, Any]:
@@ -159,8 +164,9 @@ def _check_dtype_available(dtype) -> None:
         )
 
 
-def _out_shape(layer, in_shape, dtype):
-    """A layer's output shape, from its init traced abstractly (no arrays made)."""
+def _layer_shapes(layer, in_shape, dtype):
+    """``(output shape, params as ShapeDtypeStructs)`` of a layer, from its
+    init traced abstractly (no arrays made)."""
     shapes = []
 
     def init_shape(key):
@@ -168,8 +174,38 @@ def _out_shape(layer, in_shape, dtype):
         shapes.append(out_shape)
         return params, state
 
-    jax.eval_shape(init_shape, jax.random.key(0))
-    return tuple(shapes[0])
+    params, _ = jax.eval_shape(init_shape, jax.random.key(0))
+    return tuple(shapes[0]), params
+
+
+def _out_shape(layer, in_shape, dtype):
+    """A layer's output shape, from its init traced abstractly (no arrays made)."""
+    return _layer_shapes(layer, in_shape, dtype)[0]
+
+
+def _table(model: Model) -> str:
+    """The rows of ``repr(model)``: layer, output shape, parameter count, total."""
+    rows, shape, total = (
+        [("", "layer", "output shape", "parameters")],
+        model.in_shape,
+        0,
+    )
+    for i, layer in enumerate(model.layers):
+        shape, params = _layer_shapes(layer, shape, model.dtype)
+        count = sum(leaf.size for leaf in jax.tree.leaves(params))
+        total += count
+        rows.append((str(i), layer.name, str(shape), f"{count:,}"))
+    widths = [max(len(row[c]) for row in rows) for c in range(4)]
+    lines = [
+        f"  {i:>{widths[0]}}  {name:<{widths[1]}}  {out:<{widths[2]}}  "
+        f"{count:>{widths[3]}}".rstrip()
+        for i, name, out, count in rows
+    ]
+    head = (
+        f"Model(in_shape={model.in_shape}, dtype={model.dtype}: "
+        f"{len(model.layers)} layers, {total:,} parameters)"
+    )
+    return "\n".join([head, *lines])
 
 
 def sequential(*layers: Layer, in_shape: Sequence[int], dtype=jnp.float32) -> Model:
