@@ -178,9 +178,16 @@ def check_training_flags(args, n_train: int) -> None:
         )
     available = jax.devices()
     if args.devices > len(available):
+        platform = available[0].platform
+        hint = (
+            "; XLA_FLAGS=--xla_force_host_platform_device_count=N in the "
+            "environment gives N host devices"
+            if platform == "cpu"
+            else ""
+        )
         raise UsageError(
-            f"--devices {args.devices}: only {len(available)} "
-            f"{available[0].platform} device(s) are available"
+            f"--devices {args.devices}: only {len(available)} {platform} "
+            f"device(s) are available{hint}"
         )
     if batch % args.devices:
         raise UsageError(
@@ -276,12 +283,13 @@ def _progress(args):
     bar = tqdm(
         total=args.epochs,
         unit="epoch",
-        desc="training",
+        desc="compiling",  # until the first epoch is done
         dynamic_ncols=True,
         file=sys.stderr,
     )
 
     def on_epoch(record):
+        bar.set_description("training", refresh=False)
         postfix = {"loss": f"{record['train_loss']:.4f}"}
         if record.get("val_accuracy") is not None:
             postfix["val_acc"] = f"{record['val_accuracy']:.4f}"

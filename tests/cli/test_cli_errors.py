@@ -167,7 +167,9 @@ def test_channels_is_for_the_cnn_only():
 
 def test_devices_beyond_available_is_a_clear_error(tmp_path):
     result = jaxbp("train", *FAST, "--devices", "64", "--out", str(tmp_path))
-    assert_one_line_error(result, "--devices 64", "available")
+    assert_one_line_error(
+        result, "--devices 64", "available", "xla_force_host_platform_device_count"
+    )
 
 
 @pytest.mark.parametrize("flag", ["--out", "--checkpoint-dir"])
