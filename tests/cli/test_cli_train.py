@@ -11,7 +11,7 @@ import time
 import pytest
 from cli_testing import FAST, histories, jaxbp
 
-from jaxbp import cli, train
+from jaxbp import checkpoint, cli, train
 from jaxbp.cli import parsing
 from jaxbp.cli import train as train_command
 from jaxbp.cli.errors import UsageError
@@ -90,7 +90,7 @@ def test_resume_after_sigkill_gives_the_same_result(tmp_path):
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if any(ckpt.glob("*")) and len(list(ckpt.iterdir())) >= 1:
+            if checkpoint.latest(ckpt) is not None:  # not just flags.json
                 time.sleep(0.3)  # let a few more epochs run
                 break
             time.sleep(0.05)
