@@ -39,7 +39,6 @@ class Model:
         object.__setattr__(self, "dtype", jnp.dtype(self.dtype))
         if not self.layers:
             raise ValueError("a model needs at least one layer; got none")
-        _check_dtype_available(self.dtype)
 
     def __repr__(self) -> str:
         """A table of the layers (name, output shape, parameter count) and the
@@ -52,8 +51,10 @@ class Model:
         """(params, state): parameters drawn with ``key``, and the initial state.
 
         Compiled as one program (drawing each layer's weights op by op would
-        compile every op separately, which dominates start-up).
+        compile every op separately, which dominates start-up). A 64-bit
+        dtype needs JAX's x64 mode on (else a ValueError says how).
         """
+        _check_dtype_available(self.dtype)
         return _init_with_state(self, key)
 
     def init(self, key):
@@ -63,6 +64,7 @@ class Model:
     def init_state(self):
         """The initial state (e.g. batch norm's running averages; ``()`` entries
         for stateless layers). It does not depend on the key."""
+        _check_dtype_available(self.dtype)
         return _initial_state(self)
 
     @functools.cached_property
@@ -81,6 +83,7 @@ class Model:
 
     def check_input(self, x) -> jax.Array:
         """``x`` as an array of the model's dtype, after checking its shape."""
+        _check_dtype_available(self.dtype)
         x = jnp.asarray(x)
         if x.ndim != len(self.in_shape) + 1 or x.shape[1:] != self.in_shape:
             expected = ", ".join(["batch", *map(str, self.in_shape)])
@@ -155,12 +158,14 @@ def _initial_state(model: Model):
 
 def _check_dtype_available(dtype) -> None:
     """A 64-bit dtype needs JAX's x64 mode; without it JAX would quietly
-    truncate to 32 bits."""
+    truncate to 32 bits. Checked where arrays are made (init, inputs), not
+    when the model is built: a float64 model may be described with x64 off
+    and used inside ``jax.enable_x64(True)`` (as ``jaxbp.explain`` does)."""
     if jax.dtypes.canonicalize_dtype(dtype) != dtype:
         raise ValueError(
             f"dtype {dtype} needs 64-bit JAX, which is off: run "
             "jax.config.update('jax_enable_x64', True) (or set JAX_ENABLE_X64=1) "
-            "before building the model"
+            "before using the model"
         )
 
 

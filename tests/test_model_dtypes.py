@@ -19,9 +19,19 @@ from jaxbp.layers import dense
     ],
 )
 def test_float64_without_x64_says_how_to_enable_it(build):
-    with jax.enable_x64(False), pytest.raises(ValueError, match="jax_enable_x64"):
-        build()
-    assert build().dtype == jnp.float64  # with x64 on (tests/conftest.py)
+    model = build()
+    params = model.init(jax.random.key(0))  # x64 on (tests/conftest.py)
+    x = np.ones((2, *model.in_shape))
+    assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {jnp.dtype("float64")}
+    with jax.enable_x64(False):
+        model = build()  # describing it is fine; making arrays is not
+        for use in (
+            lambda: model.init(jax.random.key(0)),
+            model.init_state,
+            lambda: model.apply(params, x),
+        ):
+            with pytest.raises(ValueError, match="jax_enable_x64"):
+                use()
 
 
 @pytest.mark.parametrize("backprop", ["manual", "autodiff"])
