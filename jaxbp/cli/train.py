@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from jaxbp import recipes
-from jaxbp.cli import building, parsing, resuming
+from jaxbp.cli import building, parsing, reporting, resuming
 from jaxbp.cli.errors import Diverged, UsageError
 from jaxbp.cli.interrupts import Interrupts, interrupted_message
 from jaxbp.cli.parsing import number
@@ -274,31 +274,6 @@ def _diverged_message(error) -> str:
     return message
 
 
-def _progress(args):
-    """``(on_epoch callback, close)``: a tqdm bar over epochs on stderr, or nothing."""
-    if args.quiet:
-        return None, lambda: None
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=args.epochs,
-        unit="epoch",
-        desc="compiling",  # until the first epoch is done
-        dynamic_ncols=True,
-        file=sys.stderr,
-    )
-
-    def on_epoch(record):
-        bar.set_description("training", refresh=False)
-        postfix = {"loss": f"{record['train_loss']:.4f}"}
-        if record.get("val_accuracy") is not None:
-            postfix["val_acc"] = f"{record['val_accuracy']:.4f}"
-        bar.set_postfix(postfix, refresh=False)
-        bar.update(record["epoch"] - bar.n)
-
-    return on_epoch, bar.close
-
-
 def _json_default(value):
     import numpy as np
 
@@ -362,7 +337,7 @@ def run(args) -> int:
     )
     if args.checkpoint_dir is not None and not args.resume:
         resuming.record_flags(args)
-    show, close = _progress(args)
+    show, close = reporting.progress_bar(args)
     trained = []  # the epochs trained by this process
 
     def on_epoch(record):
@@ -385,28 +360,8 @@ def run(args) -> int:
     resumed = len(result.history) - len(trained) if args.resume else None
     print(
         f"{dataset.name}: {building.model_summary(args, loss)}; "
-        f"{_done(args, result, len(trained), resumed, seconds)}; "
-        f"{_test_summary(test)}\n"
+        f"{reporting.done_summary(args, result, len(trained), resumed, seconds)}; "
+        f"{reporting.test_summary(test)}\n"
         f"wrote {out / 'metrics.json'} and {out / 'curves.png'}"
     )
     return 0
-
-
-def _epochs(n: int) -> str:
-    return f"{n} epoch{'' if n == 1 else 's'}"
-
-
-def _done(args, result, trained: int, resumed: int | None, seconds: float) -> str:
-    """``"[resumed from epoch N of M; ]K epochs in Ts (best epoch B)"``."""
-    done = f"{_epochs(trained)} in {seconds:.1f}s (best epoch {result.best_epoch})"
-    if resumed is None:
-        return done
-    return f"resumed from epoch {resumed} of {args.epochs}; {done}"
-
-
-def _test_summary(test) -> str:
-    test_loss, test_accuracy = test
-    summary = f"test loss {test_loss:.4f}"
-    if test_accuracy is not None:
-        summary += f", test accuracy {test_accuracy:.4f}"
-    return summary
