@@ -36,6 +36,7 @@ def prepare(model: Model, params, x, y, loss: str, state):
     if not isinstance(model, Model):
         raise TypeError(f"expected a jaxbp Model; got {type(model).__name__}")
     loss_fn = losses.get(loss)
+    model.check_params(params)
     x = model.check_input(x)
     y = jnp.asarray(y)
     if y.ndim == 0 or y.shape[0] != x.shape[0]:

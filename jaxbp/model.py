@@ -40,14 +40,21 @@ class Model:
         if not self.layers:
             raise ValueError("a model needs at least one layer; got none")
 
+    def __repr__(self) -> str:
+        """A table of the layers (name, output shape, parameter count) and the
+        total, instead of the layers' function addresses."""
+        return _table(self)
+
     # ------------------------------------------------------------- creation
 
     def init_with_state(self, key) -> tuple[Any, Any]:
         """(params, state): parameters drawn with ``key``, and the initial state.
 
         Compiled as one program (drawing each layer's weights op by op would
-        compile every op separately, which dominates start-up).
+        compile every op separately, which dominates start-up). A 64-bit
+        dtype needs JAX's x64 mode on (else a ValueError says how).
         """
+        _check_dtype_available(self.dtype)
         return _init_with_state(self, key)
 
     def init(self, key):
@@ -57,6 +64,7 @@ class Model:
     def init_state(self):
         """The initial state (e.g. batch norm's running averages; ``()`` entries
         for stateless layers). It does not depend on the key."""
+        _check_dtype_available(self.dtype)
         return _initial_state(self)
 
     @functools.cached_property
@@ -75,6 +83,7 @@ class Model:
 
     def check_input(self, x) -> jax.Array:
         """``x`` as an array of the model's dtype, after checking its shape."""
+        _check_dtype_available(self.dtype)
         x = jnp.asarray(x)
         if x.ndim != len(self.in_shape) + 1 or x.shape[1:] != self.in_shape:
             expected = ", ".join(["batch", *map(str, self.in_shape)])
@@ -82,6 +91,19 @@ class Model:
                 f"model expects inputs of shape ({expected}); got shape {x.shape}"
             )
         return x.astype(self.dtype)
+
+    def check_params(self, params) -> None:
+        """Raise ValueError unless every floating parameter has the model's
+        dtype (gradients then have the dtype of their parameters, manual and
+        autodiff alike)."""
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+            dtype = jnp.result_type(leaf)
+            if jnp.issubdtype(dtype, jnp.floating) and dtype != self.dtype:
+                raise ValueError(
+                    f"params{jax.tree_util.keystr(path)} has dtype {dtype} but the "
+                    f"model's dtype is {self.dtype}: build the model with "
+                    f"dtype={dtype} (or cast the params to {self.dtype})"
+                )
 
     def forward(self, params, state, x, *, key=None, train=False):
         """(out, caches, new_state): the forward pass, keeping each layer's cache
@@ -134,8 +156,22 @@ def _initial_state(model: Model):
         return _state_only(model, jax.random.key(0))
 
 
-def _out_shape(layer, in_shape, dtype):
-    """A layer's output shape, from its init traced abstractly (no arrays made)."""
+def _check_dtype_available(dtype) -> None:
+    """A 64-bit dtype needs JAX's x64 mode; without it JAX would quietly
+    truncate to 32 bits. Checked where arrays are made (init, inputs), not
+    when the model is built: a float64 model may be described with x64 off
+    and used inside ``jax.enable_x64(True)`` (as ``jaxbp.explain`` does)."""
+    if jax.dtypes.canonicalize_dtype(dtype) != dtype:
+        raise ValueError(
+            f"dtype {dtype} needs 64-bit JAX, which is off: run "
+            "jax.config.update('jax_enable_x64', True) (or set JAX_ENABLE_X64=1) "
+            "before using the model"
+        )
+
+
+def _layer_shapes(layer, in_shape, dtype):
+    """``(output shape, params as ShapeDtypeStructs)`` of a layer, from its
+    init traced abstractly (no arrays made)."""
     shapes = []
 
     def init_shape(key):
@@ -143,8 +179,38 @@ def _out_shape(layer, in_shape, dtype):
         shapes.append(out_shape)
         return params, state
 
-    jax.eval_shape(init_shape, jax.random.key(0))
-    return tuple(shapes[0])
+    params, _ = jax.eval_shape(init_shape, jax.random.key(0))
+    return tuple(shapes[0]), params
+
+
+def _out_shape(layer, in_shape, dtype):
+    """A layer's output shape, from its init traced abstractly (no arrays made)."""
+    return _layer_shapes(layer, in_shape, dtype)[0]
+
+
+def _table(model: Model) -> str:
+    """The rows of ``repr(model)``: layer, output shape, parameter count, total."""
+    rows, shape, total = (
+        [("", "layer", "output shape", "parameters")],
+        model.in_shape,
+        0,
+    )
+    for i, layer in enumerate(model.layers):
+        shape, params = _layer_shapes(layer, shape, model.dtype)
+        count = sum(leaf.size for leaf in jax.tree.leaves(params))
+        total += count
+        rows.append((str(i), layer.name, str(shape), f"{count:,}"))
+    widths = [max(len(row[c]) for row in rows) for c in range(4)]
+    lines = [
+        f"  {i:>{widths[0]}}  {name:<{widths[1]}}  {out:<{widths[2]}}  "
+        f"{count:>{widths[3]}}".rstrip()
+        for i, name, out, count in rows
+    ]
+    head = (
+        f"Model(in_shape={model.in_shape}, dtype={model.dtype}: "
+        f"{len(model.layers)} layers, {total:,} parameters)"
+    )
+    return "\n".join([head, *lines])
 
 
 def sequential(*layers: Layer, in_shape: Sequence[int], dtype=jnp.float32) -> Model:

@@ -156,3 +156,16 @@ def test_init_std_scales_the_normal_init(digits):
     w = small.init(jax.random.key(0))
     std = float(np.std(np.concatenate([np.ravel(p["w"]) for p in w if "w" in p])))
     assert 0.005 < std < 0.02
+
+
+@pytest.mark.parametrize("name", ["spirals", "blobs", "moons"])
+def test_mlp_dropout_preset_is_digits_only(digits, name):
+    other = data.load(name)
+    assert recipes.preset("mlp", name)["dropout"] == 0.0
+    assert recipes.preset("mlp", name)["input_dropout"] == 0.0
+    assert recipes.preset("mlp", "digits") == recipes.PRESETS["mlp"]
+    assert recipes.preset("cnn", name) == recipes.PRESETS["cnn"]
+    names = [layer.name for layer in recipes.model("mlp", other).layers]
+    assert "dropout" not in names
+    dropout = recipes.model("mlp", other, dropout=0.1).layers
+    assert [layer.name for layer in dropout].count("dropout") == 2  # as asked

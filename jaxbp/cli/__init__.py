@@ -15,11 +15,16 @@ Exit status:
   One line on stderr naming the flag as typed, no traceback.
 * 3: the training run diverged (its loss or parameters became NaN or
   infinite): one line on stderr naming the epoch and the step.
+* 130 / 143: stopped by SIGINT (Ctrl-C) / SIGTERM. ``jaxbp train`` stops after
+  the running epoch and first writes ``metrics.json`` (``"interrupted":
+  true``), ``curves.png`` and a checkpoint (with ``--checkpoint-dir``); one
+  line says where it stopped and the command that resumes it.
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 
 from jaxbp.cli import explain, gradcheck, parsing, train
 from jaxbp.cli.errors import Diverged, UsageError, one_line
@@ -48,10 +53,26 @@ def build_parser():
 def main(argv=None) -> int:
     """Run the command ``argv`` names; return its exit status (see the module
     docstring). Unexpected exceptions propagate with their traceback."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # as typed: for the resume command of an interrupted run
     enable_compilation_cache()
     try:
-        return COMMANDS[args.command].run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return COMMANDS[args.command].run(args)
     except (UsageError, Diverged) as error:
         print(f"jaxbp {args.command}: error: {one_line(str(error))}", file=sys.stderr)
         return error.status
+    except KeyboardInterrupt:
+        print(f"jaxbp {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line_warning(command: str):
+    """A ``warnings.showwarning`` printing ``jaxbp COMMAND: warning: ...`` as one line."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"jaxbp {command}: warning: {one_line(str(message))}", file=sys.stderr)
+
+    return show

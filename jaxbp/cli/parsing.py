@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+from pathlib import Path
 
 from jaxbp import activations, data, initializers, losses, recipes
 from jaxbp.cli.errors import UsageError
@@ -153,14 +155,16 @@ def _add_layer_flags(p: argparse.ArgumentParser) -> None:
         type=rate,
         default=None,
         metavar="RATE",
-        help="dropout rate after each hidden activation (default 0.3 mlp, 0.5 cnn)",
+        help="dropout rate after each hidden activation (default: 0.5 cnn; "
+        "0.3 mlp on digits, 0 on other data)",
     )
     p.add_argument(
         "--input-dropout",
         type=rate,
         default=None,
         metavar="RATE",
-        help="mlp: dropout rate on the input features (default 0.2)",
+        help="mlp: dropout rate on the input features (default 0.2 on digits, "
+        "0 on other data)",
     )
     p.add_argument(
         "--residual",
@@ -170,14 +174,15 @@ def _add_layer_flags(p: argparse.ArgumentParser) -> None:
 
 
 def apply_presets(args) -> None:
-    """Fill the flags left unset with the chosen model's ``recipes.PRESETS``.
+    """Fill the flags left unset with the chosen model's preset for the
+    dataset (``recipes.preset``: the MLP's dropout is digits' only).
 
     ``weight_decay`` is left alone: it goes with the preset's optimizer only
     (``jaxbp.cli.train`` resolves it once the optimizer is known), and
     ``gradcheck`` gets no training entries.
     """
     training = args.command == "train"
-    for name, value in recipes.PRESETS[args.model].items():
+    for name, value in recipes.preset(args.model, args.dataset).items():
         if name == "weight_decay" or (
             name in recipes.TRAINING_PRESETS and not training
         ):
@@ -206,8 +211,28 @@ def check_model_flags(args) -> None:
         raise UsageError("--input-dropout applies to --model mlp only")
     if args.init_std is not None and args.init != "normal":
         raise UsageError("--init-std applies to --init normal only")
+    if args.dataset not in data.FILE_DATASETS and args.data_dir is not None:
+        raise UsageError(
+            f"--data-dir applies to --dataset {' or '.join(data.FILE_DATASETS)} "
+            f"only; --dataset {args.dataset} is built in (drop --data-dir)"
+        )
     if args.dataset in data.FILE_DATASETS and args.data_dir is None:
         raise UsageError(
             f"--dataset {args.dataset} needs --data-dir DIR: the directory holding "
             f"{', '.join(data.MNIST_FILES.values())} (plain or .gz)"
         )
+
+
+def check_writable_directory(flag: str, path) -> None:
+    """Raise UsageError unless ``path`` is, or can be made, a writable directory:
+    it (or its nearest existing parent) must be a directory we may write in."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file, not a directory")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {existing} is not writable")

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 from jaxbp import recipes
-from jaxbp.cli import building, parsing
+from jaxbp.cli import building, parsing, reporting, resuming
 from jaxbp.cli.errors import Diverged, UsageError
+from jaxbp.cli.interrupts import Interrupts, interrupted_message
 from jaxbp.cli.parsing import number
 
 
@@ -32,6 +33,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         type=parsing.batch_size,
         default=argparse.SUPPRESS,
         help="a number, or 'full' for full-batch gradient descent (default 32)",
+    )
+    p.add_argument(
+        "--eval-batch-size",
+        type=parsing.batch_size,
+        default=1000,
+        help="evaluate this many examples at a time (bounded memory on large "
+        "datasets), or 'full' for whole splits at once (default 1000)",
     )
     p.add_argument(
         "--epochs",
@@ -134,6 +142,13 @@ def resolve_weight_decay(args) -> None:
         )
 
 
+def check_paths(args) -> None:
+    """``--out`` and ``--checkpoint-dir`` usable, checked before any work."""
+    parsing.check_writable_directory("--out", args.out)
+    if args.checkpoint_dir is not None:
+        parsing.check_writable_directory("--checkpoint-dir", args.checkpoint_dir)
+
+
 def _check_checkpoint_flags(args) -> None:
     from jaxbp import checkpoint
 
@@ -142,9 +157,9 @@ def _check_checkpoint_flags(args) -> None:
     if args.checkpoint_dir is None:
         return
     directory = Path(args.checkpoint_dir)
-    if directory.exists() and not directory.is_dir():
-        raise UsageError(f"--checkpoint-dir {directory} is not a directory")
-    if not args.resume and directory.is_dir() and checkpoint.latest(directory):
+    if args.resume:
+        resuming.check_resume(args)
+    elif directory.is_dir() and checkpoint.latest(directory):
         raise UsageError(
             f"--checkpoint-dir {directory} already holds checkpoints: add --resume "
             "to continue from them, or use an empty directory"
@@ -163,9 +178,16 @@ def check_training_flags(args, n_train: int) -> None:
         )
     available = jax.devices()
     if args.devices > len(available):
+        platform = available[0].platform
+        hint = (
+            "; XLA_FLAGS=--xla_force_host_platform_device_count=N in the "
+            "environment gives N host devices"
+            if platform == "cpu"
+            else ""
+        )
         raise UsageError(
-            f"--devices {args.devices}: only {len(available)} "
-            f"{available[0].platform} device(s) are available"
+            f"--devices {args.devices}: only {len(available)} {platform} "
+            f"device(s) are available{hint}"
         )
     if batch % args.devices:
         raise UsageError(
@@ -178,13 +200,15 @@ def check_training_flags(args, n_train: int) -> None:
 # ---------------------------------------------------------------- running
 
 
-def fit_and_test(model, dataset, loss, optimizer, args, on_epoch):
+def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
     """The one place that calls ``jaxbp.train``: fit on the training split
     (validation each epoch), then evaluate on the test split.
 
     Returns ``(FitResult, seconds of fit, (test_loss, test_accuracy))``; a
     diverged run is :class:`Diverged`, a checkpoint that cannot be read a
-    UsageError naming ``--checkpoint-dir``.
+    UsageError naming ``--checkpoint-dir``. When ``interrupts`` caught a
+    signal, training stops after its epoch and the test split is not
+    evaluated (``(None, None)``).
     """
     from jaxbp import checkpoint, train
 
@@ -210,6 +234,8 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch):
             resume=args.resume,
             callback=on_epoch,
             devices=args.devices,
+            should_stop=lambda: interrupts.signal is not None,
+            eval_batch_size=args.eval_batch_size,
         )
     except train.TrainingDiverged as error:
         raise Diverged(_diverged_message(error)) from None
@@ -220,8 +246,15 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch):
             raise UsageError(f"--resume: {error}") from None
         raise
     seconds = time.perf_counter() - started
+    if interrupts.signal is not None:
+        return result, seconds, (None, None)
     test = train.evaluate(
-        model, result.params, split(dataset.test), state=result.state, loss=loss
+        model,
+        result.params,
+        split(dataset.test),
+        state=result.state,
+        loss=loss,
+        batch_size=args.eval_batch_size,
     )
     return result, seconds, test
 
@@ -241,30 +274,6 @@ def _diverged_message(error) -> str:
     return message
 
 
-def _progress(args):
-    """``(on_epoch callback, close)``: a tqdm bar over epochs on stderr, or nothing."""
-    if args.quiet:
-        return None, lambda: None
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=args.epochs,
-        unit="epoch",
-        desc="training",
-        dynamic_ncols=True,
-        file=sys.stderr,
-    )
-
-    def on_epoch(record):
-        postfix = {"loss": f"{record['train_loss']:.4f}"}
-        if record.get("val_accuracy") is not None:
-            postfix["val_acc"] = f"{record['val_accuracy']:.4f}"
-        bar.set_postfix(postfix, refresh=False)
-        bar.update(record["epoch"] - bar.n)
-
-    return on_epoch, bar.close
-
-
 def _json_default(value):
     import numpy as np
 
@@ -275,14 +284,14 @@ def _json_default(value):
     return str(value)
 
 
-def write_outputs(args, dataset, loss, result, test, seconds) -> Path:
+def write_outputs(args, dataset, loss, result, test, seconds, interrupted=False):
     """``metrics.json`` and ``curves.png`` in ``--out``; returns the directory."""
     from jaxbp.plots import plot_curves
 
     test_loss, test_accuracy = test
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k != "command"}
+    config = {k: v for k, v in vars(args).items() if k not in ("command", "argv")}
     config.update(loss=loss, hidden=list(args.hidden))
     metrics = {
         "test_accuracy": test_accuracy,
@@ -290,6 +299,7 @@ def write_outputs(args, dataset, loss, result, test, seconds) -> Path:
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "stopped_early": result.stopped_early,
+        "interrupted": interrupted,
         "train_seconds": seconds,
         "config": config,
         "history": result.history,
@@ -304,9 +314,14 @@ def write_outputs(args, dataset, loss, result, test, seconds) -> Path:
 
 def run(args) -> int:
     """Train as the flags say; print the summary; 0 on success."""
+    check_paths(args)
     parsing.apply_presets(args)
     parsing.check_model_flags(args)
     resolve_weight_decay(args)
+    if args.dtype == "float64":  # else JAX would quietly truncate to float32
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
     dataset = building.load_dataset(args)
     loss = building.choose_loss(args, dataset)
     n_train = dataset.train.x.shape[0]
@@ -320,22 +335,33 @@ def run(args) -> int:
         steps=recipes.total_steps(n_train, args.batch_size, args.epochs),
         weight_decay=args.weight_decay,
     )
-    on_epoch, close = _progress(args)
+    if args.checkpoint_dir is not None and not args.resume:
+        resuming.record_flags(args)
+    show, close = reporting.progress_bar(args)
+    trained = []  # the epochs trained by this process
+
+    def on_epoch(record):
+        trained.append(record["epoch"])
+        if show is not None:
+            show(record)
+
     try:
-        result, seconds, test = fit_and_test(
-            model, dataset, loss, optimizer, args, on_epoch
-        )
+        with Interrupts() as interrupts:
+            result, seconds, test = fit_and_test(
+                model, dataset, loss, optimizer, args, on_epoch, interrupts
+            )
     finally:
         close()
-    out = write_outputs(args, dataset, loss, result, test, seconds)
-    test_loss, test_accuracy = test
-    summary = f"test loss {test_loss:.4f}"
-    if test_accuracy is not None:
-        summary += f", test accuracy {test_accuracy:.4f}"
+    stopped = interrupts.signal
+    out = write_outputs(args, dataset, loss, result, test, seconds, stopped is not None)
+    if stopped is not None:
+        print(interrupted_message(args, result, out), file=sys.stderr)
+        return 128 + stopped
+    resumed = len(result.history) - len(trained) if args.resume else None
     print(
         f"{dataset.name}: {building.model_summary(args, loss)}; "
-        f"{len(result.history)} epochs in {seconds:.1f}s (best epoch "
-        f"{result.best_epoch}); {summary}\n"
+        f"{reporting.done_summary(args, result, len(trained), resumed, seconds)}; "
+        f"{reporting.test_summary(test)}\n"
         f"wrote {out / 'metrics.json'} and {out / 'curves.png'}"
     )
     return 0

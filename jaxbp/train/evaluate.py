@@ -19,22 +19,30 @@ def predict(model, params, x, *, state=None, batch_size=None):
     """Eval-mode outputs for all of ``x``, ``batch_size`` examples at a time.
 
     ``batch_size`` None (or >= the number of examples) runs everything at
-    once; otherwise ``x`` is zero-padded to whole chunks, mapped with
-    ``lax.map`` and the padding cut off. ``state=None`` uses the model's
-    initial state. Traceable (``batch_size`` is a Python int).
+    once; otherwise the whole chunks are mapped with ``lax.map`` (each sliced
+    out of ``x`` in place: no padded copy of the inputs, so the program's
+    working memory does not grow with the number of examples beyond the
+    outputs) and the remaining examples run as one smaller chunk.
+    ``state=None`` uses the model's initial state. Traceable (``batch_size``
+    is a Python int).
     """
     check_int("batch_size", batch_size, 1, allow_none=True)
     n = x.shape[0]
+
+    def apply(xb):
+        return model.apply(params, xb, state=state, train=False)
+
     if batch_size is None or batch_size >= n:
-        return model.apply(params, x, state=state, train=False)
-    chunks = -(-n // batch_size)
-    pad = chunks * batch_size - n
-    padded = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)])
-    padded = padded.reshape(chunks, batch_size, *x.shape[1:])
+        return apply(x)
+    whole, rest = divmod(n, batch_size)
     out = jax.lax.map(
-        lambda xb: model.apply(params, xb, state=state, train=False), padded
+        lambda i: apply(jax.lax.dynamic_slice_in_dim(x, i * batch_size, batch_size)),
+        jnp.arange(whole),
     )
-    return out.reshape(chunks * batch_size, *out.shape[2:])[:n]
+    out = out.reshape(whole * batch_size, *out.shape[2:])
+    if rest:
+        out = jnp.concatenate([out, apply(x[whole * batch_size :])])
+    return out
 
 
 def accuracy(loss: str, out, target):

@@ -98,6 +98,7 @@ def fit(
     keep_checkpoints: int = 2,
     checkpoint_every: int = 1,
     eval_batch_size: int | None = None,
+    should_stop: Callable[[], Any] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train = (x, y)`` for ``epochs`` epochs; return a :class:`FitResult`.
 
@@ -143,6 +144,9 @@ def fit(
       devices: data-parallel training over this many devices (the batch is
         split across them; ``batch_size`` must be divisible by ``devices``).
       eval_batch_size: evaluate this many examples at a time.
+      should_stop: ``should_stop()`` after each epoch; when true, training
+        ends there (with a checkpoint of that epoch when ``checkpoint_dir`` is
+        given) and the result so far is returned (e.g. on Ctrl-C: the CLI).
 
     Raises:
       TrainingDiverged: the training loss became non-finite (names the epoch
@@ -175,7 +179,9 @@ def fit(
         progress, train_key, data = _replicate(progress, train_key, data, replicated)
     with background_saver(checkpoint_dir, keep_checkpoints) as saver:
         run = _Run(program, data, train_key, config, saver, restored)
-        progress = _train_epochs(run, progress, epochs, checkpoint_every, callback)
+        progress = _train_epochs(
+            run, progress, (epochs, checkpoint_every), callback, should_stop
+        )
     return _result(progress, patience)
 
 
@@ -296,14 +302,17 @@ def _compiled_epoch(
     return jax.jit(epoch_and_eval)
 
 
-def _train_epochs(run: _Run, progress, epochs, checkpoint_every, callback):
-    """Epochs ``progress.epoch + 1 ... epochs`` (or until early stopping), each
-    followed by its checkpoint (when due) and the callback."""
+def _train_epochs(run: _Run, progress, schedule, callback, should_stop):
+    """Epochs ``progress.epoch + 1 ... epochs`` (or until early stopping or
+    ``should_stop()``), each followed by its checkpoint (when due) and the
+    callback; ``schedule = (epochs, checkpoint_every)``."""
+    epochs, checkpoint_every = schedule
     for epoch in range(progress.epoch + 1, epochs + 1):
         if progress.stopped_early:
             break
         progress = _one_epoch(run, progress, epoch)
-        due = epoch % checkpoint_every == 0 or epoch == epochs
+        stopping = should_stop is not None and bool(should_stop())
+        due = epoch % checkpoint_every == 0 or epoch == epochs or stopping
         if run.saver is not None and (due or progress.stopped_early):
             run.saver.request(
                 epoch,
@@ -312,6 +321,8 @@ def _train_epochs(run: _Run, progress, epochs, checkpoint_every, callback):
             )
         if callback is not None:
             callback(dict(progress.history[-1]))
+        if stopping:
+            break
     return progress
 
 

@@ -12,6 +12,7 @@ bit-identical to an uninterrupted run's.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 from jaxbp import checkpoint as ckpt
@@ -78,7 +79,7 @@ def restore(checkpoint_dir, resume: bool, progress: Progress, train_key, config)
             f"(newest {path.name}); pass resume=True to continue from it, or "
             "use an empty directory"
         )
-    tree, meta = ckpt.load(path, checkpoint_tree(progress, train_key))
+    path, (tree, meta) = _load_newest_intact(checkpoint_dir, progress, train_key)
     check_config(meta.get("config", {}), config, path)
     best = tree["best"]
     restored = Progress(
@@ -91,6 +92,33 @@ def restore(checkpoint_dir, resume: bool, progress: Progress, train_key, config)
         stopped_early=meta["stopped_early"],
     )
     return restored, tree["key"], path
+
+
+class CheckpointFallbackWarning(UserWarning):
+    """The newest checkpoint could not be read; an older intact one was used."""
+
+
+def _load_newest_intact(checkpoint_dir: Path, progress: Progress, train_key):
+    """``(path, (tree, metadata))`` of the newest checkpoint that loads; a
+    CheckpointFallbackWarning names each unreadable newer one. When none
+    loads, the newest one's CheckpointError is raised."""
+    template = checkpoint_tree(progress, train_key)
+    newest_error = None
+    for _, path in reversed(ckpt.all_checkpoints(checkpoint_dir)):
+        try:
+            loaded = ckpt.load(path, template)
+        except ckpt.CheckpointError as error:
+            newest_error = newest_error or error
+            continue
+        if newest_error is not None:
+            warnings.warn(
+                f"{newest_error}; resuming from the newest intact checkpoint, "
+                f"{path.name}, instead",
+                CheckpointFallbackWarning,
+                stacklevel=4,
+            )
+        return path, loaded
+    raise newest_error
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ no traceback (as a user runs the command: through subprocesses; the flag
 conflicts also in process, which is quicker)."""
 
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,6 +65,11 @@ def test_bad_input_exits_2_with_one_line(flags, fragments, tmp_path):
             ["--loss binary_cross_entropy", "2 classes"],
         ),
         (["--dataset", "fashion_mnist"], ["--dataset fashion_mnist", "--data-dir"]),
+        (["--data-dir", "/tmp"], ["--data-dir", "mnist", "--dataset digits"]),
+        (
+            ["--dataset", "spirals", "--data-dir", "/tmp"],
+            ["--data-dir", "--dataset spirals"],
+        ),
         (["--resume"], ["--resume", "--checkpoint-dir"]),
         (["--devices", "64"], ["--devices 64"]),
     ],
@@ -114,7 +120,7 @@ def test_resuming_with_other_settings_names_the_flag(run_main, tmp_path):
     result = run_main(
         "train", *FAST, "--seed", "4", "--out", str(tmp_path), *ckpt, "--resume"
     )
-    assert_one_line_error(result, "--resume", "other settings", "seed")
+    assert_one_line_error(result, "--resume", "other flags", "--seed 0", "now 4")
 
 
 def test_corrupt_idx_file_names_the_path(tmp_path):
@@ -161,4 +167,60 @@ def test_channels_is_for_the_cnn_only():
 
 def test_devices_beyond_available_is_a_clear_error(tmp_path):
     result = jaxbp("train", *FAST, "--devices", "64", "--out", str(tmp_path))
-    assert_one_line_error(result, "--devices 64", "available")
+    assert_one_line_error(
+        result, "--devices 64", "available", "xla_force_host_platform_device_count"
+    )
+
+
+@pytest.mark.parametrize("flag", ["--out", "--checkpoint-dir"])
+def test_a_path_flag_naming_a_file_exits_2_before_training(run_main, tmp_path, flag):
+    (tmp_path / "file").write_text("")
+    for path in (tmp_path / "file", tmp_path / "file" / "below"):
+        result = run_main(
+            "train", *FAST, "--out", str(tmp_path / "out"), flag, str(path)
+        )
+        assert_one_line_error(result, flag, "is a file, not a directory")
+        assert not (tmp_path / "out").exists()  # nothing trained, nothing written
+
+
+@pytest.mark.parametrize("flag", ["--out", "--checkpoint-dir"])
+def test_a_path_flag_not_writable_exits_2_before_training(
+    run_main, tmp_path, monkeypatch, flag
+):
+    import os
+
+    from jaxbp import train
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode)
+    )  # chmod does not bind root, who runs these tests in CI containers
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained despite an unwritable path")
+
+    monkeypatch.setattr(train, "fit", no_training)
+    out = ["--out", str(tmp_path / "out")] if flag != "--out" else []
+    result = run_main("train", *FAST, *out, flag, str(locked / "run"))
+    assert_one_line_error(result, flag, "not writable")
+
+
+def test_messages_name_flags_not_python_arguments(run_main, monkeypatch, tmp_path):
+    import jax
+
+    one = jax.devices()[0]
+    monkeypatch.setattr(jax, "devices", lambda *a: [one, one])  # two host devices
+    checkpoint.save(tmp_path / "ckpt", 1, {"w": np.zeros(2)})
+    cases = [
+        (["--devices", "2", "--batch-size", "33"], ["--batch-size 33", "--devices 2"]),
+        (["--resume"], ["--resume", "--checkpoint-dir"]),
+        (["--checkpoint-dir", str(tmp_path / "ckpt")], ["--resume"]),
+        (["--model", "cnn", "--dataset", "blobs"], ["--model cnn", "--dataset"]),
+    ]
+    for flags, fragments in cases:
+        result = run_main("train", *FAST, "--out", str(tmp_path / "out"), *flags)
+        assert_one_line_error(result, *fragments)
+        for python_name in ("=True", "resume=", "images=", "devices=", "batch_size"):
+            assert python_name not in result.stderr, result.stderr

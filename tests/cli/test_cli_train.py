@@ -11,7 +11,7 @@ import time
 import pytest
 from cli_testing import FAST, histories, jaxbp
 
-from jaxbp import cli, train
+from jaxbp import checkpoint, cli, train
 from jaxbp.cli import parsing
 from jaxbp.cli import train as train_command
 from jaxbp.cli.errors import UsageError
@@ -90,7 +90,7 @@ def test_resume_after_sigkill_gives_the_same_result(tmp_path):
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if any(ckpt.glob("*")) and len(list(ckpt.iterdir())) >= 1:
+            if checkpoint.latest(ckpt) is not None:  # not just flags.json
                 time.sleep(0.3)  # let a few more epochs run
                 break
             time.sleep(0.05)
@@ -165,3 +165,43 @@ def test_presets_pick_optimizer_and_weight_decay(flags, optimizer, weight_decay)
 def test_weight_decay_is_for_adamw_only(optimizer):
     with pytest.raises(UsageError, match="--weight-decay"):
         parsed_train("--optimizer", optimizer, "--weight-decay", "0.01")
+
+
+def test_readme_spirals_example_reaches_95_percent(tmp_path):
+    flags = [
+        *("--dataset", "spirals", "--hidden", "64,64", "--activation", "tanh"),
+        *("--optimizer", "momentum", "--lr", "0.05"),
+    ]
+    result = jaxbp("train", *flags, "--quiet", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["config"]["dropout"] == metrics["config"]["input_dropout"] == 0
+    assert metrics["test_accuracy"] >= 0.95
+
+
+def test_evaluation_runs_in_batches(run_main, monkeypatch, tmp_path):
+    calls = {"fit": [], "evaluate": []}
+    real_fit, real_evaluate = train.fit, train.evaluate
+
+    def fit_spy(*args, **kwargs):
+        calls["fit"].append(kwargs["eval_batch_size"])
+        return real_fit(*args, **kwargs)
+
+    def evaluate_spy(*args, **kwargs):
+        calls["evaluate"].append(kwargs["batch_size"])
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", fit_spy)
+    monkeypatch.setattr(train, "evaluate", evaluate_spy)
+    runs = {"default": [], "7": ["--eval-batch-size", "7"], "full": []}
+    runs["full"] = ["--eval-batch-size", "full"]
+    for name, flags in runs.items():
+        out = ["--out", str(tmp_path / name)]
+        assert run_main("train", *FAST, *flags, *out).returncode == 0
+    assert calls == {"fit": [1000, 7, None], "evaluate": [1000, 7, None]}
+    metrics = [
+        json.loads((tmp_path / name / "metrics.json").read_text()) for name in runs
+    ]
+    for m in metrics[1:]:  # the same numbers up to rounding
+        assert m["test_accuracy"] == metrics[0]["test_accuracy"]
+        assert m["test_loss"] == pytest.approx(metrics[0]["test_loss"], rel=1e-5)

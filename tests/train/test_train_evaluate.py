@@ -14,7 +14,9 @@ X = jnp.asarray([[2.0, 0.0], [-1.0, 5.0], [0.5, 0.0], [-3.0, 0.0]], jnp.float32)
 
 def test_accuracy_by_sign_for_one_output():
     model = jaxbp.mlp([2, 1])
-    params = ({"w": jnp.asarray([[1.0], [0.0]], jnp.float32), "b": jnp.zeros(1)},)
+    params = (
+        {"w": jnp.asarray([[1.0], [0.0]], jnp.float32), "b": jnp.zeros(1, jnp.float32)},
+    )
     y = jnp.asarray([1, 1, 0, 0])  # predictions by sign: 1, 0, 1, 0
     for loss in ("binary_cross_entropy", "hinge"):
         _, accuracy = evaluate(model, params, (X, y), loss=loss)

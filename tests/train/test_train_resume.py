@@ -197,3 +197,51 @@ def test_resume_after_sigkill_is_bit_identical(run, uninterrupted, tmp_path):
     resumed = fit(model, train, val, checkpoint_dir=tmp_path, resume=True, **kwargs)
     assert len(resumed.history) == epochs
     assert_same_result(resumed, uninterrupted)
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous(
+    run, uninterrupted, tmp_path
+):
+    from jaxbp.train.resume import CheckpointFallbackWarning
+
+    model, train, val, kwargs = run
+    epochs = kwargs["epochs"]
+    with pytest.raises(_Interrupt):
+        fit(model, train, val, checkpoint_dir=tmp_path, callback=stop_at(4), **kwargs)
+    with pytest.raises(_Interrupt):  # the last request is always written: 4, then 5
+        fit(
+            model,
+            train,
+            val,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            callback=stop_at(5),
+            **kwargs,
+        )
+    steps = [step for step, _ in checkpoint.all_checkpoints(tmp_path)]
+    assert steps == [4, 5]
+    newest = checkpoint.latest(tmp_path)
+    newest.write_bytes(b"garbage")
+    with pytest.warns(CheckpointFallbackWarning, match=newest.name):
+        resumed = fit(model, train, val, checkpoint_dir=tmp_path, resume=True, **kwargs)
+    assert_same_result(resumed, uninterrupted)
+    assert len(resumed.history) == epochs
+
+
+def test_should_stop_ends_after_the_epoch_with_its_checkpoint(
+    run, uninterrupted, tmp_path
+):
+    model, train, val, kwargs = run
+    asked = []
+
+    def stop_after_3():
+        asked.append(True)
+        return len(asked) == 3
+
+    stopped = fit(
+        model, train, val, checkpoint_dir=tmp_path, should_stop=stop_after_3, **kwargs
+    )
+    assert len(stopped.history) == 3
+    assert checkpoint.latest(tmp_path) == checkpoint.checkpoint_path(tmp_path, 3)
+    resumed = fit(model, train, val, checkpoint_dir=tmp_path, resume=True, **kwargs)
+    assert_same_result(resumed, uninterrupted)
