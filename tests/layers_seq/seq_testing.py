@@ -32,23 +32,23 @@ def normal(seed: int, shape, dtype):
     return jnp.asarray(np.random.default_rng(seed).normal(size=shape).astype(dtype))
 
 
-def manual_and_vjp(layer, params, x, dy):
+def manual_and_vjp(layer, params, x, dy, state=()):
     """(manual (dparams, dx), jax.vjp's (dparams, dx)), both under jit; dx of an
     integer input is left out."""
     differentiable_x = jnp.issubdtype(x.dtype, jnp.floating)
 
     @jax.jit
     def manual(params, x, dy):
-        _, cache, _ = layer.forward(params, (), x)
+        _, cache, _ = layer.forward(params, state, x)
         dparams, dx = layer.backward(params, cache, dy)
         return (dparams, dx) if differentiable_x else (dparams,)
 
     @jax.jit
     def reference(params, x, dy):
         if differentiable_x:
-            _, vjp = jax.vjp(lambda p, x: layer.forward(p, (), x)[0], params, x)
+            _, vjp = jax.vjp(lambda p, x: layer.forward(p, state, x)[0], params, x)
             return vjp(dy)
-        _, vjp = jax.vjp(lambda p: layer.forward(p, (), x)[0], params)
+        _, vjp = jax.vjp(lambda p: layer.forward(p, state, x)[0], params)
         return vjp(dy)
 
     return manual(params, x, dy), reference(params, x, dy)
@@ -59,15 +59,15 @@ def per_example(fn, params, x, dy):
     return jax.vmap(lambda x, dy: fn(params, x[None], dy[None]))(x, dy)
 
 
-def assert_backward_equals_vjp(layer, params, x, dy, dtype: str):
+def assert_backward_equals_vjp(layer, params, x, dy, dtype: str, state=()):
     """Manual backward = jax.vjp under jit, for the batch and vmapped per example."""
-    got, want = manual_and_vjp(layer, params, x, dy)
+    got, want = manual_and_vjp(layer, params, x, dy, state)
     reference = None
     if dtype != "float64":
-        reference = manual_and_vjp(layer, *as_float64((params, x, dy)))[1]
+        reference = manual_and_vjp(layer, *as_float64((params, x, dy)), state)[1]
     assert_trees_rel_close(got, want, RTOL[dtype], reference)
     got_1, want_1 = per_example(
-        lambda p, x, dy: manual_and_vjp(layer, p, x, dy), params, x, dy
+        lambda p, x, dy: manual_and_vjp(layer, p, x, dy, state), params, x, dy
     )
     assert_trees_rel_close(got_1, want_1, RTOL[dtype])
     # the batch's dparams are the per-example dparams summed
@@ -84,13 +84,13 @@ def assert_close_to_finite_differences(got, fd, rtol=1e-6):
         assert float(jnp.max(jnp.abs(a - b))) <= rtol * max(scale, 1.0)
 
 
-def assert_backward_equals_finite_differences(layer, params, x, dy):
+def assert_backward_equals_finite_differences(layer, params, x, dy, state=()):
     """float64: manual dparams (and dx) = centred finite differences of Σ y ⊙ dy."""
-    _, cache, _ = layer.forward(params, (), x)
+    _, cache, _ = layer.forward(params, state, x)
     dparams, dx = layer.backward(params, cache, dy)
 
     def value(p, x):
-        return jnp.sum(layer.forward(p, (), x)[0] * dy)
+        return jnp.sum(layer.forward(p, state, x)[0] * dy)
 
     fd = finite_difference_grads(lambda p: value(p, x), params)
     assert_close_to_finite_differences(dparams, fd)

@@ -32,7 +32,7 @@ def setup(problem, return_sequences):
 @given(problem=sequence_problems())
 def test_lstm_backward_equals_jax_vjp_under_jit_and_vmap(problem, return_sequences):
     layer, params, x, dy = setup(problem, return_sequences)
-    dparams, dx = assert_backward_equals_vjp(layer, params, x, dy, problem["dtype"])
+    _, dx = assert_backward_equals_vjp(layer, params, x, dy, problem["dtype"])
     assert dx.shape == x.shape and dx.dtype == x.dtype
 
 
@@ -52,7 +52,7 @@ def test_lstm_gradients_wrt_initial_and_final_state(problem):
     h0, c0 = normal(problem["seed"] + 2, (2, b, h), "float64")
     dhs = normal(problem["seed"] + 3, (t, b, h), "float64")
     dh_t, dc_t = normal(problem["seed"] + 4, (2, b, h), "float64")
-    hs, _, cache = L.lstm_forward(params, x, h0, c0)
+    _, _, cache = L.lstm_forward(params, x, h0, c0)
     grads, dx, (dh0, dc0) = L.lstm_backward(params, cache, dhs, dh_t, dc_t)
 
     def outputs(params, x, h0, c0):
