@@ -11,6 +11,12 @@ Definitions (``pred`` is the model output, ``f``/``z`` its rows):
   (integer classes, one-hot rows or probabilities):
   ``L = mean_b −Σ_c y_bc log softmax(z_b)_c``, so
   ``dz = (softmax(z) Σ_c y_c − y) / B`` (``= (softmax(z) − y) / B`` when rows sum to 1).
+  On sequences, logits (B, T, C) with integer labels (B, T) (or rows (B, T, C)),
+  the mean is over every position: ``L = −Σ_{b,t,c} y_btc log softmax(z_bt)_c / N``
+  with N the number of positions whose target row is not all zero, so
+  ``dz = (softmax(z) Σ_c y_c − y) / N``. A label ``IGNORE`` (−1) marks a padding
+  position (its row is zero: it contributes nothing and is not counted);
+  ``masked_labels(labels, mask)`` turns a boolean mask into such labels.
 - ``binary_cross_entropy``: sigmoid cross-entropy on one logit ``z`` with labels
   ``y ∈ {0, 1}``: ``L = mean_b [log(1 + e^z) − y z]``, so ``dz = (σ(z) − y) / B``;
   with several outputs (multi-label) the terms of each output are summed.
@@ -84,15 +90,53 @@ def _prepare_regression_targets(pred, target):
 # ---------------------------------------------------------------- cross-entropy
 
 
+#: The label of a padding position in sequence targets (counts for nothing).
+IGNORE = -1
+
+
+def _positions(logits, probs):
+    """The count the loss averages over: B for (B, C) outputs; for sequences
+    (B, T, C) the positions whose target row is not all zero (at least 1)."""
+    if logits.ndim == 2:
+        return logits.shape[0]
+    counted = jnp.sum(jnp.any(probs != 0, axis=-1))
+    return jnp.maximum(counted, 1).astype(logits.dtype)
+
+
 def cross_entropy(logits, probs):
-    """L = mean_b −Σ_c y_bc log softmax(z_b)_c"""
-    return -jnp.sum(probs * jax.nn.log_softmax(logits, axis=-1)) / _batch(logits)
+    """L = −Σ_{positions, c} y_c log softmax(z)_c / N   (N = B, or counted positions)"""
+    return -jnp.sum(probs * jax.nn.log_softmax(logits, axis=-1)) / _positions(
+        logits, probs
+    )
 
 
 def cross_entropy_backward(logits, probs):
-    """dz = (softmax(z) Σ_c y_c − y) / B"""
+    """dz = (softmax(z) Σ_c y_c − y) / N"""
     total = jnp.sum(probs, axis=-1, keepdims=True)
-    return (jax.nn.softmax(logits, axis=-1) * total - probs) / _batch(logits)
+    return (jax.nn.softmax(logits, axis=-1) * total - probs) / _positions(logits, probs)
+
+
+def masked_labels(labels, mask):
+    """Integer labels (B, T) with ``IGNORE`` where ``mask`` is False (padding)."""
+    return jnp.where(jnp.asarray(mask, bool), jnp.asarray(labels), IGNORE)
+
+
+def _sequence_class_targets(pred, target, loss_name):
+    """Labels (B, T) -> one-hot rows (B, T, C), all zero at ``IGNORE``;
+    rows (B, T, C) are taken as given."""
+    num_classes = pred.shape[-1]
+    if target.shape == pred.shape[:2] and jnp.issubdtype(target.dtype, jnp.integer):
+        values = concrete_values(target)
+        if values is not None:
+            _check_class_labels(values[values != IGNORE], num_classes, loss_name)
+        return jax.nn.one_hot(target, num_classes, dtype=pred.dtype)  # −1: zeros
+    if target.shape == pred.shape:
+        return target.astype(pred.dtype)
+    raise ValueError(
+        f"{loss_name} labels for sequence outputs {pred.shape} must be integer "
+        f"classes of shape {pred.shape[:2]} or rows of shape {pred.shape}; "
+        f"got {target.dtype} labels of shape {target.shape}"
+    )
 
 
 def _check_class_labels(labels, num_classes, loss_name):
@@ -132,6 +176,8 @@ def _class_targets(pred, target, loss_name):
 
 
 def _prepare_cross_entropy(pred, target):
+    if pred.ndim == 3:
+        return _sequence_class_targets(pred, jnp.asarray(target), "cross_entropy")
     return _class_targets(pred, target, "cross_entropy")
 
 

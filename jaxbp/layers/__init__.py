@@ -38,7 +38,9 @@ Where a fast form differs from the textbook one, both are here, tested equal:
   ``checkpointed``: layers in sequence whose backward recomputes their forward
   (``jaxbp.remat`` segments whole models).
 - ``conv2d``, ``max_pool``, ``avg_pool``, ``flatten``: NHWC images.
-- ``rnn``: a tanh RNN with backpropagation through time.
+- ``rnn``: a tanh RNN with backpropagation through time; ``lstm``, ``gru``:
+  torch.nn.LSTM's and torch.nn.GRU's equations, backward through time by hand.
+- ``embedding``: integer tokens to rows of a table (backward: scatter-add).
 - ``softmax``: softmax over the last axis.
 
 The layers import nothing of jaxbp above them (no model, training or data).
@@ -66,7 +68,14 @@ from jaxbp.layers._conv import (
 )
 from jaxbp.layers._dense import dense, dense_backward, dense_forward
 from jaxbp.layers._dropout import dropout, dropout_backward, dropout_mask
+from jaxbp.layers._embedding import (
+    embedding,
+    embedding_backward,
+    embedding_forward,
+)
+from jaxbp.layers._gru import gru, gru_backward, gru_forward
 from jaxbp.layers._layernorm import layernorm, layernorm_backward, layernorm_forward
+from jaxbp.layers._lstm import lstm, lstm_backward, lstm_forward
 from jaxbp.layers._pooling import (
     avg_pool,
     avg_pool_backward,
@@ -114,10 +123,19 @@ __all__ = [
     "dropout",
     "dropout_backward",
     "dropout_mask",
+    "embedding",
+    "embedding_backward",
+    "embedding_forward",
     "flatten",
+    "gru",
+    "gru_backward",
+    "gru_forward",
     "layernorm",
     "layernorm_backward",
     "layernorm_forward",
+    "lstm",
+    "lstm_backward",
+    "lstm_forward",
     "max_pool",
     "max_pool_backward",
     "max_pool_forward",

@@ -1,4 +1,5 @@
-"""The dense (fully connected) layer: ``y = x W + b``."""
+"""The dense (fully connected) layer: ``y = x W + b`` on the last axis of x
+((B, n_in) or sequences (B, T, n_in))."""
 
 from __future__ import annotations
 
@@ -9,28 +10,35 @@ from jaxbp.layers._protocol import Layer, check_in_shape
 
 
 def dense_forward(params, x):
-    """y = x W + b   (x: (B, n_in), W: (n_in, n_out), b: (n_out,); no b: y = x W)"""
+    """y = x W + b   (x: (B, n_in) or (B, T, n_in), W: (n_in, n_out), b: (n_out,);
+    no b: y = x W), on the last axis of x."""
     y = x @ params["w"]
     return y + params["b"] if "b" in params else y
 
 
 def dense_backward(params, x, dy):
-    """Chain rule through y = x W + b, given dy = dL/dy of shape (B, n_out)::
+    """Chain rule through y = x W + b, given dy = dL/dy of shape (B, n_out)
+    or (B, T, n_out)::
 
-    dW = xᵀ dy          (n_in, n_out)
-    db = Σ_batch dy     (n_out,)
-    dx = dy Wᵀ          (B, n_in)
+    dW = xᵀ dy          (n_in, n_out)   for sequences Σ_{b,t} x_btᵀ dy_bt
+    db = Σ_batch dy     (n_out,)        for sequences Σ_{b,t} dy_bt
+    dx = dy Wᵀ          x's shape
     """
-    grads = {"w": x.T @ dy}
+    w = params["w"]
+    rows_x, rows_dy = x.reshape(-1, w.shape[0]), dy.reshape(-1, w.shape[1])
+    grads = {"w": rows_x.T @ rows_dy}
     if "b" in params:
-        grads["b"] = jnp.sum(dy, axis=0)
-    return grads, dy @ params["w"].T
+        grads["b"] = jnp.sum(rows_dy, axis=0)
+    return grads, dy @ w.T
 
 
 def dense(
     out_features: int, *, init="xavier", use_bias: bool = True, name: str = "dense"
 ) -> Layer:
     """A dense layer with ``out_features`` outputs; weights from ``init``, biases 0.
+
+    Per-example inputs (features,) or (time, features): on sequences the same
+    W and b apply at every time step (a language model's head).
 
     ``use_bias=False`` leaves out ``b``: right before batch norm a bias is
     cancelled by the mean subtraction, its gradient is exactly 0 up to
@@ -43,11 +51,12 @@ def dense(
     weight_init = initializers.get(init)
 
     def init_fn(key, in_shape, dtype=jnp.float32):
-        check_in_shape(name, in_shape, 1, "(features,)")
-        params = {"w": weight_init(key, (in_shape[0], out_features), dtype)}
+        if len(in_shape) != 2:
+            check_in_shape(name, in_shape, 1, "(features,) or (time, features)")
+        params = {"w": weight_init(key, (in_shape[-1], out_features), dtype)}
         if use_bias:
             params["b"] = jnp.zeros((out_features,), dtype)
-        return (out_features,), params, ()
+        return (*in_shape[:-1], out_features), params, ()
 
     def forward(params, state, x, *, key=None, train=False):
         return dense_forward(params, x), x, state

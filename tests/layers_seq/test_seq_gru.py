@@ -1,0 +1,114 @@
+"""The GRU: hand-written backpropagation through time against jax.vjp and
+finite differences, the initial-state gradient, and torch's equations."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from helpers import RTOL, assert_trees_rel_close
+from hypothesis import given, settings
+from seq_testing import (
+    assert_backward_equals_finite_differences,
+    assert_backward_equals_vjp,
+    normal,
+    sequence_problems,
+)
+
+from jaxbp import layers as L
+
+
+def setup(problem, return_sequences):
+    layer = L.gru(problem["hidden"], return_sequences=return_sequences)
+    in_shape = (problem["steps"], problem["features"])
+    out_shape, params, _ = layer.init(
+        jax.random.key(problem["seed"]), in_shape, jnp.dtype(problem["dtype"])
+    )
+    # nonzero biases: b_hn enters through the reset gate
+    params = {
+        k: v + normal(problem["seed"] + 9, v.shape, problem["dtype"]) * (k[0] == "b")
+        for k, v in params.items()
+    }
+    x = normal(problem["seed"], (problem["batch"], *in_shape), problem["dtype"])
+    dy = normal(problem["seed"] + 1, (problem["batch"], *out_shape), problem["dtype"])
+    return layer, params, x, dy
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+@settings(max_examples=6)
+@given(problem=sequence_problems())
+def test_gru_backward_equals_jax_vjp_under_jit_and_vmap(problem, return_sequences):
+    layer, params, x, dy = setup(problem, return_sequences)
+    _, dx = assert_backward_equals_vjp(layer, params, x, dy, problem["dtype"])
+    assert dx.shape == x.shape and dx.dtype == x.dtype
+
+
+@settings(max_examples=2)
+@given(problem=sequence_problems(dtypes=("float64",)))
+def test_gru_backward_equals_finite_differences(problem):
+    assert_backward_equals_finite_differences(*setup(problem, True))
+
+
+@settings(max_examples=4)
+@given(problem=sequence_problems(dtypes=("float64",)))
+def test_gru_gradients_wrt_initial_and_final_state(problem):
+    """dh_0 from gru_backward (with ∂L/∂h_T from the final state) equals
+    jax.vjp of gru_forward; a loss on hs and on h_T."""
+    _, params, x, _ = setup(problem, True)
+    b, t, h = problem["batch"], problem["steps"], problem["hidden"]
+    h0 = normal(problem["seed"] + 2, (b, h), "float64")
+    dhs = normal(problem["seed"] + 3, (t, b, h), "float64")
+    dh_t = normal(problem["seed"] + 4, (b, h), "float64")
+    _, _, cache = L.gru_forward(params, x, h0)
+    grads, dx, dh0 = L.gru_backward(params, cache, dhs, dh_t)
+
+    def outputs(params, x, h0):
+        hs, last, _ = L.gru_forward(params, x, h0)
+        return hs, last
+
+    _, vjp = jax.vjp(outputs, params, x, h0)
+    assert_trees_rel_close((grads, dx, dh0), vjp((dhs, dh_t)), RTOL["float64"])
+
+
+def test_gru_last_state_and_carried_state():
+    """return_sequences=False gives h_T; running two chunks with the state
+    carried equals one run over the whole sequence."""
+    layer = L.gru(3, return_sequences=True)
+    _, params, _ = layer.init(jax.random.key(0), (6, 2), jnp.float64)
+    x = normal(0, (4, 6, 2), "float64")
+    every, _, _ = layer.forward(params, (), x)
+    last, _, _ = L.gru(3, return_sequences=False).forward(params, (), x)
+    assert_trees_rel_close(last, every[:, -1], 0.0)
+    hs_a, h, _ = L.gru_forward(params, x[:, :4])
+    hs_b, _, _ = L.gru_forward(params, x[:, 4:], h)
+    assert_trees_rel_close(
+        jnp.concatenate([hs_a, hs_b]), jnp.swapaxes(every, 0, 1), 1e-14
+    )
+
+
+def test_gru_forward_is_torch_equations():
+    """One step written out from torch.nn.GRU's documentation, gate order (r, z, n)."""
+    _, p, _ = L.gru(2).init(jax.random.key(1), (1, 3), jnp.float64)
+    p = {k: v + normal(5, v.shape, "float64") for k, v in p.items()}
+    x = normal(2, (4, 1, 3), "float64")
+    h0 = normal(3, (4, 2), "float64")
+    _, h1, _ = L.gru_forward(p, x, h0)
+    w_ir, w_iz, w_in = jnp.split(p["w_ih"], 3)
+    w_hr, w_hz, w_hn = jnp.split(p["w_hh"], 3)
+    b_ir, b_iz, b_in = jnp.split(p["b_ih"], 3)
+    b_hr, b_hz, b_hn = jnp.split(p["b_hh"], 3)
+    xt = x[:, 0]
+    r = jax.nn.sigmoid(xt @ w_ir.T + b_ir + h0 @ w_hr.T + b_hr)
+    z = jax.nn.sigmoid(xt @ w_iz.T + b_iz + h0 @ w_hz.T + b_hz)
+    n = jnp.tanh(xt @ w_in.T + b_in + r * (h0 @ w_hn.T + b_hn))
+    assert_trees_rel_close(h1, (1 - z) * n + z * h0, 1e-14)
+
+
+def test_gru_init_and_bad_arguments():
+    shape, p, state = L.gru(4).init(jax.random.key(0), (7, 3), jnp.float32)
+    assert shape == (7, 4) and state == ()
+    assert p["w_ih"].shape == (12, 3) and p["w_hh"].shape == (12, 4)
+    assert jnp.max(jnp.abs(p["w_ih"])) <= 0.5  # U(−1/√H, 1/√H), H = 4
+    assert L.gru(4, return_sequences=False).init(jax.random.key(0), (7, 3))[0] == (4,)
+    with pytest.raises(ValueError, match="gru hidden size must be a positive integer"):
+        L.gru(True)
+    with pytest.raises(ValueError, match=r"per-example shape \(time, features\)"):
+        L.gru(3).init(jax.random.key(0), (5,), jnp.float32)

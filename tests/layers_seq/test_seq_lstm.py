@@ -1,0 +1,121 @@
+"""The LSTM: hand-written backpropagation through time against jax.vjp and
+finite differences, the initial-state gradients, and torch's equations."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from helpers import RTOL, assert_trees_rel_close
+from hypothesis import given, settings
+from seq_testing import (
+    assert_backward_equals_finite_differences,
+    assert_backward_equals_vjp,
+    normal,
+    sequence_problems,
+)
+
+from jaxbp import layers as L
+
+
+def setup(problem, return_sequences):
+    layer = L.lstm(problem["hidden"], return_sequences=return_sequences)
+    in_shape = (problem["steps"], problem["features"])
+    out_shape, params, _ = layer.init(
+        jax.random.key(problem["seed"]), in_shape, jnp.dtype(problem["dtype"])
+    )
+    x = normal(problem["seed"], (problem["batch"], *in_shape), problem["dtype"])
+    dy = normal(problem["seed"] + 1, (problem["batch"], *out_shape), problem["dtype"])
+    return layer, params, x, dy
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+@settings(max_examples=6)
+@given(problem=sequence_problems())
+def test_lstm_backward_equals_jax_vjp_under_jit_and_vmap(problem, return_sequences):
+    layer, params, x, dy = setup(problem, return_sequences)
+    _, dx = assert_backward_equals_vjp(layer, params, x, dy, problem["dtype"])
+    assert dx.shape == x.shape and dx.dtype == x.dtype
+
+
+@settings(max_examples=2)
+@given(problem=sequence_problems(dtypes=("float64",)))
+def test_lstm_backward_equals_finite_differences(problem):
+    assert_backward_equals_finite_differences(*setup(problem, True))
+
+
+@settings(max_examples=4)
+@given(problem=sequence_problems(dtypes=("float64",)))
+def test_lstm_gradients_wrt_initial_and_final_state(problem):
+    """dh_0, dc_0 from lstm_backward (with ∂L/∂h_T, ∂L/∂c_T from the final
+    state) equal jax.vjp of lstm_forward; a loss on hs and on (h_T, c_T)."""
+    _, params, x, _ = setup(problem, True)
+    b, t, h = problem["batch"], problem["steps"], problem["hidden"]
+    h0, c0 = normal(problem["seed"] + 2, (2, b, h), "float64")
+    dhs = normal(problem["seed"] + 3, (t, b, h), "float64")
+    dh_t, dc_t = normal(problem["seed"] + 4, (2, b, h), "float64")
+    _, _, cache = L.lstm_forward(params, x, h0, c0)
+    grads, dx, (dh0, dc0) = L.lstm_backward(params, cache, dhs, dh_t, dc_t)
+
+    def outputs(params, x, h0, c0):
+        hs, last, _ = L.lstm_forward(params, x, h0, c0)
+        return hs, last
+
+    _, vjp = jax.vjp(outputs, params, x, h0, c0)
+    assert_trees_rel_close(
+        (grads, dx, dh0, dc0), vjp((dhs, (dh_t, dc_t))), RTOL["float64"]
+    )
+
+
+def test_lstm_last_state_and_carried_state():
+    """return_sequences=False gives h_T; running two chunks with the state
+    carried equals one run over the whole sequence."""
+    layer = L.lstm(3, return_sequences=True)
+    _, params, _ = layer.init(jax.random.key(0), (6, 2), jnp.float64)
+    x = normal(0, (4, 6, 2), "float64")
+    every, _, _ = layer.forward(params, (), x)
+    last, _, _ = L.lstm(3, return_sequences=False).forward(params, (), x)
+    assert_trees_rel_close(last, every[:, -1], 0.0)
+    hs_a, (h, c), _ = L.lstm_forward(params, x[:, :4])
+    hs_b, _, _ = L.lstm_forward(params, x[:, 4:], h, c)
+    assert_trees_rel_close(
+        jnp.concatenate([hs_a, hs_b]), jnp.swapaxes(every, 0, 1), 1e-14
+    )
+
+
+def test_lstm_forward_is_torch_equations():
+    """One step written out from torch.nn.LSTM's documentation, gate order (i, f, g, o)."""
+    layer = L.lstm(2)
+    _, p, _ = layer.init(jax.random.key(1), (1, 3), jnp.float64)
+    p = {
+        k: v + normal(5, v.shape, "float64") for k, v in p.items()
+    }  # every bias nonzero
+    x = normal(2, (4, 1, 3), "float64")
+    h0, c0 = normal(3, (2, 4, 2), "float64")
+    _, (h1, c1), _ = L.lstm_forward(p, x, h0, c0)
+    w_ii, w_if, w_ig, w_io = jnp.split(p["w_ih"], 4)
+    w_hi, w_hf, w_hg, w_ho = jnp.split(p["w_hh"], 4)
+    b_ii, b_if, b_ig, b_io = jnp.split(p["b_ih"], 4)
+    b_hi, b_hf, b_hg, b_ho = jnp.split(p["b_hh"], 4)
+    xt = x[:, 0]
+    i = jax.nn.sigmoid(xt @ w_ii.T + b_ii + h0 @ w_hi.T + b_hi)
+    f = jax.nn.sigmoid(xt @ w_if.T + b_if + h0 @ w_hf.T + b_hf)
+    g = jnp.tanh(xt @ w_ig.T + b_ig + h0 @ w_hg.T + b_hg)
+    o = jax.nn.sigmoid(xt @ w_io.T + b_io + h0 @ w_ho.T + b_ho)
+    c = f * c0 + i * g
+    assert_trees_rel_close((h1, c1), (o * jnp.tanh(c), c), 1e-14)
+
+
+def test_lstm_init_forget_bias_and_shapes():
+    shape, p, state = L.lstm(4).init(jax.random.key(0), (7, 3), jnp.float32)
+    assert shape == (7, 4) and state == ()
+    assert p["w_ih"].shape == (16, 3) and p["w_hh"].shape == (16, 4)
+    assert jnp.all(p["b_ih"][4:8] == 1) and jnp.all(p["b_ih"][:4] == 0)
+    assert jnp.all(p["b_hh"] == 0)
+    assert jnp.max(jnp.abs(p["w_hh"])) <= 0.5  # U(−1/√H, 1/√H), H = 4
+    assert L.lstm(4, return_sequences=False).init(jax.random.key(0), (7, 3))[0] == (4,)
+
+
+def test_lstm_bad_arguments():
+    with pytest.raises(ValueError, match="lstm hidden size must be a positive integer"):
+        L.lstm(0)
+    with pytest.raises(ValueError, match=r"per-example shape \(time, features\)"):
+        L.lstm(3).init(jax.random.key(0), (5,), jnp.float32)
