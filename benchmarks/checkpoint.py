@@ -16,12 +16,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jaxbp.remat import checkpointed_mlp, group_params
 
 from benchmarks import xla
 from benchmarks.context import BenchContext
 from benchmarks.problems import dense_sizes_flops, loss_and_grad_fn, mlp_problem
 from benchmarks.timing import interleaved_times, ratio_columns, time_columns
+from jaxbp.remat import checkpointed_mlp, group_params
 
 CHECKPOINT_DEPTHS_FULL = (8, 16, 32, 64)
 CHECKPOINT_DEPTHS_QUICK = (4, 8)

@@ -82,7 +82,9 @@ class Model:
     # ------------------------------------------------------------- passes
 
     def check_input(self, x) -> jax.Array:
-        """``x`` as an array of the model's dtype, after checking its shape."""
+        """``x`` as an array of the model's dtype, after checking its shape;
+        integer tokens for a model whose first layer is an embedding stay
+        integers."""
         _check_dtype_available(self.dtype)
         x = jnp.asarray(x)
         if x.ndim != len(self.in_shape) + 1 or x.shape[1:] != self.in_shape:
@@ -90,7 +92,19 @@ class Model:
             raise ValueError(
                 f"model expects inputs of shape ({expected}); got shape {x.shape}"
             )
+        if self.takes_tokens:
+            if not jnp.issubdtype(x.dtype, jnp.integer):
+                raise ValueError(
+                    f"model starts with an embedding and expects integer tokens; "
+                    f"got dtype {x.dtype}"
+                )
+            return x
         return x.astype(self.dtype)
+
+    @property
+    def takes_tokens(self) -> bool:
+        """Whether the inputs are integer tokens (the first layer is an embedding)."""
+        return self.layers[0].name == "embedding"
 
     def check_params(self, params) -> None:
         """Raise ValueError unless every floating parameter has the model's

@@ -38,6 +38,7 @@ import os
 import numpy as np
 
 from jaxbp.checks import check_int, check_seed, is_finite_number
+from jaxbp.data import text
 from jaxbp.data.digits import DIGITS_TEST_FRACTION, load_digits_dataset
 from jaxbp.data.idx import read_idx
 from jaxbp.data.mnist import MNIST_FILES, load_mnist_dataset
@@ -63,6 +64,7 @@ __all__ = [
     "load",
     "read_idx",
     "standardize",
+    "text",
 ]
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist")
