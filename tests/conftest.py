@@ -68,3 +68,12 @@ def no_differentiation(monkeypatch):
 
     for name in ("jvp", "linearize", "backward_pass"):
         monkeypatch.setattr(ad, name, forbidden(f"ad.{name}"))
+
+
+@pytest.fixture(scope="module")
+def tree():
+    """A tree to checkpoint: params, optimizer states of both libraries, keys,
+    odd dtypes (``checkpoint_trees.example_tree``)."""
+    from checkpoint_trees import example_tree
+
+    return example_tree()

@@ -13,18 +13,12 @@ from checkpoint_trees import (
     HISTORY,
     assert_same_history,
     assert_trees_bit_equal,
-    example_tree,
     zeros_like,
 )
 
 import jaxbp
 from jaxbp import checkpoint
 from jaxbp.checkpoint import CheckpointError
-
-
-@pytest.fixture(scope="module")
-def tree():
-    return example_tree()
 
 
 def test_round_trip_is_bit_exact(tmp_path, tree):

@@ -6,17 +6,11 @@ from checkpoint_trees import (
     HISTORY,
     assert_same_history,
     assert_trees_bit_equal,
-    example_tree,
     zeros_like,
 )
 
 from jaxbp import checkpoint
 from jaxbp.checkpoint_saver import BackgroundSaver
-
-
-@pytest.fixture(scope="module")
-def tree():
-    return example_tree()
 
 
 def test_background_saver_writes_the_newest_request(tmp_path, tree):
