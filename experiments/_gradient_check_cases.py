@@ -3,8 +3,9 @@ loss and textbook backward form, each with the layer's backward pass on the
 path of some parameter's gradient.
 
 A case is ``(name, group, layers, per-example input shape, loss, mode)``;
-``mode`` may ask for training mode (``train``), a fixed PRNG key (``key``) or
-batch-norm running statistics from another batch (``bn_state``).
+``mode`` may ask for training mode (``train``), a fixed PRNG key (``key``),
+batch-norm running statistics from another batch (``bn_state``) or integer
+token inputs in ``[0, vocab)`` (``tokens``: vocab) instead of floats.
 """
 
 from __future__ import annotations
@@ -230,6 +231,42 @@ def _sequence_and_softmax_cases():
     ]
 
 
+def _gated_recurrent_cases():
+    """LSTM and GRU on float sequences (last state; all states, stacked so the
+    second layer's dx reaches the first) and in a token model: embedding →
+    recurrent → dense over the vocabulary, cross-entropy at every position
+    (vocabulary 7 over 6 × 6 tokens: repeated tokens accumulate in the table)."""
+    vocab, ce = 7, "cross_entropy"
+    cases = []
+    for kind, layer in (("lstm", L.lstm), ("gru", L.gru)):
+        stacked = [layer(4), layer(3), L.flatten(), L.dense(3)]
+        token_model = [L.embedding(vocab, 4), layer(5), L.dense(vocab)]
+        cases += [
+            (
+                f"{kind} (last state)",
+                "layer",
+                [layer(5, False), L.dense(3)],
+                (6, 3),
+                ce,
+                {},
+            ),
+            (f"{kind} (all states)", "layer", stacked, (5, 2), ce, {}),
+            (
+                f"embedding → {kind} → dense (tokens)",
+                "layer",
+                token_model,
+                (6,),
+                ce,
+                {"tokens": vocab},
+            ),
+        ]
+    embed_only = [L.embedding(vocab, 4), L.activation("tanh"), L.dense(vocab)]
+    cases.append(
+        ("embedding (tokens)", "layer", embed_only, (6,), ce, {"tokens": vocab})
+    )
+    return cases
+
+
 def _loss_cases():
     cases = []
     for loss, out in (
@@ -254,6 +291,7 @@ def cases():
         *_conv_cases(),
         *_image_cases(),
         *_sequence_and_softmax_cases(),
+        *_gated_recurrent_cases(),
         *_loss_cases(),
         *_composite_cases(),
         *_textbook_cases(),

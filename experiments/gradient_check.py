@@ -5,8 +5,10 @@
 Every layer (dense; each of the 9 activations; batch norm in training and in
 evaluation mode; layer norm; dropout and random translation with a fixed
 key; a residual block; conv2d SAME/VALID with stride 1 and 2; max and average
-pooling, plain and with overlapping SAME windows; flatten; the RNN, last
-state and all states; softmax; serial; checkpointed, plain and with dropout
+pooling, plain and with overlapping SAME windows; flatten; the RNN, LSTM
+and GRU, last state and all states, on float sequences; embedding, and the
+LSTM and GRU in token models (embedding → recurrent → dense over the
+vocabulary, cross-entropy at every position); softmax; serial; checkpointed, plain and with dropout
 inside, whose recomputation must replay the same key) and every loss (mse,
 cross_entropy, binary_cross_entropy, hinge with one output and multiclass)
 gets a small model in which its backward pass is on the path of some
@@ -82,6 +84,9 @@ QUICK_CASES = (
     "conv2d SAME s2",
     "max_pool 3x3/2 SAME",
     "rnn (last state)",
+    "lstm (all states)",
+    "gru (last state)",
+    "embedding → lstm → dense (tokens)",
     "hinge (multiclass)",
     "checkpointed (dropout, fixed key)",
     "conv2d SAME s2 (textbook)",
@@ -91,6 +96,7 @@ QUICK_CHECK_GRADS = ("dense",)
 
 
 def _targets(rng, loss, out_shape):
+    """Targets for a batch; a sequence output (T, C) gets a label per position."""
     n_out = out_shape[-1]
     if loss == "mse":
         return rng.normal(size=(BATCH, *out_shape)).astype(np.float64)
@@ -98,7 +104,15 @@ def _targets(rng, loss, out_shape):
         return rng.integers(0, 2, size=BATCH).astype(np.float64)
     if loss == "hinge" and n_out == 1:
         return rng.integers(0, 2, size=BATCH).astype(np.int32)
-    return rng.integers(0, n_out, size=BATCH).astype(np.int32)
+    return rng.integers(0, n_out, size=(BATCH, *out_shape[:-1])).astype(np.int32)
+
+
+def _draw_inputs(rng, shape, mode):
+    """Two input batches: integer tokens below ``mode["tokens"]``, or floats
+    (the second drawn off-centre, for batch-norm running statistics)."""
+    if mode.get("tokens"):
+        return [rng.integers(0, mode["tokens"], size=shape, dtype=np.int32)] * 2
+    return rng.normal(size=shape), 1.5 * rng.normal(size=shape) + 0.5
 
 
 def _softmax_targets(rng, out_shape):
@@ -148,12 +162,12 @@ def _build(cases):
             if name == "softmax"
             else _targets(rng, loss, out_shape)
         )
-        shape = (BATCH, *in_shape)
+        x, x2 = _draw_inputs(rng, (BATCH, *in_shape), mode)
         problem = {
             "params": _fill(spec_params, rng, np.float64),
             "state": _fill(spec_state, rng, np.float64),
-            "x": rng.normal(size=shape),
-            "x2": 1.5 * rng.normal(size=shape) + 0.5,  # batch-norm running stats
+            "x": x,
+            "x2": x2,
         }
         built.append(
             {
@@ -171,11 +185,15 @@ def _build(cases):
 
 
 def _inputs(case, dtype):
-    """(params, state, x, x2) of the case in ``dtype``."""
+    """(params, state, x, x2) of the case in ``dtype`` (integer tokens stay
+    integers)."""
     p = case["problem"]
-    return jax.tree.map(
-        lambda a: np.asarray(a, dtype), (p["params"], p["state"], p["x"], p["x2"])
-    )
+
+    def cast(a):
+        a = np.asarray(a)
+        return a if np.issubdtype(a.dtype, np.integer) else a.astype(dtype)
+
+    return jax.tree.map(cast, (p["params"], p["state"], p["x"], p["x2"]))
 
 
 def _options(case, model, params, state, x2):
