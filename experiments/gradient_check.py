@@ -74,7 +74,7 @@ from jaxbp.gradcheck import finite_difference_grads
 
 NAME = "gradient_check"
 TOLERANCES = {"autodiff_float64": 1e-10, "autodiff_float32": 1e-5, "fd_float64": 1e-6}
-BATCH = 6
+BATCH = _gradient_check_cases.BATCH
 # --quick: one case per family (every case costs a compilation); check_grads
 # (three more compilations a case) on the first only
 QUICK_CASES = (
@@ -95,54 +95,6 @@ QUICK_CASES = (
 QUICK_CHECK_GRADS = ("dense",)
 
 
-def _targets(rng, loss, out_shape):
-    """Targets for a batch; a sequence output (T, C) gets a label per position."""
-    n_out = out_shape[-1]
-    if loss == "mse":
-        return rng.normal(size=(BATCH, *out_shape)).astype(np.float64)
-    if loss == "binary_cross_entropy":
-        return rng.integers(0, 2, size=BATCH).astype(np.float64)
-    if loss == "hinge" and n_out == 1:
-        return rng.integers(0, 2, size=BATCH).astype(np.int32)
-    return rng.integers(0, n_out, size=(BATCH, *out_shape[:-1])).astype(np.int32)
-
-
-def _draw_inputs(rng, shape, mode):
-    """Two input batches: integer tokens below ``mode["tokens"]``, or floats
-    (the second drawn off-centre, for batch-norm running statistics)."""
-    if mode.get("tokens"):
-        return [rng.integers(0, mode["tokens"], size=shape, dtype=np.int32)] * 2
-    return rng.normal(size=shape), 1.5 * rng.normal(size=shape) + 0.5
-
-
-def _softmax_targets(rng, out_shape):
-    p = rng.random((BATCH, *out_shape)) + 0.1
-    return p / p.sum(axis=-1, keepdims=True)
-
-
-def _fill(tree, rng, dtype):
-    """Concrete values for a parameter/state tree of ShapeDtypeStructs, drawn with
-    numpy (no compilation): weights N(0, 1/fan_in), biases and shifts N(0, 0.1²),
-    scales 1 + N(0, 0.1²); batch-norm running mean 0 and variance 1."""
-
-    def leaf(path, spec):
-        name = str(getattr(path[-1], "key", "")) if path else ""
-        shape = spec.shape
-        if name == "var":
-            value = np.ones(shape)
-        elif name == "mean":
-            value = np.zeros(shape)
-        elif name == "gamma":
-            value = 1 + 0.1 * rng.normal(size=shape)
-        elif len(shape) >= 2:
-            value = rng.normal(size=shape) / np.sqrt(np.prod(shape[:-1]))
-        else:
-            value = 0.1 * rng.normal(size=shape)
-        return np.asarray(value, dtype)
-
-    return jax.tree_util.tree_map_with_path(leaf, tree)
-
-
 def _build(cases):
     """Per case: the float32 and float64 models, and one problem (parameters,
     state, inputs, targets) drawn in float64; float32 checks the same point."""
@@ -158,14 +110,14 @@ def _build(cases):
         )
         out_shape = models["float64"].out_shape
         y = (
-            _softmax_targets(rng, out_shape)
+            _gradient_check_cases.softmax_targets(rng, out_shape)
             if name == "softmax"
-            else _targets(rng, loss, out_shape)
+            else _gradient_check_cases.targets(rng, loss, out_shape)
         )
-        x, x2 = _draw_inputs(rng, (BATCH, *in_shape), mode)
+        x, x2 = _gradient_check_cases.draw_inputs(rng, (BATCH, *in_shape), mode)
         problem = {
-            "params": _fill(spec_params, rng, np.float64),
-            "state": _fill(spec_state, rng, np.float64),
+            "params": _gradient_check_cases.fill(spec_params, rng, np.float64),
+            "state": _gradient_check_cases.fill(spec_state, rng, np.float64),
             "x": x,
             "x2": x2,
         }
