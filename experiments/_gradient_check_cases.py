@@ -349,8 +349,9 @@ def cases():
         *_conv_cases(),
         *_image_cases(),
         *_sequence_and_softmax_cases(),
-        *_gated_recurrent_cases(),
         *_loss_cases(),
         *_composite_cases(),
         *_textbook_cases(),
+        # last: case i draws its problem from seed i, so earlier cases keep theirs
+        *_gated_recurrent_cases(),
     ]

@@ -114,13 +114,11 @@ def _build(cases):
             if name == "softmax"
             else _gradient_check_cases.targets(rng, loss, out_shape)
         )
+        # parameters, then inputs: the order the earlier cases were drawn in
+        params = _gradient_check_cases.fill(spec_params, rng, np.float64)
+        state = _gradient_check_cases.fill(spec_state, rng, np.float64)
         x, x2 = _gradient_check_cases.draw_inputs(rng, (BATCH, *in_shape), mode)
-        problem = {
-            "params": _gradient_check_cases.fill(spec_params, rng, np.float64),
-            "state": _gradient_check_cases.fill(spec_state, rng, np.float64),
-            "x": x,
-            "x2": x2,
-        }
+        problem = {"params": params, "state": state, "x": x, "x2": x2}
         built.append(
             {
                 "name": name,
