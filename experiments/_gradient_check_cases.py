@@ -3,11 +3,17 @@ loss and textbook backward form, each with the layer's backward pass on the
 path of some parameter's gradient.
 
 A case is ``(name, group, layers, per-example input shape, loss, mode)``;
-``mode`` may ask for training mode (``train``), a fixed PRNG key (``key``) or
-batch-norm running statistics from another batch (``bn_state``).
+``mode`` may ask for training mode (``train``), a fixed PRNG key (``key``),
+batch-norm running statistics from another batch (``bn_state``) or integer
+token inputs in ``[0, vocab)`` (``tokens``: vocab) instead of floats.
+Below them, the drawing of each case's problem: targets, inputs, and values
+for its parameters and state, all with numpy (no compilation).
 """
 
 from __future__ import annotations
+
+import jax
+import numpy as np
 
 from jaxbp import activations
 from jaxbp import layers as L
@@ -230,6 +236,42 @@ def _sequence_and_softmax_cases():
     ]
 
 
+def _gated_recurrent_cases():
+    """LSTM and GRU on float sequences (last state; all states, stacked so the
+    second layer's dx reaches the first) and in a token model: embedding →
+    recurrent → dense over the vocabulary, cross-entropy at every position
+    (vocabulary 7 over 6 × 6 tokens: repeated tokens accumulate in the table)."""
+    vocab, ce = 7, "cross_entropy"
+    cases = []
+    for kind, layer in (("lstm", L.lstm), ("gru", L.gru)):
+        stacked = [layer(4), layer(3), L.flatten(), L.dense(3)]
+        token_model = [L.embedding(vocab, 4), layer(5), L.dense(vocab)]
+        cases += [
+            (
+                f"{kind} (last state)",
+                "layer",
+                [layer(5, False), L.dense(3)],
+                (6, 3),
+                ce,
+                {},
+            ),
+            (f"{kind} (all states)", "layer", stacked, (5, 2), ce, {}),
+            (
+                f"embedding → {kind} → dense (tokens)",
+                "layer",
+                token_model,
+                (6,),
+                ce,
+                {"tokens": vocab},
+            ),
+        ]
+    embed_only = [L.embedding(vocab, 4), L.activation("tanh"), L.dense(vocab)]
+    cases.append(
+        ("embedding (tokens)", "layer", embed_only, (6,), ce, {"tokens": vocab})
+    )
+    return cases
+
+
 def _loss_cases():
     cases = []
     for loss, out in (
@@ -246,6 +288,59 @@ def _loss_cases():
     return cases
 
 
+# ------------------------------------------------ problems: targets, inputs, values
+
+BATCH = 6
+
+
+def targets(rng, loss, out_shape):
+    """Targets for a batch; a sequence output (T, C) gets a label per position."""
+    n_out = out_shape[-1]
+    if loss == "mse":
+        return rng.normal(size=(BATCH, *out_shape)).astype(np.float64)
+    if loss == "binary_cross_entropy":
+        return rng.integers(0, 2, size=BATCH).astype(np.float64)
+    if loss == "hinge" and n_out == 1:
+        return rng.integers(0, 2, size=BATCH).astype(np.int32)
+    return rng.integers(0, n_out, size=(BATCH, *out_shape[:-1])).astype(np.int32)
+
+
+def draw_inputs(rng, shape, mode):
+    """Two input batches: integer tokens below ``mode["tokens"]``, or floats
+    (the second drawn off-centre, for batch-norm running statistics)."""
+    if mode.get("tokens"):
+        return [rng.integers(0, mode["tokens"], size=shape, dtype=np.int32)] * 2
+    return rng.normal(size=shape), 1.5 * rng.normal(size=shape) + 0.5
+
+
+def softmax_targets(rng, out_shape):
+    p = rng.random((BATCH, *out_shape)) + 0.1
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def fill(tree, rng, dtype):
+    """Concrete values for a parameter/state tree of ShapeDtypeStructs, drawn with
+    numpy (no compilation): weights N(0, 1/fan_in), biases and shifts N(0, 0.1²),
+    scales 1 + N(0, 0.1²); batch-norm running mean 0 and variance 1."""
+
+    def leaf(path, spec):
+        name = str(getattr(path[-1], "key", "")) if path else ""
+        shape = spec.shape
+        if name == "var":
+            value = np.ones(shape)
+        elif name == "mean":
+            value = np.zeros(shape)
+        elif name == "gamma":
+            value = 1 + 0.1 * rng.normal(size=shape)
+        elif len(shape) >= 2:
+            value = rng.normal(size=shape) / np.sqrt(np.prod(shape[:-1]))
+        else:
+            value = 0.1 * rng.normal(size=shape)
+        return np.asarray(value, dtype)
+
+    return jax.tree_util.tree_map_with_path(leaf, tree)
+
+
 def cases():
     """(name, group, layers, per-example input shape, loss, mode) of every case."""
     return [
@@ -257,4 +352,6 @@ def cases():
         *_loss_cases(),
         *_composite_cases(),
         *_textbook_cases(),
+        # last: case i draws its problem from seed i, so earlier cases keep theirs
+        *_gated_recurrent_cases(),
     ]

@@ -5,8 +5,10 @@
 Every layer (dense; each of the 9 activations; batch norm in training and in
 evaluation mode; layer norm; dropout and random translation with a fixed
 key; a residual block; conv2d SAME/VALID with stride 1 and 2; max and average
-pooling, plain and with overlapping SAME windows; flatten; the RNN, last
-state and all states; softmax; serial; checkpointed, plain and with dropout
+pooling, plain and with overlapping SAME windows; flatten; the RNN, LSTM
+and GRU, last state and all states, on float sequences; embedding, and the
+LSTM and GRU in token models (embedding → recurrent → dense over the
+vocabulary, cross-entropy at every position); softmax; serial; checkpointed, plain and with dropout
 inside, whose recomputation must replay the same key) and every loss (mse,
 cross_entropy, binary_cross_entropy, hinge with one output and multiclass)
 gets a small model in which its backward pass is on the path of some
@@ -72,7 +74,7 @@ from jaxbp.gradcheck import finite_difference_grads
 
 NAME = "gradient_check"
 TOLERANCES = {"autodiff_float64": 1e-10, "autodiff_float32": 1e-5, "fd_float64": 1e-6}
-BATCH = 6
+BATCH = _gradient_check_cases.BATCH
 # --quick: one case per family (every case costs a compilation); check_grads
 # (three more compilations a case) on the first only
 QUICK_CASES = (
@@ -82,51 +84,15 @@ QUICK_CASES = (
     "conv2d SAME s2",
     "max_pool 3x3/2 SAME",
     "rnn (last state)",
+    "lstm (all states)",
+    "gru (last state)",
+    "embedding → lstm → dense (tokens)",
     "hinge (multiclass)",
     "checkpointed (dropout, fixed key)",
     "conv2d SAME s2 (textbook)",
     "checkpointed (textbook)",
 )
 QUICK_CHECK_GRADS = ("dense",)
-
-
-def _targets(rng, loss, out_shape):
-    n_out = out_shape[-1]
-    if loss == "mse":
-        return rng.normal(size=(BATCH, *out_shape)).astype(np.float64)
-    if loss == "binary_cross_entropy":
-        return rng.integers(0, 2, size=BATCH).astype(np.float64)
-    if loss == "hinge" and n_out == 1:
-        return rng.integers(0, 2, size=BATCH).astype(np.int32)
-    return rng.integers(0, n_out, size=BATCH).astype(np.int32)
-
-
-def _softmax_targets(rng, out_shape):
-    p = rng.random((BATCH, *out_shape)) + 0.1
-    return p / p.sum(axis=-1, keepdims=True)
-
-
-def _fill(tree, rng, dtype):
-    """Concrete values for a parameter/state tree of ShapeDtypeStructs, drawn with
-    numpy (no compilation): weights N(0, 1/fan_in), biases and shifts N(0, 0.1²),
-    scales 1 + N(0, 0.1²); batch-norm running mean 0 and variance 1."""
-
-    def leaf(path, spec):
-        name = str(getattr(path[-1], "key", "")) if path else ""
-        shape = spec.shape
-        if name == "var":
-            value = np.ones(shape)
-        elif name == "mean":
-            value = np.zeros(shape)
-        elif name == "gamma":
-            value = 1 + 0.1 * rng.normal(size=shape)
-        elif len(shape) >= 2:
-            value = rng.normal(size=shape) / np.sqrt(np.prod(shape[:-1]))
-        else:
-            value = 0.1 * rng.normal(size=shape)
-        return np.asarray(value, dtype)
-
-    return jax.tree_util.tree_map_with_path(leaf, tree)
 
 
 def _build(cases):
@@ -144,17 +110,15 @@ def _build(cases):
         )
         out_shape = models["float64"].out_shape
         y = (
-            _softmax_targets(rng, out_shape)
+            _gradient_check_cases.softmax_targets(rng, out_shape)
             if name == "softmax"
-            else _targets(rng, loss, out_shape)
+            else _gradient_check_cases.targets(rng, loss, out_shape)
         )
-        shape = (BATCH, *in_shape)
-        problem = {
-            "params": _fill(spec_params, rng, np.float64),
-            "state": _fill(spec_state, rng, np.float64),
-            "x": rng.normal(size=shape),
-            "x2": 1.5 * rng.normal(size=shape) + 0.5,  # batch-norm running stats
-        }
+        # parameters, then inputs: the order the earlier cases were drawn in
+        params = _gradient_check_cases.fill(spec_params, rng, np.float64)
+        state = _gradient_check_cases.fill(spec_state, rng, np.float64)
+        x, x2 = _gradient_check_cases.draw_inputs(rng, (BATCH, *in_shape), mode)
+        problem = {"params": params, "state": state, "x": x, "x2": x2}
         built.append(
             {
                 "name": name,
@@ -171,11 +135,15 @@ def _build(cases):
 
 
 def _inputs(case, dtype):
-    """(params, state, x, x2) of the case in ``dtype``."""
+    """(params, state, x, x2) of the case in ``dtype`` (integer tokens stay
+    integers)."""
     p = case["problem"]
-    return jax.tree.map(
-        lambda a: np.asarray(a, dtype), (p["params"], p["state"], p["x"], p["x2"])
-    )
+
+    def cast(a):
+        a = np.asarray(a)
+        return a if np.issubdtype(a.dtype, np.integer) else a.astype(dtype)
+
+    return jax.tree.map(cast, (p["params"], p["state"], p["x"], p["x2"]))
 
 
 def _options(case, model, params, state, x2):

@@ -28,6 +28,8 @@ KINDS = (
     "avg_pool",
     "flatten",
     "rnn",
+    "lstm",
+    "gru",
     "softmax",
 )
 IMAGES = [(5, 5, 2), (6, 7, 1)]
@@ -66,8 +68,8 @@ def make_layer(kind, config):
         return L.avg_pool(*config)
     if kind == "flatten":
         return L.flatten()
-    if kind == "rnn":
-        return L.rnn(3, return_sequences=config)
+    if kind in ("rnn", "lstm", "gru"):  # config: return_sequences
+        return getattr(L, kind)(3, return_sequences=config)
     if kind == "softmax":
         return L.softmax()
     raise AssertionError(kind)
@@ -101,7 +103,7 @@ def layer_problems(draw, kind, dtypes=("float32", "float64")):
         )
     elif kind == "flatten":
         shape = draw(st.sampled_from(IMAGES))
-    elif kind == "rnn":
+    elif kind in ("rnn", "lstm", "gru"):
         config = draw(st.booleans())
         shape = (draw(st.sampled_from([1, 3, 6])), 2)
     return {
@@ -157,7 +159,7 @@ def model_around(layer, shape, dtype):
         pre = [L.conv2d(shape[2], 1, init="xavier")]
     elif len(shape) == 1:
         pre = [L.dense(shape[0])]
-    else:  # sequences: the RNN has parameters of its own
+    else:  # sequences: the recurrent layers have parameters of their own
         pre = []
     head = [L.flatten(), L.dense(2)]
     return jaxbp.sequential(*pre, layer, *head, in_shape=shape, dtype=dtype)
@@ -829,8 +831,13 @@ def every_layer_model(dtype="float32"):
 
 
 def sequence_model():
+    """Every recurrent layer, all states then the last."""
     return jaxbp.sequential(
-        L.rnn(4, return_sequences=True), L.rnn(3), L.dense(2), in_shape=(5, 2)
+        L.rnn(4, return_sequences=True),
+        L.lstm(4, return_sequences=True),
+        L.gru(3, return_sequences=False),
+        L.dense(2),
+        in_shape=(5, 2),
     )
 
 

@@ -76,6 +76,12 @@ def test_gradient_check_every_case_within_tolerance(run_quick):
     }
     groups = {case["group"] for case in results["cases"]}
     assert groups == {"layer", "activation", "loss", "textbook form"}
+    # the quick run keeps one case per family, the gated recurrences and the
+    # token model (embedding → LSTM → dense, cross-entropy per position) among them
+    names = {case["case"] for case in results["cases"]}
+    assert len(names) == len(results["cases"]) == 13
+    for name in ("lstm (all states)", "gru (last state)", "embedding → lstm → dense"):
+        assert any(n.startswith(name) for n in names), name
     for case in results["cases"]:
         for key, tol in tolerances.items():
             assert case[key] <= tol, (case["case"], key, case[key])
