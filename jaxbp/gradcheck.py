@@ -33,8 +33,9 @@ truncation error is O(h⁴), negligible, so what is left is rounding, about
 kink during the check in all but rare cases; tolerance 1e-6 relative; a leaf
 whose gradient is zero or tiny passes when the differences are within that
 rounding (``max_abs <= 1e-9 · max(1, |L|)``), since no relative error can be
-small there. The coordinates are evaluated in chunks of ``FD_CHUNK`` by one
-compiled, batched program (the chunk bounds the memory, whatever the model).
+small there. The coordinates are evaluated a chunk at a time by one
+compiled, batched program (``jaxbp.finite_differences``: the chunk bounds
+the memory, whatever the model).
 
 With ``fd_samples=K`` only a random sample of K coordinates per leaf is
 checked (CS231n's sparse gradient check; every coordinate of a leaf with at
@@ -58,17 +59,20 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from jaxbp.backprop import autodiff_loss_and_grad, manual_loss_and_grad, prepare
 from jaxbp.checks import check_int, check_seed
+from jaxbp.finite_differences import (  # noqa: F401 (finite_difference_grads: public)
+    FD_EPS,
+    finite_difference_grads,
+    loss_finite_differences,
+    sample_coordinates,
+)
 from jaxbp.model import Model
 
 AUTODIFF_RTOL = {"float64": 1e-10, "float32": 1e-5, "bfloat16": 1e-2, "float16": 1e-2}
 FD_RTOL = 1e-6
 FD_ATOL = 1e-9  # per unit of max(1, |loss|): the stencil's rounding is ∝ |loss|
-FD_EPS = 1e-6
-FD_CHUNK = 32  # coordinates evaluated together: bounds the memory
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 
@@ -215,49 +219,6 @@ def leaf_paths(model: Model, params) -> list[str]:
     return paths
 
 
-def finite_differences_at(f, flat, indices, *, eps: float = FD_EPS, batch_size=None):
-    """Fourth-order centred finite differences of ``f`` (a function of the flat
-    vector ``flat``) along the coordinates ``indices``, batched by ``lax.map``."""
-
-    def coordinate(i):
-        e = jnp.zeros_like(flat).at[i].set(eps)
-        return (
-            -f(flat + 2 * e) + 8 * f(flat + e) - 8 * f(flat - e) + f(flat - 2 * e)
-        ) / (12 * eps)
-
-    return jax.lax.map(coordinate, indices, batch_size=batch_size)
-
-
-def finite_difference_grads(value_fn, params, *, eps: float = FD_EPS):
-    """Fourth-order centred finite differences of ``value_fn`` at ``params``,
-    every coordinate, batched through ``lax.map``; same tree as ``params``."""
-    flat, unravel = ravel_pytree(params)
-    n = flat.size
-    if n == 0:
-        return params
-    batch = max(1, min(n, (1 << 22) // max(n, 1)))
-    fd = finite_differences_at(
-        lambda v: value_fn(unravel(v)), flat, jnp.arange(n), eps=eps, batch_size=batch
-    )
-    return unravel(fd)
-
-
-def sample_coordinates(params, fd_samples: int | None, fd_seed: int = 0):
-    """Per leaf of ``params``, the flat indices (within the leaf) that finite
-    differences check: all of them when ``fd_samples`` is None or the leaf has
-    at most ``fd_samples``, else a sorted sample of ``fd_samples`` without
-    replacement from ``numpy.random.default_rng((fd_seed, leaf index))``."""
-    coordinates = []
-    for i, leaf in enumerate(jax.tree.leaves(params)):
-        size = int(np.size(leaf))
-        if fd_samples is None or size <= fd_samples:
-            coordinates.append(np.arange(size))
-        else:
-            rng = np.random.default_rng((fd_seed, i))
-            coordinates.append(np.sort(rng.choice(size, fd_samples, replace=False)))
-    return coordinates
-
-
 _STATIC = ("model", "loss_fn", "train")
 
 
@@ -268,18 +229,6 @@ def _gradients(model, loss_fn, params, state, x, target, *, key, train):
     manual = manual_loss_and_grad(model, loss_fn, params, state, x, target, **run)
     autodiff = autodiff_loss_and_grad(model, loss_fn, params, state, x, target, **run)
     return manual.value, manual.grads, autodiff.grads
-
-
-@functools.partial(jax.jit, static_argnames=(*_STATIC, "eps"))
-def _fd_chunk(model, loss_fn, params, state, x, target, indices, *, key, train, eps):
-    """Finite differences of the loss along the flat coordinates ``indices``."""
-    flat, unravel = ravel_pytree(params)
-
-    def f(v):
-        out, _, _ = model.forward(unravel(v), state, x, key=key, train=train)
-        return loss_fn.value(out, target)
-
-    return finite_differences_at(f, flat, indices, eps=eps, batch_size=len(indices))
 
 
 _autodiff = jax.jit(
@@ -305,28 +254,28 @@ def _in_float64(model, loss_fn, data, **run):
         return jax.tree.map(np.asarray, results)
 
 
-def _finite_differences(model, loss_fn, data, coordinates, *, eps, progress, **run):
-    """Per leaf, the float64 finite differences at its ``coordinates`` (1-D),
-    ``FD_CHUNK`` at a time; ``progress(done, total, path, n)`` after each leaf."""
-    paths = leaf_paths(model, data[0])
-    sizes = [int(np.size(leaf)) for leaf in jax.tree.leaves(data[0])]
-    offsets = np.cumsum([0, *sizes[:-1]]).astype(int)
-    chunk = min(FD_CHUNK, max((len(c) for c in coordinates), default=1))
-    results = []
+def _finite_differences64(
+    model, loss_fn, data, coordinates, eps, progress, paths, **run
+):
+    """``loss_finite_differences`` of the model cast to float64 (x64 on);
+    ``progress(done, total, path, n)`` after each leaf."""
+    report = None
+    if progress is not None:
+
+        def report(done, total, i, n):
+            progress(done, total, paths[i], n)
+
     with jax.enable_x64(True):
         cast = dataclasses.replace(model, dtype=jnp.dtype("float64"))
-        data = _cast(data, "float64")
-        for i, (offset, leaf) in enumerate(zip(offsets, coordinates)):
-            values = [np.zeros(0)]
-            for start in range(0, len(leaf), chunk):
-                part = offset + leaf[start : start + chunk]
-                padded = jnp.asarray(np.pad(part, (0, chunk - len(part)), "edge"))
-                fd = _fd_chunk(cast, loss_fn, *data, padded, eps=eps, **run)
-                values.append(np.asarray(fd)[: len(part)])
-            results.append(np.concatenate(values))
-            if progress is not None:
-                progress(i + 1, len(coordinates), paths[i], len(leaf))
-    return results
+        return loss_finite_differences(
+            cast,
+            loss_fn,
+            _cast(data, "float64"),
+            coordinates,
+            eps=eps,
+            progress=report,
+            **run,
+        )
 
 
 class _Tolerances(NamedTuple):
@@ -427,20 +376,18 @@ def check_grads(
     data = (params, state, x, target)
     run = {"key": key, "train": train}
     value, leaves = _leaf_gradients(model, loss_fn, data, **run)
+    paths = leaf_paths(model, params)
     if finite_differences:
         coordinates = sample_coordinates(params, fd_samples, fd_seed)
-        fd = _finite_differences(
-            model, loss_fn, data, coordinates, eps=fd_eps, progress=progress, **run
+        fd = _finite_differences64(
+            model, loss_fn, data, coordinates, fd_eps, progress, paths, **run
         )
         leaves = [
             leaf._replace(fd=f, fd_coordinates=c)
             for leaf, f, c in zip(leaves, fd, coordinates)
         ]
     tolerances = _Tolerances(rtol, fd_rtol, fd_atol * max(1.0, abs(float(value))))
-    checks = [
-        _check_leaf(path, leaf, tolerances)
-        for path, leaf in zip(leaf_paths(model, params), leaves)
-    ]
+    checks = [_check_leaf(path, leaf, tolerances) for path, leaf in zip(paths, leaves)]
     return GradCheckReport(
         tuple(checks),
         dtype,
