@@ -33,8 +33,17 @@ truncation error is O(h⁴), negligible, so what is left is rounding, about
 kink during the check in all but rare cases; tolerance 1e-6 relative; a leaf
 whose gradient is zero or tiny passes when the differences are within that
 rounding (``max_abs <= 1e-9 · max(1, |L|)``), since no relative error can be
-small there. All coordinates are evaluated in one compiled, batched
-``lax.map``.
+small there. The coordinates are evaluated a chunk at a time by one
+compiled, batched program (``jaxbp.finite_differences``: the chunk bounds
+the memory, whatever the model).
+
+With ``fd_samples=K`` only a random sample of K coordinates per leaf is
+checked (CS231n's sparse gradient check; every coordinate of a leaf with at
+most K), drawn with ``numpy.random.default_rng((fd_seed, leaf index))``; the
+relative error against finite differences is then over the sampled
+coordinates only. A sample can miss a wrong entry: a rule that is wrong in a
+single coordinate of a leaf of n is caught with probability K/n (autodiff,
+which is compared on every coordinate, still catches it).
 
 Finite differences are only meaningful where the loss is smooth: a ReLU unit
 or hinge margin within ~h of its kink makes them disagree, correctly.
@@ -50,15 +59,20 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from jaxbp.backprop import autodiff_loss_and_grad, manual_loss_and_grad, prepare
+from jaxbp.checks import check_int, check_seed
+from jaxbp.finite_differences import (  # noqa: F401 (finite_difference_grads: public)
+    FD_EPS,
+    finite_difference_grads,
+    loss_finite_differences,
+    sample_coordinates,
+)
 from jaxbp.model import Model
 
 AUTODIFF_RTOL = {"float64": 1e-10, "float32": 1e-5, "bfloat16": 1e-2, "float16": 1e-2}
 FD_RTOL = 1e-6
 FD_ATOL = 1e-9  # per unit of max(1, |loss|): the stencil's rounding is ∝ |loss|
-FD_EPS = 1e-6
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 
@@ -77,6 +91,7 @@ class LeafCheck:
     float64_max_abs: float | None = None  # None: the model is float64 already
     float64_rel: float | None = None
     term_scale: float = 0.0
+    fd_coordinates: int | None = None  # coordinates compared with finite differences
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +103,8 @@ class GradCheckReport:
     loss_value: float
     autodiff_rtol: float
     fd_rtol: float | None
+    fd_samples: int | None = None  # None: every coordinate
+    fd_seed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -107,7 +124,7 @@ class GradCheckReport:
         header = ["parameter", "shape", "max|manual-autodiff|", "rel err"]
         header += ["rel err (float64)"] if float64 else []
         if self.fd_rtol is not None:
-            header += ["max|manual-fd|", "rel err (fd)"]
+            header += ["fd coords", "max|manual-fd|", "rel err (fd)"]
         rows = [[*header, "ok"]]
         for leaf in self.leaves:
             row = [
@@ -118,6 +135,8 @@ class GradCheckReport:
             ]
             row += [f"{leaf.float64_rel:.2e}"] if float64 else []
             if self.fd_rtol is not None:
+                size = math.prod(leaf.shape)
+                row += [f"{leaf.fd_coordinates}/{size}"]
                 row += [f"{leaf.fd_max_abs:.2e}", f"{leaf.fd_rel:.2e}"]
             row.append(("ok" if leaf.relative_ok else "ok*") if leaf.ok else "FAIL")
             rows.append(row)
@@ -128,7 +147,13 @@ class GradCheckReport:
         if self.dtype != "float64":
             tolerance += f" and {AUTODIFF_RTOL['float64']:g} (float64)"
         if self.fd_rtol is not None:
-            tolerance += f", finite differences rtol {self.fd_rtol:g} (float64)"
+            tolerance += f", finite differences rtol {self.fd_rtol:g} (float64"
+            tolerance += (
+                ", every coordinate)"
+                if self.fd_samples is None
+                else f", a random sample of {self.fd_samples} coordinates per leaf,"
+                f" seed {self.fd_seed})"
+            )
         verdict = "all gradients agree" if self.ok else "GRADIENT MISMATCH"
         if self.ok and not all(leaf.relative_ok for leaf in self.leaves):
             verdict += (
@@ -194,46 +219,16 @@ def leaf_paths(model: Model, params) -> list[str]:
     return paths
 
 
-def finite_difference_grads(value_fn, params, *, eps: float = FD_EPS):
-    """Fourth-order centred finite differences of ``value_fn`` at ``params``,
-    every coordinate, batched through ``lax.map``; same tree as ``params``."""
-    flat, unravel = ravel_pytree(params)
-    n = flat.size
-    if n == 0:
-        return params
-
-    def f(v):
-        return value_fn(unravel(v))
-
-    def coordinate(i):
-        e = jnp.zeros_like(flat).at[i].set(eps)
-        return (
-            -f(flat + 2 * e) + 8 * f(flat + e) - 8 * f(flat - e) + f(flat - 2 * e)
-        ) / (12 * eps)
-
-    batch = max(1, min(n, (1 << 22) // max(n, 1)))
-    return unravel(jax.lax.map(coordinate, jnp.arange(n), batch_size=batch))
-
-
-_STATIC = ("model", "loss_fn", "train", "fd_eps")
+_STATIC = ("model", "loss_fn", "train")
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _gradients(model, loss_fn, params, state, x, target, *, key, train, fd_eps=None):
-    """(loss, manual, autodiff, finite differences or None) in one compiled
-    program, in the dtype of the arguments."""
+def _gradients(model, loss_fn, params, state, x, target, *, key, train):
+    """(loss, manual, autodiff) in one compiled program, in the arguments' dtype."""
     run = {"key": key, "train": train}
     manual = manual_loss_and_grad(model, loss_fn, params, state, x, target, **run)
     autodiff = autodiff_loss_and_grad(model, loss_fn, params, state, x, target, **run)
-    fd = None
-    if fd_eps is not None:
-
-        def value_fn(p):
-            out, _, _ = model.forward(p, state, x, **run)
-            return loss_fn.value(out, target)
-
-        fd = finite_difference_grads(value_fn, params, eps=fd_eps)
-    return manual.value, manual.grads, autodiff.grads, fd
+    return manual.value, manual.grads, autodiff.grads
 
 
 _autodiff = jax.jit(
@@ -251,13 +246,36 @@ def _cast(tree, dtype):
     return jax.tree.map(cast, tree)
 
 
-def _in_dtype(model, loss_fn, params, state, x, target, dtype, **run):
-    """``_gradients`` of the model cast to ``dtype`` (float64 with x64 on)."""
+def _in_float64(model, loss_fn, data, **run):
+    """``_gradients`` of the model cast to float64 (x64 switched on)."""
     with jax.enable_x64(True):
-        cast = dataclasses.replace(model, dtype=jnp.dtype(dtype))
-        data = _cast((params, state, x, target), dtype)
-        results = _gradients(cast, loss_fn, *data, **run)
+        cast = dataclasses.replace(model, dtype=jnp.dtype("float64"))
+        results = _gradients(cast, loss_fn, *_cast(data, "float64"), **run)
         return jax.tree.map(np.asarray, results)
+
+
+def _finite_differences64(
+    model, loss_fn, data, coordinates, eps, progress, paths, **run
+):
+    """``loss_finite_differences`` of the model cast to float64 (x64 on);
+    ``progress(done, total, path, n)`` after each leaf."""
+    report = None
+    if progress is not None:
+
+        def report(done, total, i, n):
+            progress(done, total, paths[i], n)
+
+    with jax.enable_x64(True):
+        cast = dataclasses.replace(model, dtype=jnp.dtype("float64"))
+        return loss_finite_differences(
+            cast,
+            loss_fn,
+            _cast(data, "float64"),
+            coordinates,
+            eps=eps,
+            progress=report,
+            **run,
+        )
 
 
 class _Tolerances(NamedTuple):
@@ -269,7 +287,7 @@ class _Tolerances(NamedTuple):
 class _LeafGradients(NamedTuple):
     """One leaf's gradients: manual and autodiff in the model's dtype, both in
     float64 (None when the model is float64), autodiff in float32, and finite
-    differences (None when not asked)."""
+    differences at the flat ``fd_coordinates`` (None when not asked)."""
 
     manual: np.ndarray
     autodiff: np.ndarray
@@ -277,6 +295,7 @@ class _LeafGradients(NamedTuple):
     autodiff64: np.ndarray | None
     autodiff32: np.ndarray
     fd: np.ndarray | None
+    fd_coordinates: np.ndarray | None
 
 
 def _check_leaf(path: str, g: _LeafGradients, tol: _Tolerances) -> LeafCheck:
@@ -293,11 +312,13 @@ def _check_leaf(path: str, g: _LeafGradients, tol: _Tolerances) -> LeafCheck:
         f64_abs, f64_rel = max_abs_and_relative_error(manual64, autodiff64)
         ok = ok and within_rounding(manual64, autodiff64, rtol64, scale)
         relative_ok = relative_ok and f64_rel <= rtol64
-    f_abs = f_rel = None
+    f_abs = f_rel = n_fd = None
     if g.fd is not None:
-        f_abs, f_rel = max_abs_and_relative_error(manual64, g.fd)
+        sampled = np.ravel(manual64)[g.fd_coordinates]
+        f_abs, f_rel = max_abs_and_relative_error(sampled, g.fd)
         ok = ok and (f_rel <= tol.fd_rtol or f_abs <= tol.fd_floor)
         relative_ok = relative_ok and f_rel <= tol.fd_rtol
+        n_fd = len(g.fd_coordinates)
     return LeafCheck(
         path,
         tuple(np.shape(g.manual)),
@@ -310,6 +331,7 @@ def _check_leaf(path: str, g: _LeafGradients, tol: _Tolerances) -> LeafCheck:
         f64_abs,
         f64_rel,
         scale,
+        n_fd,
     )
 
 
@@ -328,6 +350,9 @@ def check_grads(
     fd_rtol: float = FD_RTOL,
     fd_atol: float = FD_ATOL,
     fd_eps: float = FD_EPS,
+    fd_samples: int | None = None,
+    fd_seed: int = 0,
+    progress=None,
 ) -> GradCheckReport:
     """Compare the manual gradient with ``jax.grad`` (and finite differences).
 
@@ -336,47 +361,54 @@ def check_grads(
     ``print(report)`` shows the table. A model that is not float64 is also
     cast to float64 (x64 is switched on for that) and checked there. With
     ``finite_differences=True`` the manual float64 gradient is compared with
-    centred finite differences too.
+    centred finite differences too: on every coordinate (``fd_samples=None``)
+    or on a random sample of ``fd_samples`` coordinates per leaf drawn with
+    ``fd_seed`` (see :func:`sample_coordinates`). A sample can miss a single
+    wrong entry; autodiff is compared on every coordinate regardless.
+    ``progress(done, total, path, n)``, if given, is called after each leaf's
+    finite differences (``n`` coordinates of leaf ``path``).
     """
+    check_int("fd_samples", fd_samples, 1, allow_none=True)
+    check_seed(fd_seed, "fd_seed")
     x, target, loss_fn, state = prepare(model, params, x, y, loss, state)
     dtype = jnp.dtype(model.dtype).name
     rtol = AUTODIFF_RTOL.get(dtype, 1e-5) if rtol is None else rtol
-    value, leaves = _leaf_gradients(
-        model,
-        loss_fn,
-        (params, state, x, target),
-        fd_eps=fd_eps if finite_differences else None,
-        key=key,
-        train=train,
-    )
+    data = (params, state, x, target)
+    run = {"key": key, "train": train}
+    value, leaves = _leaf_gradients(model, loss_fn, data, **run)
+    paths = leaf_paths(model, params)
+    if finite_differences:
+        coordinates = sample_coordinates(params, fd_samples, fd_seed)
+        fd = _finite_differences64(
+            model, loss_fn, data, coordinates, fd_eps, progress, paths, **run
+        )
+        leaves = [
+            leaf._replace(fd=f, fd_coordinates=c)
+            for leaf, f, c in zip(leaves, fd, coordinates)
+        ]
     tolerances = _Tolerances(rtol, fd_rtol, fd_atol * max(1.0, abs(float(value))))
-    checks = [
-        _check_leaf(path, leaf, tolerances)
-        for path, leaf in zip(leaf_paths(model, params), leaves)
-    ]
+    checks = [_check_leaf(path, leaf, tolerances) for path, leaf in zip(paths, leaves)]
     return GradCheckReport(
         tuple(checks),
         dtype,
         float(value),
         rtol,
         fd_rtol if finite_differences else None,
+        fd_samples,
+        fd_seed,
     )
 
 
-def _leaf_gradients(model, loss_fn, data, *, fd_eps, key, train):
-    """(loss, [_LeafGradients per leaf]): every gradient ``check_grads`` compares."""
-    run = {"key": key, "train": train}
+def _leaf_gradients(model, loss_fn, data, **run):
+    """(loss, [_LeafGradients per leaf]): the gradients ``check_grads`` compares
+    with autodiff (finite differences not yet filled in)."""
     dtype = jnp.dtype(model.dtype).name
     if dtype == "float64":
-        value, manual, autodiff, fd = _in_dtype(
-            model, loss_fn, *data, "float64", fd_eps=fd_eps, **run
-        )
+        value, manual, autodiff = _in_float64(model, loss_fn, data, **run)
         manual64 = autodiff64 = None
     else:
-        value, manual, autodiff, _ = _gradients(model, loss_fn, *data, **run)
-        _, manual64, autodiff64, fd = _in_dtype(
-            model, loss_fn, *data, "float64", fd_eps=fd_eps, **run
-        )
+        value, manual, autodiff = _gradients(model, loss_fn, *data, **run)
+        _, manual64, autodiff64 = _in_float64(model, loss_fn, data, **run)
     if dtype == "float32":
         autodiff32 = autodiff
     else:
@@ -390,5 +422,5 @@ def _leaf_gradients(model, loss_fn, data, *, fd_eps, key, train):
             return [None] * n
         return [np.asarray(leaf) for leaf in jax.tree.leaves(tree)]
 
-    trees = (manual, autodiff, manual64, autodiff64, autodiff32, fd)
+    trees = (manual, autodiff, manual64, autodiff64, autodiff32, None, None)
     return value, [_LeafGradients(*g) for g in zip(*map(leaves, trees))]

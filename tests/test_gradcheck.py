@@ -1,5 +1,7 @@
 """check_grads: passes on correct backward passes, catches wrong ones, prints a table."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -153,3 +155,152 @@ def test_term_scale_is_float32_rounding_of_autodiff_in_units_of_eps():
     assert not jaxbp.gradcheck.within_rounding(exact, exact * 1.01, 1e-5)
     assert jaxbp.gradcheck.within_rounding(exact, exact * 1.01, 1e-5, 1e4)
     assert not jaxbp.gradcheck.within_rounding(exact, exact * np.inf, 1e-5, 1e4)
+
+
+def one_wrong_entry_dense(out, entry, error):
+    """A dense layer whose backward is wrong in one weight entry only."""
+    good = dense(out)
+
+    def backward(params, x, dy):
+        grads, dx = good.backward(params, x, dy)
+        return {**grads, "w": grads["w"].at[entry].add(error)}, dx
+
+    return Layer("dense", good.init, good.forward, backward)
+
+
+@pytest.fixture
+def one_wrong_entry():
+    """(model, params, x, y, flat index of the wrong entry in leaf 1 = 0.dense/w)."""
+    entry = (7, 5)
+    model = jaxbp.sequential(
+        one_wrong_entry_dense(8, entry, 1e-3),
+        activation("tanh"),
+        dense(3),
+        in_shape=(10,),
+        dtype="float64",
+    )
+    params = model.init(jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (8, 10), jnp.float64)
+    y = jnp.arange(8) % 3
+    return model, params, x, y, int(np.ravel_multi_index(entry, (10, 8)))
+
+
+def seeds_that(params, k, wrong, includes):
+    """Seeds whose sample of k coordinates of leaf 1 holds (or misses) ``wrong``."""
+    return [
+        s
+        for s in range(200)
+        if (wrong in jaxbp.gradcheck.sample_coordinates(params, k, s)[1]) == includes
+    ]
+
+
+def test_finite_differences_catch_one_wrong_entry_when_sampled(one_wrong_entry):
+    """All coordinates, or a sample holding the wrong entry, see it against
+    finite differences; a sample that misses it does not (documented), while
+    autodiff, compared on every coordinate, always does."""
+    model, params, x, y, wrong = one_wrong_entry
+    check = functools.partial(jaxbp.check_grads, model, params, x, y)
+    full = check(finite_differences=True)
+    w = full.leaves[1]
+    assert w.path == "0.dense/w" and w.fd_coordinates == 80
+    assert w.fd_rel > full.fd_rtol and w.fd_max_abs == pytest.approx(1e-3, rel=1e-3)
+    assert [leaf.path for leaf in full.leaves if not leaf.ok] == ["0.dense/w"]
+
+    hit = check(
+        finite_differences=True,
+        fd_samples=4,
+        fd_seed=seeds_that(params, 4, wrong, True)[0],
+    )
+    assert hit.leaves[1].fd_coordinates == 4
+    assert hit.leaves[1].fd_max_abs == pytest.approx(1e-3, rel=1e-3)
+
+    miss = check(
+        finite_differences=True,
+        fd_samples=4,
+        fd_seed=seeds_that(params, 4, wrong, False)[0],
+    )
+    assert miss.leaves[1].fd_rel <= miss.fd_rtol  # sampling missed it
+    assert not miss.ok and miss.leaves[1].autodiff_rel > 1e-6  # autodiff did not
+
+
+def test_sample_coordinates_per_leaf():
+    params = {"a": jnp.zeros((10, 8)), "b": jnp.zeros(5), "c": jnp.zeros((0, 3))}
+    a, b, c = jaxbp.gradcheck.sample_coordinates(params, 6, fd_seed=3)
+    assert len(a) == 6 and len(set(a.tolist())) == 6 and list(a) == sorted(a)
+    assert 0 <= a.min() and a.max() < 80
+    np.testing.assert_array_equal(b, np.arange(5))  # a small leaf: every coordinate
+    assert c.size == 0
+    again = jaxbp.gradcheck.sample_coordinates(params, 6, fd_seed=3)
+    np.testing.assert_array_equal(again[0], a)
+    other = jaxbp.gradcheck.sample_coordinates(params, 6, fd_seed=4)
+    assert not np.array_equal(other[0], a)
+    full = jaxbp.gradcheck.sample_coordinates(params, None)
+    np.testing.assert_array_equal(full[0], np.arange(80))
+
+
+def test_chunked_loss_differences_equal_the_full_ones(one_wrong_entry, monkeypatch):
+    """Chunks (the last one padded) give the same values as ``finite_difference_grads``."""
+    model, params, x, y, _ = one_wrong_entry
+    monkeypatch.setattr(jaxbp.finite_differences, "FD_CHUNK", 7)
+    seen = []
+    report = jaxbp.check_grads(
+        model,
+        params,
+        x,
+        y,
+        finite_differences=True,
+        progress=lambda *args: seen.append(args),
+    )
+    assert seen == [
+        (i + 1, 4, leaf.path, int(np.prod(leaf.shape)))
+        for i, leaf in enumerate(report.leaves)
+    ]
+
+    def value(p):
+        return jaxbp.loss(model, p, x, y)
+
+    with jax.enable_x64(True):
+        tree = jaxbp.gradcheck.finite_difference_grads(value, params)
+        loss_fn = jaxbp.losses.get("cross_entropy")
+        coordinates = jaxbp.gradcheck.sample_coordinates(params, None)
+        data = jaxbp.backprop.prepare(model, params, x, y, "cross_entropy", None)
+        chunked = jaxbp.finite_differences.loss_finite_differences(
+            model,
+            loss_fn,
+            (params, data[3], data[0], data[1]),
+            coordinates,
+            key=None,
+            train=True,
+        )
+    for expected, got in zip(jax.tree.leaves(tree), chunked):
+        np.testing.assert_allclose(got, np.ravel(expected), rtol=1e-9, atol=1e-12)
+
+
+def test_report_prints_the_sample_size_and_seed(problem):
+    model = jaxbp.mlp([3, 6, 3], "tanh")
+    params = model.init(jax.random.key(0))
+    text = str(
+        jaxbp.check_grads(
+            model, params, *problem, finite_differences=True, fd_samples=5, fd_seed=9
+        )
+    )
+    assert "a random sample of 5 coordinates per leaf, seed 9" in text
+    assert "fd coords" in text and "5/18" in text and "3/3" in text
+    text = str(jaxbp.check_grads(model, params, *problem, finite_differences=True))
+    assert "every coordinate" in text and "18/18" in text
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"fd_samples": 0}, "fd_samples"),
+        ({"fd_samples": 2.5}, "fd_samples"),
+        ({"fd_seed": -1}, "fd_seed"),
+        ({"fd_seed": "0"}, "fd_seed"),
+    ],
+)
+def test_bad_sampling_arguments_raise(problem, kwargs, name):
+    model = jaxbp.mlp([3, 4, 3], "tanh")
+    params = model.init(jax.random.key(0))
+    with pytest.raises(ValueError, match=name):
+        jaxbp.check_grads(model, params, *problem, finite_differences=True, **kwargs)

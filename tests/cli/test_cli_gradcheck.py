@@ -1,10 +1,11 @@
 """``jaxbp gradcheck``: the table, for every combination of the layer flags."""
 
+import re
 import subprocess
 import sys
 
 import pytest
-from cli_testing import jaxbp
+from cli_testing import assert_one_line_error, jaxbp
 
 
 def test_gradcheck_passes_and_prints_the_table():
@@ -45,14 +46,14 @@ GRADCHECK_CNN = (
         for bn in (("--batchnorm",), ("--no-batchnorm",))
         for drop in (("--dropout", "0"), ("--dropout", "0.5"))
     ]
-    # the CNN at its default widths (~150k parameters): against jax.grad only
-    + [pytest.param(("--model", "cnn", "--no-finite-differences"), id="cnn default")],
+    # the CNN at its default widths (~150k parameters): finite differences on
+    # the default sample of 16 coordinates per leaf
+    + [pytest.param(("--model", "cnn"), id="cnn default")],
 )
 def test_gradcheck_passes_for_every_layer_combination(flags):
     """Manual == jax.grad and == finite differences (float64) for the digits
-    models with every combination of the layer flags, and for the CNN (with
-    its conv widths narrowed so that finite differences take seconds; at its
-    default widths against jax.grad)."""
+    models with every combination of the layer flags, and for the CNN (narrowed,
+    and at its default widths)."""
     result = jaxbp("gradcheck", *flags)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all gradients agree" in result.stdout, result.stdout
@@ -101,3 +102,57 @@ def test_gradcheck_exits_1_when_a_gradient_disagrees():
     assert "Traceback" not in result.stderr
     assert "dense/w" in result.stdout
     assert "injected: a gradient disagrees" in result.stdout
+
+
+BLOBS = ("gradcheck", "--dataset", "blobs", "--hidden", "8", "--batch", "8")
+BLOBS += ("--input-dropout", "0", "--dropout", "0")
+
+
+def fd_coords(stdout):
+    """{leaf path: its 'fd coords' cell, checked/size} of the printed table."""
+    cells = re.findall(r"^(\S+dense/\w+)\s.*?\s(\d+/\d+)\s", stdout, re.MULTILINE)
+    return dict(cells)
+
+
+def test_gradcheck_samples_16_coordinates_per_leaf_by_default(run_main):
+    """Default: 16 random coordinates per leaf, seed 0, one progress line per leaf."""
+    result = run_main(*BLOBS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "a random sample of 16 coordinates per leaf, seed 0" in result.stdout
+    assert fd_coords(result.stdout) == {
+        "0.dense/b": "8/8",
+        "0.dense/w": "16/16",
+        "2.dense/b": "3/3",
+        "2.dense/w": "16/24",
+    }
+    progress = [
+        line for line in result.stderr.splitlines() if "finite differences" in line
+    ]
+    assert [line.split(":")[0] for line in progress] == [
+        f"finite differences {i}/4" for i in range(1, 5)
+    ]
+    assert "0.dense/w (16 coordinates" in progress[1]
+
+
+def test_gradcheck_sample_flags(run_main):
+    result = run_main(*BLOBS, "--fd-samples", "3", "--fd-seed", "7")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "a random sample of 3 coordinates per leaf, seed 7" in result.stdout
+    assert set(fd_coords(result.stdout).values()) == {"3/8", "3/16", "3/3", "3/24"}
+    result = run_main(*BLOBS, "--all-coordinates")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every coordinate" in result.stdout
+    assert fd_coords(result.stdout)["2.dense/w"] == "24/24"
+
+
+@pytest.mark.parametrize(
+    "flags, fragments",
+    [
+        (("--fd-samples", "0"), ("--fd-samples", ">= 1")),
+        (("--fd-samples", "x"), ("--fd-samples", "integer")),
+        (("--fd-seed", "-1"), ("--fd-seed", ">= 0")),
+        (("--fd-samples", "4", "--all-coordinates"), ("--all-coordinates",)),
+    ],
+)
+def test_gradcheck_bad_sample_flags_exit_2(run_main, flags, fragments):
+    assert_one_line_error(run_main(*BLOBS, *flags), *fragments)
