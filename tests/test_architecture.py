@@ -32,6 +32,7 @@ CORE = (
     "jaxbp.model",
     "jaxbp.backprop",
     "jaxbp.gradcheck",
+    "jaxbp.finite_differences",
     "jaxbp.diagnostics",
     "jaxbp.bridge",
     "jaxbp.remat",
