@@ -21,22 +21,27 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def parse_args(name: str, description: str, argv=None) -> argparse.Namespace:
-    """``--quick`` and ``--out DIR`` (created); ``args.name`` is ``name`` and
-    ``args.path`` the JSON file to write."""
+def parse_args(
+    name: str, description: str, argv=None, *, results: Path | None = None
+) -> argparse.Namespace:
+    """``--quick`` and ``--out DIR`` (created; default ``results``, or its
+    ``quick/`` with ``--quick``, so a quick run never overwrites the full run's
+    numbers); ``args.name`` is ``name`` and ``args.path`` the JSON file to write.
+    The experiments use it too, with their own ``results``."""
+    results = RESULTS if results is None else results
     parser = argparse.ArgumentParser(
-        prog=f"benchmarks/{name}.py", description=description
+        prog=f"{results.parent.name}/{name}.py", description=description
     )
     parser.add_argument("--quick", action="store_true", help="a small, fast run")
     parser.add_argument(
         "--out",
         type=Path,
         default=None,
-        help=f"output directory (default {RESULTS}, or its quick/ with --quick)",
+        help=f"output directory (default {results}, or its quick/ with --quick)",
     )
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = RESULTS / "quick" if args.quick else RESULTS
+        args.out = results / "quick" if args.quick else results
     args.out.mkdir(parents=True, exist_ok=True)
     args.name = name
     args.path = args.out / f"{name}.json"

@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.report import parse_args as _parse_args
 from benchmarks.report import print_table, to_jsonable
 from benchmarks.report import write_json as _write_json_file
 from jaxbp.compilation import (
@@ -54,22 +55,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 def parse_args(name: str, description: str, argv=None) -> argparse.Namespace:
     """``--quick`` and ``--out DIR`` (default ``experiments/results``, its
     ``quick/`` with ``--quick``); ``args.name`` is ``name``."""
-    parser = argparse.ArgumentParser(
-        prog=f"experiments/{name}.py", description=description
-    )
-    parser.add_argument("--quick", action="store_true", help="a small run (seconds)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help=f"output directory (default {DEFAULT_OUT})",
-    )
-    args = parser.parse_args(argv)
-    args.name = name
-    if args.out is None:
-        args.out = DEFAULT_OUT / ("quick" if args.quick else "")
-    args.out.mkdir(parents=True, exist_ok=True)
-    return args
+    return _parse_args(name, description, argv, results=DEFAULT_OUT)
 
 
 def write_json(args, results: dict) -> Path:
