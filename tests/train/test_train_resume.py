@@ -106,33 +106,21 @@ def test_resume_checks_the_settings(run, finished, tmp_path):
     shutil.copytree(finished[1], tmp_path, dirs_exist_ok=True)
     with pytest.raises(ValueError, match="already holds checkpoints"):
         fit(model, train, val, checkpoint_dir=tmp_path, **kwargs)
-    with pytest.raises(ValueError, match="seed: checkpoint 3, now 4"):
-        fit(
-            model,
-            train,
-            val,
-            checkpoint_dir=tmp_path,
-            resume=True,
-            **kwargs | {"seed": 4},
-        )
-    with pytest.raises(ValueError, match="l2: checkpoint 0.001, now 0.002"):
-        fit(
-            model,
-            train,
-            val,
-            checkpoint_dir=tmp_path,
-            resume=True,
-            **kwargs | {"l2": 2e-3},
-        )
-    with pytest.raises(CheckpointError, match="another model or optimizer"):
-        fit(
-            model,
-            train,
-            val,
-            checkpoint_dir=tmp_path,
-            resume=True,
-            **kwargs | {"optimizer": optim.sgd(0.1)},
-        )
+    changes = [
+        (ValueError, "seed: checkpoint 3, now 4", {"seed": 4}),
+        (ValueError, "l2: checkpoint 0.001, now 0.002", {"l2": 2e-3}),
+        (CheckpointError, "another model or optimizer", {"optimizer": optim.sgd(0.1)}),
+    ]
+    for error, message, change in changes:
+        with pytest.raises(error, match=message):
+            fit(
+                model,
+                train,
+                val,
+                checkpoint_dir=tmp_path,
+                resume=True,
+                **kwargs | change,
+            )
 
 
 def rename_setting(path, old, new):
