@@ -52,10 +52,9 @@ def resumed_position(args) -> int:
     from an older one and the first record moves the bar back.)"""
     if not (args.resume and args.checkpoint_dir):
         return 0
-    from jaxbp import checkpoint
+    from jaxbp.cli.resuming import newest_epoch
 
-    saved = checkpoint.all_checkpoints(args.checkpoint_dir)
-    return saved[-1][0] if saved else 0
+    return newest_epoch(args.checkpoint_dir)
 
 
 def bar_postfix(record) -> dict:
