@@ -146,6 +146,12 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue from the last checkpoint"
     )
+    p.add_argument(
+        "--allow-changed-flags",
+        action="store_true",
+        help="with --resume: resume even though these flags changed (--lr, "
+        "--weight-decay, --eval-batch-size only); the flags.json is updated",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
