@@ -287,7 +287,7 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
     except checkpoint.CheckpointError as error:
         raise UsageError(f"--checkpoint-dir {args.checkpoint_dir}: {error}") from None
     except ValueError as error:
-        if args.resume and str(error).startswith(_OTHER_SETTINGS):
+        if args.resume and str(error).startswith(OTHER_SETTINGS):
             raise UsageError(f"--resume: {error}") from None
         raise
     seconds = time.perf_counter() - started
@@ -306,7 +306,7 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
 
 #: How fit's ValueError begins when the checkpoint to resume was written with
 #: other settings (a plain ValueError, not a CheckpointError: matched here).
-_OTHER_SETTINGS = "cannot resume from "
+OTHER_SETTINGS = "cannot resume from "
 
 
 def _diverged_message(error) -> str:

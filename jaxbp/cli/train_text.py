@@ -17,7 +17,7 @@ from jaxbp import recipes
 from jaxbp.cli import building, reporting, resuming
 from jaxbp.cli.errors import Diverged, UsageError
 from jaxbp.cli.interrupts import Interrupts, interrupted_message
-from jaxbp.cli.train import _OTHER_SETTINGS, check_training_flags
+from jaxbp.cli.train import OTHER_SETTINGS, check_training_flags
 
 
 def run(args) -> int:
@@ -101,7 +101,7 @@ def fit(model, corpus, optimizer, args, on_round, interrupts):
     except checkpoint.CheckpointError as error:
         raise UsageError(f"--checkpoint-dir {args.checkpoint_dir}: {error}") from None
     except ValueError as error:
-        if args.resume and str(error).startswith(_OTHER_SETTINGS):
+        if args.resume and str(error).startswith(OTHER_SETTINGS):
             raise UsageError(f"--resume: {error}") from None
         raise
     return result, time.perf_counter() - started
