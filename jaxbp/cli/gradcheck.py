@@ -77,6 +77,8 @@ def run(args) -> int:
 
     import jaxbp
 
+    if args.model == "gpt" and args.layers is None:
+        args.layers = 2  # the per-tensor table of a 2-layer GPT
     parsing.apply_presets(args)
     parsing.check_model_flags(args)
     with jax.enable_x64(True):

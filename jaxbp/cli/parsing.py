@@ -97,7 +97,12 @@ TEXT = "text"
 
 
 def add_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="digits", choices=(*data.DATASETS, TEXT))
+    p.add_argument(
+        "--dataset",
+        default=None,
+        choices=(*data.DATASETS, TEXT),
+        help="default digits; text for --model rnn, lstm, gru or gpt",
+    )
     p.add_argument(
         "--data-dir", default=None, help="directory of MNIST-format IDX files"
     )
@@ -218,6 +223,15 @@ def _add_layer_flags(p: argparse.ArgumentParser) -> None:
 OPTIMIZER_PRESETS = ("weight_decay", "beta2", "decay_matrices_only")
 
 
+def resolve_dataset_and_model(args) -> None:
+    """``--dataset`` and ``--model`` left unset: a language model implies
+    ``--dataset text``, ``--dataset text`` the LSTM; otherwise digits and the MLP."""
+    if args.dataset is None:
+        args.dataset = TEXT if args.model in recipes.TEXT_MODELS else "digits"
+    if args.model is None:
+        args.model = "lstm" if args.dataset == TEXT else "mlp"
+
+
 def apply_presets(args) -> None:
     """Fill the flags left unset with the chosen model's preset for the
     dataset (``recipes.preset``: the MLP's dropout is digits' only).
@@ -226,8 +240,7 @@ def apply_presets(args) -> None:
     (``jaxbp.cli.train`` resolves it once the optimizer is known), and
     ``gradcheck`` gets no training entries.
     """
-    if args.model is None:
-        args.model = "lstm" if args.dataset == TEXT else "mlp"
+    resolve_dataset_and_model(args)
     if args.activation is None and args.model not in recipes.TEXT_MODELS:
         args.activation = "relu"
     training = args.command == "train"

@@ -389,6 +389,7 @@ def write_outputs(args, dataset, loss, result, test, seconds, interrupted=False)
 def prepare_flags(args) -> None:
     """Every flag checked and the presets filled in, before any work."""
     check_paths(args)
+    parsing.resolve_dataset_and_model(args)
     check_step_flags(args)
     parsing.apply_presets(args)
     parsing.check_model_flags(args)

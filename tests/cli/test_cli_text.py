@@ -59,7 +59,10 @@ def test_default_model_and_corpus(run_main, tmp_path):
     ("argv", "fragments"),
     [
         (["--dataset", "text", "--model", "mlp"], ["--model mlp", "--dataset text"]),
-        (["--model", "lstm"], ["--model lstm", "--dataset digits"]),
+        (
+            ["--dataset", "digits", "--model", "lstm"],
+            ["--model lstm", "--dataset digits"],
+        ),
         (["--dataset", "text", "--epochs", "3"], ["--epochs", "--steps"]),
         (["--steps", "3"], ["--steps", "--epochs"]),
         (["--dataset", "text", "--channels", "4"], ["--channels"]),
