@@ -22,6 +22,30 @@ def load_dataset(args):
         ) from None
 
 
+def load_text(args):
+    """The ``--text-file`` corpus (default: pydoc_data's text) cut for
+    ``--block-size``; a missing, empty, binary or too short file is a UsageError."""
+    try:
+        return data.text.text_corpus(args.text_file, block_size=args.block_size)
+    except ValueError as error:
+        flag = "--text-file" if args.text_file is not None else "--block-size"
+        raise UsageError(
+            f"{flag} {args.text_file or args.block_size}: {one_line(str(error))}"
+        ) from None
+
+
+def build_language_model(args, vocab_size: int):
+    """The rnn, lstm or gru language model the flags describe."""
+    return recipes.language_model(
+        args.model,
+        vocab_size,
+        block_size=args.block_size,
+        hidden=args.hidden,
+        embed_dim=args.embed_dim,
+        dtype=args.dtype,
+    )
+
+
 def choose_loss(args, dataset) -> str:
     """``--loss``, or the dataset's default; a loss that does not fit the
     dataset (a class loss on a regression, a 2-class loss on 10) is a UsageError."""
@@ -59,6 +83,8 @@ def _training_summary(args) -> list[str]:
         optimizer += f" weight decay {args.weight_decay:g}"
     if args.l2:
         optimizer += f" l2 {args.l2:g}"
+    if args.clip_norm:
+        optimizer += f" clip {args.clip_norm:g}"
     return [
         optimizer,
         f"batch {args.batch_size or 'full'}",
@@ -68,7 +94,13 @@ def _training_summary(args) -> list[str]:
 
 def model_summary(args, loss: str) -> str:
     """One line: the model, its extras, the loss and (train) the optimizer."""
-    if args.model == "cnn":
+    if args.model in recipes.TEXT_MODELS:
+        widths = "-".join(map(str, args.hidden))
+        shape = (
+            f"{args.model} {widths}, embedding {args.embed_dim}, "
+            f"block {args.block_size}"
+        )
+    elif args.model == "cnn":
         shape = "cnn"
     else:
         widths = "-".join(map(str, args.hidden)) or "linear"

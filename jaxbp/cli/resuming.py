@@ -4,7 +4,8 @@ with, kept beside its checkpoints, so that a resume with other flags is caught.
 A fresh run writes ``DIR/flags.json`` (its flags after the presets are filled
 in); ``--resume`` needs a checkpoint in DIR and the same flags, except those
 that do not change the run's numbers (``FREE_FLAGS``: where the files go,
-the progress bar, and ``--epochs``, which may be raised to train on).
+the progress bar, and ``--epochs`` (text: ``--steps``), which may be raised
+to train on).
 
 ``--resume --allow-changed-flags`` also lets the flags in ``OVERRIDABLE``
 change (the optimizer's step sizes and evaluation's chunking: neither the
@@ -35,6 +36,7 @@ FREE_FLAGS = (
     "resume",
     "checkpoint_dir",
     "epochs",
+    "steps",
     "devices",
     "argv",
     "command",

@@ -47,11 +47,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="default 200 mlp, 40 cnn",
     )
+    _add_step_flags(p)
     p.add_argument(
         "--patience",
         type=number(int, 1, strict=False),
         default=None,
-        help="early stopping: epochs without validation improvement",
+        help="early stopping: evaluations (epochs; text: every --eval-interval "
+        "steps) without validation improvement",
     )
     p.add_argument("--backprop", default="manual", choices=BACKPROPS)
     p.add_argument(
@@ -62,6 +64,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     _add_output_flags(p)
     return p
+
+
+def _add_step_flags(p: argparse.ArgumentParser) -> None:
+    """``--dataset text`` trains for steps, evaluating every so many."""
+    p.add_argument(
+        "--steps",
+        type=number(int, 1, strict=False),
+        default=None,
+        help="--dataset text: optimizer steps (default 2000); text trains "
+        "in steps, not epochs",
+    )
+    p.add_argument(
+        "--eval-interval",
+        type=number(int, 1, strict=False),
+        default=None,
+        help="--dataset text: steps between validation losses (default 200)",
+    )
+    p.add_argument(
+        "--eval-batches",
+        type=number(int, 1, strict=False),
+        default=None,
+        help="--dataset text: validation batches per evaluation (default 20)",
+    )
 
 
 def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
@@ -146,6 +171,20 @@ def resolve_weight_decay(args) -> None:
             f"--weight-decay is decoupled weight decay, for --optimizer adamw only "
             f"(got --optimizer {args.optimizer}); use --l2 for an L2 penalty"
         )
+
+
+def check_step_flags(args) -> None:
+    """Text trains in steps and other data in epochs: the other's flags are
+    UsageErrors (checked before the presets fill them in)."""
+    text = args.dataset == parsing.TEXT
+    given = ("epochs",) if text else ("steps", "eval_interval", "eval_batches")
+    for name in given:
+        if getattr(args, name) is not None:
+            other = "--steps" if text else "--epochs"
+            raise UsageError(
+                f"{parsing.flag(name)} does not apply to --dataset {args.dataset}, "
+                f"which trains in {'steps' if text else 'epochs'}: use {other}"
+            )
 
 
 def check_paths(args) -> None:
@@ -248,7 +287,7 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
     except checkpoint.CheckpointError as error:
         raise UsageError(f"--checkpoint-dir {args.checkpoint_dir}: {error}") from None
     except ValueError as error:
-        if args.resume and str(error).startswith(_OTHER_SETTINGS):
+        if args.resume and str(error).startswith(OTHER_SETTINGS):
             raise UsageError(f"--resume: {error}") from None
         raise
     seconds = time.perf_counter() - started
@@ -267,7 +306,7 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
 
 #: How fit's ValueError begins when the checkpoint to resume was written with
 #: other settings (a plain ValueError, not a CheckpointError: matched here).
-_OTHER_SETTINGS = "cannot resume from "
+OTHER_SETTINGS = "cannot resume from "
 
 
 def _diverged_message(error) -> str:
@@ -318,9 +357,10 @@ def write_outputs(args, dataset, loss, result, test, seconds, interrupted=False)
     return out
 
 
-def run(args) -> int:
-    """Train as the flags say; print the summary; 0 on success."""
+def prepare_flags(args) -> None:
+    """Every flag checked and the presets filled in, before any work."""
     check_paths(args)
+    check_step_flags(args)
     parsing.apply_presets(args)
     parsing.check_model_flags(args)
     resolve_weight_decay(args)
@@ -328,6 +368,15 @@ def run(args) -> int:
         import jax
 
         jax.config.update("jax_enable_x64", True)
+
+
+def run(args) -> int:
+    """Train as the flags say; print the summary; 0 on success."""
+    prepare_flags(args)
+    if args.dataset == parsing.TEXT:
+        from jaxbp.cli import train_text
+
+        return train_text.run(args)
     dataset = building.load_dataset(args)
     loss = building.choose_loss(args, dataset)
     n_train = dataset.train.x.shape[0]
