@@ -15,17 +15,19 @@ README's claim (the spirals example's accuracy, "all gradients agree", the
 post's numbers); a shortened one asserts a weaker claim that still fails on a
 broken run, named in its ``claim``.
 
-To add a command (e.g. ``jaxbp train --dataset text ...`` or ``jaxbp sample
-...``): add an entry ``"jaxbp ...": Case(claim, check, extra=[...])`` with
-the README's text as key, ``extra`` the flags that shorten it (or none), and
-``check(runs, workdir)`` asserting on the list of Outcomes (one per ``&&``
-part) and the files in ``workdir``. Keep the added time small.
+To add a command: add an entry ``"jaxbp ...": Case(claim, check, extra=[...])`` with
+the README's text as key, ``extra`` the flags that shorten it (or none),
+``setup(workdir)`` when it needs files (``train_tiny_gru`` makes the ``lm``
+that ``jaxbp sample`` reads), and ``check(runs, workdir)`` asserting on the
+list of Outcomes (one per ``&&`` part) and the files in ``workdir``. Keep the
+added time small.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import shlex
 from collections.abc import Callable
@@ -35,7 +37,7 @@ import jax
 import pytest
 from cli_testing import jaxbp
 
-from jaxbp import explain
+from jaxbp import checkpoint, cli, explain
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -131,7 +133,8 @@ def gradients_agree(sample: int | None):
     def check(runs, workdir):
         succeeded(runs)
         (run,) = runs
-        assert run.stdout.rstrip().endswith("all gradients agree"), run.stdout
+        verdict = run.stdout.rstrip().splitlines()[-1]
+        assert ": all gradients agree" in verdict, run.stdout
         leaves = fd_coordinates(run.stdout)
         assert len(leaves) >= 4, run.stdout
         for checked, size in leaves:
@@ -183,6 +186,54 @@ def python_m_is_the_same(runs, workdir):
     done = jaxbp("explain", "--format", "json", cwd=workdir, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == json.loads(runs[0].stdout)
+
+
+#: ``my.txt`` of the README's text commands: its characters hold the prompt's.
+MY_TEXT = "The cat sat on the mat. The dog sat on the log.\n" * 40
+#: Flags that make a language model tiny (a few seconds with compilation).
+TINY_TEXT = (
+    *("--hidden", "16", "--embed-dim", "8", "--block-size", "8"),
+    *("--batch-size", "4", "--eval-interval", "10", "--eval-batches", "1"),
+)
+
+
+def write_my_text(workdir):
+    (workdir / "my.txt").write_text(MY_TEXT)
+
+
+def train_tiny_gru(workdir):
+    """``lm``: a tiny GRU on ``my.txt``, checkpointed (for ``jaxbp sample``)."""
+    write_my_text(workdir)
+    argv = ["train", "--dataset", "text", "--model", "gru", "--text-file", "my.txt"]
+    argv += ["--checkpoint-dir", "lm", "--steps", "20", *TINY_TEXT, "--quiet"]
+    assert cli.main(argv) == 0
+
+
+def language_model_learns(runs, workdir):
+    """Below the uniform guess ln(vocabulary) by a nat after a few steps;
+    per-step records; the curves written."""
+    succeeded(runs)
+    m = metrics(workdir)
+    assert [r["step"] for r in m["history"]] == [30, 60]
+    assert set(m["history"][0]) == {"step", "train_loss", "val_loss"}
+    assert m["val_loss"] < math.log(m["vocab_size"]) - 1.0, m["val_loss"]
+    assert (workdir / "runs/latest/curves.png").stat().st_size > 10_000
+
+
+def gru_on_my_text(runs, workdir):
+    succeeded(runs)
+    m = metrics(workdir)
+    assert m["vocab_size"] == len(set(MY_TEXT))
+    assert [r["step"] for r in m["history"]] == [10, 20]
+    assert m["val_loss"] < math.log(m["vocab_size"])
+    assert checkpoint.latest(workdir / "lm") is not None
+
+
+def samples_continue_the_prompt(runs, workdir):
+    succeeded(runs)
+    text = runs[0].stdout.removesuffix("\n")
+    assert text.startswith("The ") and len(text) == 4 + 300, repr(text)
+    assert set(text) <= set(MY_TEXT), set(text) - set(MY_TEXT)
 
 
 #: README command -> Case. The README's claims: the default run's 98% and the
@@ -253,6 +304,34 @@ CASES = {
         "as written, my_net.json the post's network: biases updated at η 0.1",
         prints("η = 0.1", "b_h1⁺ = b_h1 − η · ∂E/∂b_h1 = 0.35 − 0.1 × 0.008771355"),
         setup=write_mazur_network,
+    ),
+    "jaxbp train --dataset text": Case(
+        "60 of its 2,000 steps, LSTM 32, embedding 16: the validation loss a "
+        "nat below ln(vocabulary)",
+        language_model_learns,
+        extra=("--steps", "60", "--hidden", "32", "--embed-dim", "16")
+        + ("--eval-interval", "30", "--eval-batches", "2"),
+    ),
+    "jaxbp train --dataset text --model gru --text-file my.txt --steps 5000 "
+    "--checkpoint-dir lm": Case(
+        "20 steps of a tiny GRU on a small my.txt: its vocabulary, a checkpoint, "
+        "below ln(vocabulary)",
+        gru_on_my_text,
+        extra=("--steps", "20", *TINY_TEXT),
+        setup=write_my_text,
+    ),
+    'jaxbp sample --checkpoint-dir lm --prompt "The " --length 300 '
+    "--temperature 0.8": Case(
+        "as written, lm the tiny GRU above: the prompt and 300 characters of "
+        "its vocabulary",
+        samples_continue_the_prompt,
+        setup=train_tiny_gru,
+    ),
+    "jaxbp gradcheck --dataset text --model lstm": Case(
+        "LSTM 8, embedding 4, windows of 4: all gradients agree, 16 sampled "
+        "coordinates a leaf",
+        gradients_agree(16),
+        extra=("--hidden", "8", "--embed-dim", "4", "--block-size", "4"),
     ),
     "jaxbp ...": Case(
         "python -m jaxbp gives what jaxbp gives (explain --format json)",
