@@ -57,6 +57,7 @@ def curves_figure(history: Sequence[dict], *, title: str = ""):
     the loss panel's legend."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     key = x_axis(history)
     xs = [r[key] for r in history]
@@ -79,6 +80,7 @@ def curves_figure(history: Sequence[dict], *, title: str = ""):
                 ax.plot(xs, _finite(r.get(k) for r in history), label=label)
         if best is not None:
             ax.axvline(best, color="0.3", linestyle=":", label=f"best {key} {best}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs/steps
         ax.set_xlabel(key)
         ax.set_ylabel(quantity)
         ax.set_title(quantity)

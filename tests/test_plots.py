@@ -65,9 +65,16 @@ def test_text_history_is_loss_against_steps(tmp_path):
     assert list(train.get_xdata()) == [200, 400, 600, 800, 1000]
     assert list(val.get_ydata()) == [2.5, 2.1, 1.9, 1.95, 2.0]
     assert marker.get_label() == "best step 600"
+    ticks = [t for t in ax.get_xticks() if 200 <= t <= 1000]
+    assert ticks and all(float(t).is_integer() for t in ticks)
     assert list(marker.get_xdata()) == [600, 600]
     plot_curves(history, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_few_epochs_have_whole_ticks():
+    (loss, _) = curves_figure(digits_history(epochs=3, best=2)).axes
+    assert all(float(t).is_integer() for t in loss.get_xticks())
 
 
 @pytest.mark.parametrize("history", [digits_history(), text_history()])

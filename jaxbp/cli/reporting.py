@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sys
 
+from jaxbp.cli import resuming
+
 
 def progress_bar(args):
     """``(on_record callback, close)``: a tqdm bar on stderr, or nothing.
@@ -21,7 +23,7 @@ def progress_bar(args):
     from tqdm import tqdm
 
     unit, total = progress_unit(args)
-    initial = min(resumed_position(args), total)
+    initial = min(resumed_position(args, unit), total)
     bar = tqdm(
         total=total,
         initial=initial,
@@ -41,20 +43,17 @@ def progress_bar(args):
 
 def progress_unit(args) -> tuple[str, int]:
     """``("step", --steps)`` for a text run, else ``("epoch", --epochs)``."""
-    if getattr(args, "dataset", None) == "text":
-        return "step", args.steps
-    return "epoch", args.epochs
+    unit = resuming.progress_unit(args)
+    return unit, args.steps if unit == "step" else args.epochs
 
 
-def resumed_position(args) -> int:
-    """The epoch (step) of the newest checkpoint a ``--resume`` continues
-    from; 0 for a fresh run. (Should the newest be corrupt, fit resumes
-    from an older one and the first record moves the bar back.)"""
+def resumed_position(args, unit: str) -> int:
+    """The epoch (step) a ``--resume`` continues from; 0 for a fresh run.
+    (Should the newest checkpoint be unreadable beyond its metadata, fit
+    resumes from an older one and the first record moves the bar back.)"""
     if not (args.resume and args.checkpoint_dir):
         return 0
-    from jaxbp.cli.resuming import newest_epoch
-
-    return newest_epoch(args.checkpoint_dir)
+    return resuming.resumed_position(args.checkpoint_dir, unit)
 
 
 def bar_postfix(record) -> dict:

@@ -12,7 +12,8 @@ change (the optimizer's step sizes and evaluation's chunking: neither the
 checkpoint's structure nor the settings ``jaxbp.train.fit`` records and checks
 depend on them), with a warning naming each; ``flags.json`` then holds the
 new values, and its ``changed_on_resume`` list (copied into ``metrics.json``'s
-config) one entry per such resume, ``{flag: [old, new], ..., "epoch": N}``.
+config) one entry per such resume, ``{flag: [old, new], ..., "epoch": N}``
+(``"step": N`` for text runs).
 Every other changed flag still exits 2.
 """
 
@@ -89,12 +90,25 @@ def different_flags(stored: dict, current: dict) -> list[str]:
     ]
 
 
-def newest_epoch(directory) -> int:
-    """The epoch (step) of the newest checkpoint in ``directory``; 0 if none."""
+def resumed_position(directory, unit: str = "epoch") -> int:
+    """The epoch (``unit="step"``: the optimizer step) a resume from
+    ``directory`` continues from: the last record of the newest checkpoint
+    whose metadata reads (checkpoints of text runs are numbered by round, so
+    the number in the file name is not it); 0 if there is none."""
     from jaxbp import checkpoint
 
-    saved = checkpoint.all_checkpoints(directory)
-    return saved[-1][0] if saved else 0
+    for _, path in reversed(checkpoint.all_checkpoints(directory)):
+        try:
+            history = checkpoint.read_metadata(path)["metadata"]["history"]
+        except (checkpoint.CheckpointError, KeyError, TypeError):
+            continue
+        return int(history[-1][unit]) if history else 0
+    return 0
+
+
+def progress_unit(args) -> str:
+    """What a run counts: ``"step"`` for ``--dataset text``, else ``"epoch"``."""
+    return "step" if getattr(args, "dataset", None) == "text" else "epoch"
 
 
 def check_resume(args) -> None:
@@ -118,7 +132,9 @@ def check_resume(args) -> None:
     changed = changed_flags(stored, current)
     if changed and getattr(args, "allow_changed_flags", False):
         _refuse_fixed(directory, stored, current, changed)
-        earlier = [*earlier, _change_entry(changed, newest_epoch(directory))]
+        unit = progress_unit(args)
+        position = resumed_position(directory, unit)
+        earlier = [*earlier, _change_entry(changed, unit, position)]
         warnings.warn(
             f"--allow-changed-flags: resuming with {'; '.join(different_flags(stored, current))}",
             ChangedFlagsWarning,
@@ -155,9 +171,10 @@ def _refuse_fixed(directory, stored, current, changed) -> None:
         )
 
 
-def _change_entry(changed: dict, epoch: int) -> dict:
-    """``{flag: [old, new], ..., "epoch": epoch}`` for metrics.json's config."""
-    return {**{k: [old, new] for k, (old, new) in changed.items()}, "epoch": epoch}
+def _change_entry(changed: dict, unit: str, position: int) -> dict:
+    """``{flag: [old, new], ..., "epoch": N}`` (text runs: ``"step": N``),
+    N where the resumed run continues, for metrics.json's config."""
+    return {**{k: [old, new] for k, (old, new) in changed.items()}, unit: position}
 
 
 def _write_flags(directory: Path, flags: dict, changes: list) -> None:

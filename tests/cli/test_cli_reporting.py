@@ -22,9 +22,12 @@ def last_state(stderr: str) -> str:
     return stderr.replace("\n", "\r").strip("\r").split("\r")[-1]
 
 
-def saved_epochs(directory, *epochs):
-    for epoch in epochs:
-        checkpoint.save(directory, epoch, {"w": np.zeros(2)}, {"epoch": epoch})
+def saved_epochs(directory, *epochs, unit="epoch", every=1):
+    """Checkpoints as fit (``unit="epoch"``) or fit_language_model (numbered
+    by round, records every ``every`` steps) writes them."""
+    for number in epochs:
+        history = [{unit: every * n} for n in range(1, number + 1)]
+        checkpoint.save(directory, number, {"w": np.zeros(2)}, {"history": history})
     return directory
 
 
@@ -69,6 +72,25 @@ def test_a_text_run_counts_steps_and_shows_the_validation_loss(capsys):
     assert "loss=2.7183, val_loss=2.5000" in state
 
 
+def test_a_resumed_text_bar_starts_at_the_checkpoints_step(capsys, tmp_path):
+    """Text checkpoints are numbered by round: the bar reads the step."""
+    ckpt = saved_epochs(tmp_path / "lm", 1, 2, unit="step", every=200)
+    args = bar_args(dataset="text", resume=True, checkpoint_dir=str(ckpt), steps=1000)
+    _, close = reporting.progress_bar(args)
+    close()
+    assert " 400/1000 " in last_state(capsys.readouterr().err)
+
+
+def test_an_unreadable_newest_checkpoint_is_passed_over(capsys, tmp_path):
+    ckpt = saved_epochs(tmp_path / "ckpt", 1, 2)
+    newest = checkpoint.checkpoint_path(ckpt, 2)
+    newest.write_bytes(newest.read_bytes()[:100])
+    args = bar_args(resume=True, checkpoint_dir=str(ckpt), epochs=5)
+    _, close = reporting.progress_bar(args)
+    close()
+    assert " 1/5 " in last_state(capsys.readouterr().err)
+
+
 @pytest.mark.parametrize(
     "record, postfix",
     [
@@ -100,3 +122,16 @@ def test_resuming_a_finished_run_through_the_cli(run_main, tmp_path):
     state = last_state(result.stderr)
     assert " 2/2 " in state and "100%" in state, result.stderr
     assert " 0/2 " not in result.stderr
+
+
+def test_resuming_a_finished_text_run_through_the_cli(run_main, tmp_path):
+    lm = tmp_path / "lm"
+    flags = [*("--dataset", "text", "--hidden", "8", "--embed-dim", "4")]
+    flags += [*("--block-size", "8", "--batch-size", "4", "--steps", "6")]
+    flags += [*("--eval-interval", "3", "--eval-batches", "1")]
+    flags += ["--out", str(tmp_path / "out"), "--checkpoint-dir", str(lm)]
+    assert run_main("train", *flags, "--quiet").returncode == 0
+    result = run_main("train", *flags, "--resume")
+    assert result.returncode == 0, result.stderr
+    state = last_state(result.stderr)
+    assert " 6/6 " in state and "step" in state, result.stderr

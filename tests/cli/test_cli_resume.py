@@ -155,3 +155,25 @@ def test_allow_changed_flags_without_resume_exits_2(run_main, tmp_path):
     flags = ["--out", str(tmp_path / "out"), "--checkpoint-dir", str(tmp_path / "c")]
     result = run_main("train", *FAST, *flags, "--allow-changed-flags")
     assert_one_line_error(result, "--allow-changed-flags", "--resume")
+
+
+def test_allow_changed_flags_on_a_text_run_records_the_step(run_main, tmp_path):
+    flags = [*("--dataset", "text", "--hidden", "8", "--embed-dim", "4")]
+    flags += [*("--block-size", "8", "--batch-size", "4", "--eval-interval", "3")]
+    flags += [*("--eval-batches", "1", "--quiet", "--checkpoint-dir", str(tmp_path))]
+    flags += ["--out", str(tmp_path / "out")]
+    assert run_main("train", *flags, "--steps", "3").returncode == 0
+    result = run_main(
+        "train",
+        *flags,
+        "--steps",
+        "6",
+        "--lr",
+        "0.001",
+        "--resume",
+        "--allow-changed-flags",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--lr 0.002 in the checkpoints, now 0.001" in result.stderr
+    config = metrics(tmp_path / "out")["config"]
+    assert config["changed_on_resume"] == [{"lr": [0.002, 0.001], "step": 3}]
