@@ -104,7 +104,9 @@ def train_language_model(
     step = make_step(model, loss="cross_entropy", optimizer=tx)
 
     def one_hot_step(train_state, xb, yb, key):  # targets prepared per batch
-        return step(train_state, xb, jax.nn.one_hot(yb, vocab_size), key)
+        return step(
+            train_state, xb, jax.nn.one_hot(yb, vocab_size, dtype=model.dtype), key
+        )
 
     key = jax.random.key(seed)
     x, y = _training_windows(corpus, key, steps, batch_size, block_size)

@@ -23,6 +23,9 @@ hand-written backward (``lstm_backward``, ``gru_backward``, ``rnn_backward``)
 run one step at a time, so its reverse-time carries are exposed
 (``_recurrent_probe.state_grads``); the same by ``jax.grad`` (a perturbation
 added to each h_t) is the cross-check recorded as ``crosscheck_max_rel``.
+The measurement runs in float64 (the trained float32 parameters cast): the
+curves fall over many orders of magnitude, and in float32 the gradient through
+a saturated unit (1 − h² with h ≈ ±1) keeps few correct digits.
 Per window the norm ‖∂L_b/∂h_t‖ (per-example loss, not divided by the batch);
 the curve is the geometric mean over the windows (the mean of the log norms),
 with the 10–90% band. The rate: a least-squares line through
@@ -162,13 +165,20 @@ def summarize(norms) -> dict:
     }
 
 
+def in_float64(params):
+    """The parameters in float64: the measurement follows gradients down to
+    1e−30 of their size at the loss, below float32's rounding of saturated
+    units (training stays in float32)."""
+    return jax.tree.map(lambda a: a.astype(jnp.float64), params)
+
+
 def run_kind(kind, cfg, corpus, batch):
     """Measurements at init and after training for one kind."""
     model = lm.language_model(
         kind, corpus.vocab_size, cfg["hidden"], cfg["embed_dim"], cfg["block_size"]
     )
     start = jax.tree.map(lambda a: a[0], init_params(model, [0])[0])
-    measure_jit = jax.jit(lambda p: measure(kind, p, *batch))
+    measure_jit = jax.jit(lambda p: measure(kind, in_float64(p), *batch))
     out = {"init": jax.device_get(measure_jit(start))}
     trained, history = lm.train_language_model(
         model,
@@ -252,6 +262,7 @@ def headline_of(results) -> dict:
 
 def main(argv=None) -> dict:
     args = _common.parse_args(NAME, __doc__.splitlines()[0], argv)
+    jax.config.update("jax_enable_x64", True)  # for the float64 measurement
     cfg = config(args.quick)
     corpus = text.text_corpus(block_size=cfg["length"])
     x, y = lm.validation_windows(corpus, 1, cfg["windows"], cfg["length"], seed=7)
