@@ -1,55 +1,32 @@
-"""Character-level language models for the sequence experiments, trained
-through ``jaxbp.train``.
+"""Character-level language models for the sequence experiments.
 
-``language_model(kind, V, hidden, embed_dim, block_size)`` is embedding →
-one recurrent layer (``rnn`` tanh, ``lstm`` or ``gru``, every state) → dense
-over the vocabulary, cross-entropy at every position.
-``train_language_model`` trains it on random windows of the corpus
-(``jaxbp.data.text.text_batch``) with ``jaxbp.train.make_step`` and
-``run_steps``, one compiled ``run_steps`` per evaluation interval, and records
-``{"step", "train_loss", "val_loss"}`` every ``eval_interval`` steps (step 0:
-before training): ``train_loss`` is the mean training loss of the steps since
-the previous record, ``val_loss`` the loss on ``eval_batches`` fixed
-validation windows (``jaxbp.train.evaluate``).
+The model is ``jaxbp.recipes.language_model(kind, V, hidden=(H,),
+embed_dim=D)``: embedding → one recurrent layer (``rnn`` tanh, ``lstm`` or
+``gru``, every state) → dense over the vocabulary, cross-entropy at every
+position. ``train_language_model`` is ``jaxbp.train.fit_language_model`` (random
+windows of the training text, a validation loss every ``eval_interval``
+steps on fixed validation windows) with one record more at the front: step 0,
+the validation loss of the initial parameters on the same windows (which
+``fit_language_model`` does not measure).
 """
 
 from __future__ import annotations
 
-import functools
-
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-import jaxbp
-from jaxbp import layers as L
+from jaxbp import recipes
 from jaxbp.data import text
-from jaxbp.train import (
-    TrainState,
-    evaluate,
-    init_params,
-    make_optimizer,
-    make_step,
-    run_steps,
-)
+from jaxbp.train import fit_language_model, train_keys
+from jaxbp.train.language import validation_loss, window_batches
 
 KINDS = ("rnn", "lstm", "gru")
 
 
-def recurrent_layer(kind: str, hidden: int):
-    """The recurrent layer of ``kind`` returning every state."""
-    if kind == "rnn":
-        return L.rnn(hidden, return_sequences=True)
-    return {"lstm": L.lstm, "gru": L.gru}[kind](hidden, return_sequences=True)
-
-
 def language_model(kind, vocab_size, hidden, embed_dim, block_size):
-    """embedding(V, embed_dim) → ``kind``(hidden) → dense(V) on (block_size,) tokens."""
-    return jaxbp.sequential(
-        L.embedding(vocab_size, embed_dim),
-        recurrent_layer(kind, hidden),
-        L.dense(vocab_size),
-        in_shape=(block_size,),
+    """``recipes.language_model`` with one recurrent layer of ``hidden`` units."""
+    return recipes.language_model(
+        kind, vocab_size, block_size=block_size, hidden=(hidden,), embed_dim=embed_dim
     )
 
 
@@ -70,61 +47,40 @@ def hidden_for(kind, target: int, vocab_size, embed_dim) -> int:
 
 
 def validation_windows(corpus, batches, batch_size, block_size, seed=0):
-    """``batches`` × ``batch_size`` fixed validation windows (x, y)."""
+    """``batches`` × ``batch_size`` fixed validation windows (x, y), drawn
+    with ``text_batch`` (for measurements outside training)."""
     key = jax.random.fold_in(jax.random.key(seed), 1)
     return text.text_batch(corpus, key, batches * batch_size, block_size, "val")
 
 
-def _training_windows(corpus, key, steps, batch_size, block_size):
-    """Every step's random training windows, (steps · B, T) each."""
-    keys = jax.random.split(key, steps)
-    xs, ys = jax.vmap(
-        lambda k: text.text_batch(corpus, k, batch_size, block_size, "train")
-    )(keys)
-    return xs.reshape(-1, block_size), ys.reshape(-1, block_size)
+def initial_record(model, corpus, *, batch_size, block_size, eval_batches, seed):
+    """Step 0: ``fit_language_model(seed=seed)``'s initial parameters on its
+    validation windows (the same draw as its evaluations)."""
+    init_key, train_key = train_keys(jax.random.key(seed))
+    params, state = model.init_with_state(init_key)
+    val = corpus.val
+    starts, _ = window_batches(
+        train_key, 0, val.shape[0], (eval_batches, batch_size, block_size)
+    )
+    value = validation_loss(
+        model, "cross_entropy", params, state, val, starts, block_size
+    )
+    return {"step": 0, "train_loss": None, "val_loss": float(value)}, params
 
 
-def train_language_model(
-    model,
-    corpus,
-    *,
-    optimizer,
-    steps,
-    batch_size,
-    block_size,
-    eval_interval,
-    eval_batches,
-    clip_norm=None,
-    seed=0,
-):
-    """``(params, history)`` after ``steps`` steps (module docstring)."""
-    tx = make_optimizer(optimizer, clip_norm=clip_norm)
-    params, state = jax.tree.map(lambda a: a[0], init_params(model, [seed]))
-    vocab_size = corpus.vocab_size
-    step = make_step(model, loss="cross_entropy", optimizer=tx)
-
-    def one_hot_step(train_state, xb, yb, key):  # targets prepared per batch
-        return step(
-            train_state, xb, jax.nn.one_hot(yb, vocab_size, dtype=model.dtype), key
-        )
-
-    key = jax.random.key(seed)
-    x, y = _training_windows(corpus, key, steps, batch_size, block_size)
-    val = validation_windows(corpus, eval_batches, batch_size, block_size, seed)
-    segment = jax.jit(functools.partial(run_steps, one_hot_step))
-    train_state = TrainState(params, state, tx.init(params))
-    history = [_record(model, train_state, val, 0, None)]
-    for start in range(0, steps, eval_interval):
-        n = min(eval_interval, steps - start)
-        rows = np.arange(start * batch_size, (start + n) * batch_size)
-        keys = jax.random.split(jax.random.fold_in(key, start), n)
-        index = jnp.asarray(rows.reshape(n, batch_size))
-        train_state, losses = segment(train_state, x, y, index, keys)
-        history.append(_record(model, train_state, val, start + n, losses))
-    return train_state.params, history
-
-
-def _record(model, train_state, val, step, losses):
-    val_loss, _ = evaluate(model, train_state.params, val, state=train_state.state)
-    train_loss = None if losses is None else float(jnp.mean(losses))
-    return {"step": step, "train_loss": train_loss, "val_loss": val_loss}
+def train_language_model(model, corpus, *, seed=0, **settings):
+    """``(initial params, trained params, history)``: ``fit_language_model``
+    on the corpus with ``settings`` (optimizer, steps, batch_size, block_size,
+    eval_interval, eval_batches, clip_norm), the step-0 record first."""
+    first, start = initial_record(
+        model,
+        corpus,
+        batch_size=settings["batch_size"],
+        block_size=settings["block_size"],
+        eval_batches=settings["eval_batches"],
+        seed=seed,
+    )
+    result = fit_language_model(
+        model, corpus.train, corpus.val, seed=seed, vocab=corpus.vocab, **settings
+    )
+    return start, result.params, [first, *result.history]

@@ -25,10 +25,10 @@ against ``jax.grad`` of his equations from a nonzero h0, and a sample.
 hidden size fixes the count; the RNN's and GRU's are chosen to match it),
 embedding → recurrent layer → dense over the vocabulary, cross-entropy at
 every position, the same optimizer (Adam, global-norm clipping), step budget,
-batches of random windows (``jaxbp.data.text.text_batch``) and validation
-windows; training through ``jaxbp.train.make_step`` + ``run_steps``
-(``_lm_training``). Recorded: the validation-loss curve of each (nats per
-character), the final and best values.
+batches of random windows of the training text and validation
+windows: ``jaxbp.recipes.language_model`` trained by
+``jaxbp.train.fit_language_model`` (``_lm_training``). Recorded: the
+validation-loss curve of each (nats per character), the final and best values.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ SAMPLE_LENGTH = 300
 def config(quick: bool) -> dict:
     if quick:
         return {
-            "min_char_rnn_steps": 3000,
+            "min_char_rnn_steps": 2000,
             "lstm_hidden": 32,
             "embed_dim": 16,
             "steps": 60,
@@ -170,7 +170,7 @@ def compare_models(cfg, corpus) -> dict:
         hidden = lm.hidden_for(kind, target, vocab_size, dim)
         model = lm.language_model(kind, vocab_size, hidden, dim, cfg["block_size"])
         with _common.Timer() as timer:
-            _, history = lm.train_language_model(
+            _, _, history = lm.train_language_model(
                 model,
                 corpus,
                 optimizer=optim.adam(cfg["learning_rate"]),

@@ -10,10 +10,11 @@ path lets it travel further.
 Models: character-level language models on the default corpus
 (``jaxbp.data.text``, CPython's pydoc topics): embedding → one recurrent layer
 (tanh RNN with jaxbp's Xavier init, LSTM or GRU with torch's init, the same
-hidden size) → dense over the vocabulary, from ``fit(seed=0)``'s initial
-parameters. Each is measured at initialisation and after a short training
-(Adam with global-norm clipping on random windows, cross-entropy at every
-position, through ``jaxbp.train.make_step`` + ``run_steps``).
+hidden size) → dense over the vocabulary (``jaxbp.recipes.language_model``),
+from ``fit_language_model(seed=0)``'s initial parameters. Each is measured at
+initialisation and after a short training (Adam with global-norm clipping on
+random windows, cross-entropy at every position,
+``jaxbp.train.fit_language_model``).
 
 The measurement: ``windows`` validation windows of ``length`` characters, run
 from the zero state; the loss L is the cross-entropy of the prediction at the
@@ -51,7 +52,6 @@ import numpy as np
 from jaxbp import losses, optim
 from jaxbp.data import text
 from jaxbp.layers._dense import dense_backward, dense_forward
-from jaxbp.train import init_params
 
 NAME = "vanishing_through_time"
 MACHINE = "2 CPU cores shared with other jobs (loaded): seconds are indicative"
@@ -177,10 +177,8 @@ def run_kind(kind, cfg, corpus, batch):
     model = lm.language_model(
         kind, corpus.vocab_size, cfg["hidden"], cfg["embed_dim"], cfg["block_size"]
     )
-    start = jax.tree.map(lambda a: a[0], init_params(model, [0])[0])
     measure_jit = jax.jit(lambda p: measure(kind, in_float64(p), *batch))
-    out = {"init": jax.device_get(measure_jit(start))}
-    trained, history = lm.train_language_model(
+    start, trained, history = lm.train_language_model(
         model,
         corpus,
         optimizer=optim.adam(cfg["learning_rate"]),
@@ -191,6 +189,7 @@ def run_kind(kind, cfg, corpus, batch):
         eval_interval=cfg["eval_interval"],
         eval_batches=cfg["eval_batches"],
     )
+    out = {"init": jax.device_get(measure_jit(start))}
     out["trained"] = jax.device_get(measure_jit(trained))
     out["history"] = history
     return out
