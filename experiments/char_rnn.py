@@ -27,8 +27,10 @@ embedding → recurrent layer → dense over the vocabulary, cross-entropy at
 every position, the same optimizer (Adam, global-norm clipping), step budget,
 batches of random windows of the training text and validation
 windows: ``jaxbp.recipes.language_model`` trained by
-``jaxbp.train.fit_language_model`` (``_lm_training``). Recorded: the
-validation-loss curve of each (nats per character), the final and best values.
+``jaxbp.train.fit_language_model`` (``_lm_training``), from each of
+``seeds`` seeds (initial parameters and windows). Recorded: the
+validation-loss curve of each run (nats per character), the final and best
+values per seed and their means over the seeds.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def config(quick: bool) -> dict:
             "eval_batches": 2,
             "learning_rate": 3e-3,
             "clip_norm": 1.0,
+            "seeds": 1,
         }
     return {
         "min_char_rnn_steps": 100_000,
@@ -81,6 +84,7 @@ def config(quick: bool) -> dict:
         "eval_batches": 10,
         "learning_rate": 3e-3,
         "clip_norm": 1.0,
+        "seeds": 3,
     }
 
 
@@ -148,6 +152,7 @@ def run_min_char_rnn(cfg, corpus) -> dict:
     drawn = mcr.sample(trained, h, int(next_token), SAMPLE_LENGTH, jax.random.key(1))
     return {
         "vocab_size": vocab_size,
+        "parameters": sum(int(leaf.size) for leaf in jax.tree.leaves(params)),
         "chunks_per_pass": len(rows),
         "passes": steps / len(rows),
         "steps": steps,
@@ -166,87 +171,112 @@ def run_min_char_rnn(cfg, corpus) -> dict:
 
 
 def compare_models(cfg, corpus) -> dict:
-    """Part (b): RNN, LSTM and GRU at about equal parameter count."""
+    """Part (b): RNN, LSTM and GRU at about equal parameter count, each
+    trained from every seed of ``cfg["seeds"]`` (its initial parameters, its
+    training and validation windows)."""
     vocab_size, dim = corpus.vocab_size, cfg["embed_dim"]
     target = lm.parameter_count("lstm", vocab_size, cfg["lstm_hidden"], dim)
     out = {"target_parameters": target}
     for kind in lm.KINDS:
         hidden = lm.hidden_for(kind, target, vocab_size, dim)
         model = lm.language_model(kind, vocab_size, hidden, dim, cfg["block_size"])
+        histories = []
         with _common.Timer() as timer:
-            _, _, history = lm.train_language_model(
-                model,
-                corpus,
-                optimizer=optim.adam(cfg["learning_rate"]),
-                clip_norm=cfg["clip_norm"],
-                steps=cfg["steps"],
-                batch_size=cfg["batch_size"],
-                block_size=cfg["block_size"],
-                eval_interval=cfg["eval_interval"],
-                eval_batches=cfg["eval_batches"],
-            )
-        val = [r["val_loss"] for r in history]
+            for seed in range(cfg["seeds"]):
+                histories.append(train_one(model, corpus, cfg, seed))
+        finals = [h[-1]["val_loss"] for h in histories]
+        bests = [min(r["val_loss"] for r in h) for h in histories]
         out[kind] = {
             "hidden": hidden,
             "parameters": lm.parameter_count(kind, vocab_size, hidden, dim),
-            "history": history,
-            "final_val_loss": val[-1],
-            "best_val_loss": min(val),
-            "final_val_bits_per_char": val[-1] / math.log(2),
+            "history": histories[0],
+            "histories": histories,
+            "final_val_loss_per_seed": finals,
+            "final_val_loss": float(np.mean(finals)),
+            "best_val_loss": float(np.mean(bests)),
+            "final_val_bits_per_char": float(np.mean(finals)) / math.log(2),
             "seconds": timer.seconds,
         }
     return out
 
 
-def plot(results, cfg, path):
-    plt = _common.pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    a = results["min_char_rnn"]
+def train_one(model, corpus, cfg, seed):
+    """One ``fit_language_model`` run: its history, step 0 first."""
+    return lm.train_language_model(
+        model,
+        corpus,
+        seed=seed,
+        optimizer=optim.adam(cfg["learning_rate"]),
+        clip_norm=cfg["clip_norm"],
+        steps=cfg["steps"],
+        batch_size=cfg["batch_size"],
+        block_size=cfg["block_size"],
+        eval_interval=cfg["eval_interval"],
+        eval_batches=cfg["eval_batches"],
+    )[2]
+
+
+def plot_min_char_rnn(ax, a):
     smooth = np.asarray(a["smoothed_loss"])
     steps = np.arange(len(smooth)) * a["smoothed_loss_stride"]
-    ax1.plot(steps, smooth, color="C0", label="smoothed loss")
-    ax1.axhline(
-        a["expected_start_25_ln_V"],
-        color="k",
-        ls="--",
-        lw=1,
-        label=f"25 ln V = {a['expected_start_25_ln_V']:.1f} (uniform)",
-    )
+    ax.plot(steps, smooth, color="C0", label="smoothed loss")
+    start = a["expected_start_25_ln_V"]
+    ax.axhline(start, color="k", ls="--", lw=1, label=f"25 ln V = {start:.1f}")
     per_pass = a["chunks_per_pass"]
     for p in range(1, int(a["passes"]) + 1):
-        ax1.axvline(p * per_pass, color="0.7", lw=0.8)
-    ax1.set_xlabel("step (25 characters each; grey: a pass through the text)")
-    ax1.set_ylabel("loss per chunk (sum of 25 cross-entropies)")
-    ax1.set_title(f"min-char-rnn: hidden 100, Adagrad 0.1, V = {a['vocab_size']}")
-    ax1.legend(fontsize=8)
-    ax1.grid(alpha=0.3)
-    b = results["models"]
+        ax.axvline(p * per_pass, color="0.7", lw=0.8)
+    ax.set_xlabel("step (25 characters each; grey: a pass through the text)")
+    ax.set_ylabel("loss per chunk (sum of 25 cross-entropies)")
+    ax.set_title(f"min-char-rnn: hidden 100, Adagrad 0.1, V = {a['vocab_size']}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def plot_models(ax, b, a, cfg):
+    low = np.inf
     for i, kind in enumerate(lm.KINDS):
         r = b[kind]
         steps = [h["step"] for h in r["history"]]
-        val = [h["val_loss"] for h in r["history"]]
-        ax2.plot(
-            steps,
-            val,
-            "-o",
-            ms=3,
-            color=f"C{i}",
-            label=f"{kind} H={r['hidden']} ({r['parameters']:,} params): "
-            f"{r['final_val_loss']:.3f}",
+        val = np.asarray([[h["val_loss"] for h in run] for run in r["histories"]])
+        label = (
+            f"{kind} H={r['hidden']} ({r['parameters']:,} params): "
+            f"{r['final_val_loss']:.3f}"
         )
-    ax2.axhline(math.log(a["vocab_size"]), color="k", ls="--", lw=1, label="ln V")
-    ax2.axhline(
+        ax.plot(steps, val.mean(0), "-o", ms=3, color=f"C{i}", label=label)
+        ax.fill_between(steps, val.min(0), val.max(0), color=f"C{i}", alpha=0.2)
+        low = min(low, val.min())
+    ax.axhline(
         a["val_nats_per_char"],
-        color="C0",
+        color="0.3",
         ls=":",
         lw=1,
-        label=f"min-char-rnn (a): {a['val_nats_per_char']:.3f}",
+        label=f"min-char-rnn (a), in order: {a['val_nats_per_char']:.3f}",
     )
-    ax2.set_xlabel("optimizer step (batch of random windows)")
-    ax2.set_ylabel("validation loss (nats per character)")
-    ax2.set_title(f"equal parameter count, {cfg['steps']} steps of Adam")
-    ax2.legend(fontsize=7)
-    ax2.grid(alpha=0.3)
+    top = (
+        max(
+            a["val_nats_per_char"],
+            *(r["history"][1]["val_loss"] for r in (b[k] for k in lm.KINDS)),
+        )
+        + 0.1
+    )
+    ax.set_ylim(low - 0.05, top)
+    ax.set_xlabel(f"optimizer step (batch {cfg['batch_size']} × {cfg['block_size']})")
+    ax.set_ylabel("validation loss (nats per character)")
+    ax.set_title(
+        f"equal parameter count, {cfg['steps']} steps of Adam, "
+        f"{cfg['seeds']} seed(s)\n(step 0, ≈ ln V = "
+        f"{math.log(a['vocab_size']):.2f}, is off the top)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def plot(results, cfg, path):
+    plt = _common.pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    plot_min_char_rnn(ax1, results["min_char_rnn"])
+    plot_models(ax2, results["models"], results["min_char_rnn"], cfg)
     fig.suptitle("Character-level language models on CPython's pydoc text", fontsize=11)
     fig.tight_layout()
     _common.save_figure(fig, path)
