@@ -33,7 +33,7 @@ import numpy as np
 from _recurrent_probe import rnn_backward_from, rnn_forward_from
 
 from jaxbp import losses, optim
-from jaxbp.layers._dense import dense_backward, dense_forward
+from jaxbp.layers import dense_backward, dense_forward
 from jaxbp.train import TrainState
 
 HIDDEN = 100

@@ -23,7 +23,14 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxbp.layers import _gru, _lstm, _rnn
+from jaxbp.layers import (
+    gru_backward,
+    gru_forward,
+    lstm_backward,
+    lstm_forward,
+    rnn_backward,
+    rnn_forward,
+)
 
 KINDS = ("rnn", "lstm", "gru")
 
@@ -33,14 +40,14 @@ def rnn_forward_from(params, x, h0):
     x_aug = jnp.concatenate(
         [x, jnp.zeros((*x.shape[:2], h0.shape[-1]), x.dtype).at[:, 0].set(h0)], -1
     )
-    hs = _rnn.rnn_forward(_augmented(params), x_aug)
+    hs = rnn_forward(_augmented(params), x_aug)
     return hs, (x_aug, hs)
 
 
 def rnn_backward_from(params, cache, dhs):
     """``rnn_backward`` for ``rnn_forward_from``: (grads, dx, dh0)."""
     n_in = params["w_x"].shape[0]
-    grads, dx_aug = _rnn.rnn_backward(_augmented(params), cache, dhs)
+    grads, dx_aug = rnn_backward(_augmented(params), cache, dhs)
     grads = {
         "w_x": grads["w_x"][:n_in],
         "w_h": grads["w_h"] + grads["w_x"][n_in:],
@@ -66,9 +73,9 @@ def sequence_forward(kind, params, x, state):
         hs, cache = rnn_forward_from(params, x, state[0])
         return hs, (hs[-1],), cache
     if kind == "lstm":
-        hs, final, cache = _lstm.lstm_forward(params, x, *state)
+        hs, final, cache = lstm_forward(params, x, *state)
         return hs, final, cache
-    hs, h_last, cache = _gru.gru_forward(params, x, state[0])
+    hs, h_last, cache = gru_forward(params, x, state[0])
     return hs, (h_last,), cache
 
 
@@ -79,8 +86,8 @@ def sequence_backward(kind, params, cache, dhs, dstate):
         grads, dx, dh0 = rnn_backward_from(params, cache, dhs)
         return grads, dx, (dh0,)
     if kind == "lstm":
-        return _lstm.lstm_backward(params, cache, dhs, *dstate)
-    grads, dx, dh0 = _gru.gru_backward(params, cache, dhs, dstate[0])
+        return lstm_backward(params, cache, dhs, *dstate)
+    grads, dx, dh0 = gru_backward(params, cache, dhs, dstate[0])
     return grads, dx, (dh0,)
 
 

@@ -51,7 +51,7 @@ import numpy as np
 
 from jaxbp import losses, optim
 from jaxbp.data import text
-from jaxbp.layers._dense import dense_backward, dense_forward
+from jaxbp.layers import dense_backward, dense_forward
 
 NAME = "vanishing_through_time"
 MACHINE = "2 CPU cores shared with other jobs (loaded): seconds are indicative"
