@@ -161,9 +161,38 @@ def plot_final_losses(ax, lrs, initial, final, best, diverged):
     ax.grid(alpha=0.3, which="both")
 
 
+def displayed_curve(initial, curve, ceiling):
+    """``(values, k)``: epochs 0..E of a curve as drawn. A run whose loss
+    exceeds ``ceiling`` or is NaN at epoch ``k`` is drawn up to there, its
+    epoch ``k`` at the ceiling (so every diverged run keeps a visible rising
+    segment) and nothing after; ``k`` is None for a run that never does."""
+    values = np.concatenate([[initial], curve]).astype(float)
+    bad = ~np.isfinite(values) | (values > ceiling)
+    if not bad.any():
+        return values, None
+    k = int(np.argmax(bad))
+    values[k], values[k + 1 :] = ceiling, np.nan
+    return values, k
+
+
+def curve_groups(lrs, initial, curves, picks, ceiling):
+    """The picked learning rates grouped by identical drawn curves (two rates
+    that both blow up at epoch 1 draw the same segment: one legend entry)."""
+    groups = []  # [values, k, [lr indices]]
+    for j in picks:
+        values, k = displayed_curve(initial[0, j], curves[0, j], ceiling)
+        same = [g for g in groups if np.array_equal(g[0], values, equal_nan=True)]
+        if same:
+            same[0][2].append(j)
+        else:
+            groups.append([values, k, [j]])
+    return groups
+
+
 def plot_curves(ax, lrs, initial, curves, best, diverged):
     """Seed 0's epoch-mean loss curves at a few learning rates: the smallest,
-    two in between, the best, the smallest that diverges and the largest."""
+    two in between, the best, the smallest that diverges and the largest.
+    A diverged run ends in an x at the ceiling, its label says when."""
     ceiling = 10 * float(np.median(initial))
     div_cols = diverged.any(axis=0)
     first_bad = int(np.argmax(div_cols)) if div_cols.any() else len(lrs) - 1
@@ -171,15 +200,15 @@ def plot_curves(ax, lrs, initial, curves, best, diverged):
     picks = sorted(set(picks + [len(lrs) - 1]))
     low = np.nanmin(np.where(np.isfinite(curves[0]), curves[0], np.nan))
     epochs = np.arange(curves.shape[-1] + 1)
-    for i, j in enumerate(picks):
-        c = np.concatenate([[initial[0, j]], curves[0, j]])
-        bad = ~np.isfinite(c) | (c > ceiling)
-        label = f"lr = {lrs[j]:.3g}" + (" (best)" if j == best else "")
-        ax.plot(
-            epochs, np.where(bad, np.nan, c), "-o", ms=2.5, color=f"C{i}", label=label
-        )
-        if bad.any():
-            ax.plot(int(np.argmax(bad)), ceiling, "x", color=f"C{i}", ms=9, mew=2)
+    for i, (values, k, members) in enumerate(
+        curve_groups(lrs, initial, curves, picks, ceiling)
+    ):
+        label = "lr = " + ", ".join(f"{lrs[j]:.3g}" for j in members)
+        label += " (best)" if best in members else ""
+        label += f": diverged at epoch {k}" if k is not None else ""
+        ax.plot(epochs, values, "-o", ms=2.5, color=f"C{i}", label=label)
+        if k is not None:
+            ax.plot(k, ceiling, "x", color=f"C{i}", ms=9, mew=2)
     ax.set_yscale("log")
     ax.set_ylim(0.5 * low, 1.5 * ceiling)
     ax.set_xlabel("epoch (0 = initialization)")
@@ -189,7 +218,33 @@ def plot_curves(ax, lrs, initial, curves, best, diverged):
     ax.grid(alpha=0.3, which="both")
 
 
-def plot(args, lrs, initial, final, curves, best, diverged):
+def legend_visibility(ax) -> list[dict]:
+    """Per legend entry of ``ax``: its finite points inside the axes' limits
+    (``visible_points``) and how many of them no other entry also draws
+    (``own_points``): an entry with none is hidden behind the others."""
+    handles, labels = ax.get_legend_handles_labels()
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    points = []
+    for line in handles:
+        xy = np.column_stack([line.get_xdata(), line.get_ydata()]).astype(float)
+        inside = np.isfinite(xy).all(1) & (xy[:, 0] >= min(x0, x1))
+        inside &= (xy[:, 0] <= max(x0, x1)) & (xy[:, 1] >= min(y0, y1))
+        inside &= xy[:, 1] <= max(y0, y1)
+        points.append({tuple(p) for p in xy[inside]})
+    return [
+        {
+            "label": label,
+            "visible_points": len(mine),
+            "own_points": len(
+                mine - set().union(*(p for o, p in enumerate(points) if o != e))
+            ),
+        }
+        for e, (label, mine) in enumerate(zip(labels, points))
+    ]
+
+
+def plot(args, lrs, initial, final, curves, best, diverged) -> dict:
+    """Draw and save the figure; return its legends' visibility (for the JSON)."""
     plt = _common.pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.9))
     plot_final_losses(ax1, lrs, initial, final, best, diverged)
@@ -198,10 +253,10 @@ def plot(args, lrs, initial, final, curves, best, diverged):
         "Learning rate: MLP 64-64-10 on digits, plain SGD, batch 32", fontsize=11
     )
     fig.tight_layout()
-    path = _common.figure_path(args)
-    _common.save_figure(fig, path)
+    _common.save_figure(fig, _common.figure_path(args))
+    legends = {"loss_curves": legend_visibility(ax2)}
     plt.close(fig)
-    return path
+    return legends
 
 
 def headline_of(lrs, initial, final, diverged, barely, best) -> dict:
@@ -280,7 +335,7 @@ def main(argv=None) -> dict:
         "timing": timing,
     }
     print_summary(cfg, lrs, per_lr)
-    plot(args, lrs, initial, final, curves, best, diverged)
+    results["figure_legends"] = plot(args, lrs, initial, final, curves, best, diverged)
     results["seconds"] = time.perf_counter() - started
     _common.write_json(args, results)
     print(

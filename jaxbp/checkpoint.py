@@ -300,35 +300,38 @@ def _metadata(archive, path) -> dict:
     return meta
 
 
-def load(path, template: Any) -> tuple[Any, dict]:
+def load(path, template: Any, *, part: bool = False) -> tuple[Any, dict]:
     """``(tree, metadata)`` from the checkpoint at ``path``.
 
     ``template`` is a tree of the same structure (e.g. freshly initialised
     parameters and optimizer state): it supplies the tree structure and the
-    expected shapes and dtypes. Raises :class:`CheckpointError` when the file
-    is not a jaxbp checkpoint, is corrupt, or does not match ``template``.
+    expected shapes and dtypes. With ``part=True`` the template may be a part
+    of the stored tree (every one of its leaf paths stored, e.g.
+    ``{"train_state": {"params": params}}`` of a fit's checkpoint): only
+    those leaves are read. Raises :class:`CheckpointError` when the file is
+    not a jaxbp checkpoint, is corrupt, or does not match ``template``.
     """
     template_leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    paths = [jax.tree_util.keystr(p) for p, _ in template_leaves]
     with _open(path) as archive:
         meta = _metadata(archive, path)
-        infos = meta.get("leaves", [])
-        paths = [jax.tree_util.keystr(p) for p, _ in template_leaves]
-        stored = [info.get("path") for info in infos]
-        if stored != paths:
+        stored = [info.get("path") for info in meta.get("leaves", [])]
+        if set(paths) - set(stored) or (not part and stored != paths):
             missing = sorted(set(paths) - set(stored))[:5]
-            extra = sorted(set(stored) - set(paths))[:5]
+            extra = [] if part else sorted(set(stored) - set(paths))[:5]
             raise CheckpointError(
                 f"checkpoint {path} does not match the tree it is restored into "
                 f"({len(stored)} stored leaves, {len(paths)} expected; missing "
                 f"{missing}, unexpected {extra}): was it written for another "
                 "model or optimizer?"
             )
+        position = {leaf_path: i for i, leaf_path in enumerate(stored)}
         leaves = []
-        for i, ((leaf_path, template_leaf), info) in enumerate(
-            zip(template_leaves, infos)
-        ):
+        for leaf_path, (_, template_leaf) in zip(paths, template_leaves):
+            i = position[leaf_path]
             array = _member(archive, f"leaf_{i:05d}", path)
-            where = f"checkpoint {path}, leaf {jax.tree_util.keystr(leaf_path)}"
+            where = f"checkpoint {path}, leaf {leaf_path}"
+            info = meta["leaves"][i]
             leaves.append(_decode_leaf(array, info, template_leaf, where))
     tree = jax.tree_util.tree_unflatten(treedef, leaves)
     return tree, meta["metadata"]

@@ -18,6 +18,9 @@ backward (hand-written, no autodiff), and records for each layer l:
   for ``relu`` layers ``dead``, the fraction of exact zeros (y == 0).
   ``None`` where it does not apply.
 
+``print(flow_report(records))`` prints them as a table, one row a layer, in
+``check_grads``' style, with the first/last ratio of ‖dW‖ as its summary.
+
 Every number is a JAX array and the records are pytrees whose layer index and
 name are static, so ``gradient_flow`` works under ``jit`` and ``vmap`` (e.g.
 over seeds or depths' worth of parameters at once).
@@ -139,27 +142,64 @@ def gradient_flow(
     return records
 
 
-def format_flow(records: list[LayerFlow]) -> str:
-    """A text table of gradient-flow records (concrete values, one row a layer)."""
+@dataclasses.dataclass(frozen=True)
+class FlowReport:
+    """Concrete gradient-flow records; ``str()`` is a table in ``check_grads``'
+    style (one row a layer, a rule under the header) and a summary line."""
 
-    def cell(v):
-        return "-" if v is None else f"{float(v):.3g}"
+    layers: tuple[LayerFlow, ...]
 
-    header = ("layer", "‖δ‖", "‖dW‖", "‖db‖", "mean", "std", "saturated", "dead")
-    rows = [header] + [
-        (
-            f"{r.index}.{r.name}",
-            cell(r.delta_norm),
-            cell(r.weight_grad_norm),
-            cell(r.bias_grad_norm),
-            cell(r.mean),
-            cell(r.std),
-            cell(r.saturated),
-            cell(r.dead),
+    @property
+    def first_last_ratio(self) -> float | None:
+        """‖dW‖ of the first layer with weights over that of the last (< 1:
+        the early layers learn slower, vanishing; > 1: exploding); None with
+        fewer than two such layers."""
+        norms = [r.weight_grad_norm for r in self.layers]
+        norms = [float(n) for n in norms if n is not None]
+        if len(norms) < 2:
+            return None
+        return norms[0] / norms[-1] if norms[-1] else float("inf")
+
+    def __str__(self) -> str:
+        header = ["layer", "‖δ‖", "‖dW‖", "‖db‖", "‖dθ‖"]
+        header += ["mean", "std", "saturated", "dead"]
+        rows = [header] + [
+            [f"{r.index}.{r.name}"]
+            + [
+                _cell(v, ".2e")
+                for v in (r.delta_norm, r.weight_grad_norm, r.bias_grad_norm)
+                + (r.param_grad_norm,)
+            ]
+            + [_cell(v, ".3g") for v in (r.mean, r.std, r.saturated, r.dead)]
+            for r in self.layers
+        ]
+        widths = [max(len(row[j]) for row in rows) for j in range(len(header))]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join([*lines, self._summary()])
+
+    def _summary(self) -> str:
+        ratio = self.first_last_ratio
+        if ratio is None:
+            return f"{len(self.layers)} layers"
+        return (
+            f"{len(self.layers)} layers; ‖dW‖ first/last layer with weights "
+            f"{ratio:.3g} (< 1: the early layers learn slower)"
         )
-        for r in records
-    ]
-    widths = [max(len(row[j]) for row in rows) for j in range(len(header))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows
-    )
+
+
+def _cell(value, spec: str) -> str:
+    return "-" if value is None else format(float(value), spec)
+
+
+def flow_report(records) -> FlowReport:
+    """A :class:`FlowReport` of ``gradient_flow``'s records (concrete arrays:
+    call it outside ``jit``; ``print(flow_report(records))`` shows the table)."""
+    return FlowReport(tuple(records))
+
+
+def format_flow(records: list[LayerFlow]) -> str:
+    """The text table of gradient-flow records: ``str(flow_report(records))``."""
+    return str(flow_report(records))

@@ -1,55 +1,136 @@
-"""Training curves: loss and accuracy against epoch, training and validation."""
+"""Training curves: loss (and accuracy, when recorded) against epoch or step,
+training and validation, with the best point (lowest validation loss) marked.
+
+Two kinds of history are drawn: a classifier's per-epoch records
+``{"epoch", "train_loss", "val_loss", "val_accuracy", "train_accuracy"}``
+(``jaxbp.train.fit``) and a language model's per-evaluation records
+``{"step", "train_loss", "val_loss"}`` (``jaxbp.train.fit_language_model``).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+#: The suptitle's font size (points); it shrinks to fit only when one of the
+#: title's phrases alone is wider than the figure.
+TITLE_FONTSIZE = 10
+
 
 def _finite(values):
     return [v if v is not None and math.isfinite(v) else math.nan for v in values]
 
 
-def plot_curves(history: Sequence[dict], path, *, title: str = "") -> None:
-    """Write a PNG with two panels: loss (train, val) and accuracy (train, val)."""
-    import matplotlib
+def x_axis(history: Sequence[dict]) -> str:
+    """``"epoch"`` or ``"step"``: the key the records are counted by."""
+    if history and "epoch" not in history[0] and "step" in history[0]:
+        return "step"
+    return "epoch"
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    epochs = [r["epoch"] for r in history]
-    has_accuracy = any(r.get("val_accuracy") is not None for r in history) or any(
-        r.get("train_accuracy") is not None for r in history
+def best_point(history: Sequence[dict]) -> int | None:
+    """The epoch (or step) of the lowest finite validation loss; None without one."""
+    key = x_axis(history)
+    scored = [
+        (r["val_loss"], r[key])
+        for r in history
+        if r.get("val_loss") is not None and math.isfinite(r["val_loss"])
+    ]
+    return min(scored)[1] if scored else None
+
+
+def _spans_a_decade(history) -> bool:
+    """Whether the finite positive losses span a factor of 10 (log scale then)."""
+    losses = [
+        v
+        for r in history
+        for v in (r.get("train_loss"), r.get("val_loss"))
+        if v is not None and math.isfinite(v) and v > 0
+    ]
+    return bool(losses) and max(losses) > 10 * min(losses)
+
+
+def curves_figure(history: Sequence[dict], *, title: str = ""):
+    """The :class:`matplotlib.figure.Figure` that :func:`plot_curves` saves:
+    a loss panel (log scale) and, when accuracies are recorded, an accuracy
+    panel; the best epoch (step) a dotted vertical line on each, labelled in
+    the loss panel's legend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    key = x_axis(history)
+    xs = [r[key] for r in history]
+    has_accuracy = any(
+        r.get(k) is not None
+        for r in history
+        for k in ("val_accuracy", "train_accuracy")
     )
     ncols = 2 if has_accuracy else 1
-    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 3.6), squeeze=False)
-    ax = axes[0, 0]
-    ax.plot(epochs, _finite(r["train_loss"] for r in history), label="training")
-    if any(r.get("val_loss") is not None for r in history):
-        ax.plot(epochs, _finite(r.get("val_loss") for r in history), label="validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.set_title("loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    fig = Figure(figsize=(5 * ncols, 3.6), dpi=100)
+    FigureCanvasAgg(fig)  # renders PNGs, and measures the title's text
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    panels = [(axes[0], "loss", ("train_loss", "val_loss"))]
     if has_accuracy:
-        ax = axes[0, 1]
-        for key, label in (
-            ("train_accuracy", "training"),
-            ("val_accuracy", "validation"),
-        ):
-            if any(r.get(key) is not None for r in history):
-                ax.plot(epochs, _finite(r.get(key) for r in history), label=label)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("accuracy")
-        ax.set_title("accuracy")
-        ax.legend()
+        panels.append((axes[1], "accuracy", ("train_accuracy", "val_accuracy")))
+    best = best_point(history)
+    for ax, quantity, keys in panels:
+        for k, label in zip(keys, ("training", "validation")):
+            if any(r.get(k) is not None for r in history):
+                ax.plot(xs, _finite(r.get(k) for r in history), label=label)
+        if best is not None:
+            ax.axvline(best, color="0.3", linestyle=":", label=f"best {key} {best}")
+        ax.set_xlabel(key)
+        ax.set_ylabel(quantity)
+        ax.set_title(quantity)
         ax.grid(alpha=0.3)
+        ax.legend()
+    if _spans_a_decade(history):
+        axes[0].set_yscale("log")
     if title:
-        import textwrap
-
-        fig.suptitle(textwrap.fill(title, 45 * ncols), fontsize=10)
+        _fit_title(fig, title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def plot_curves(history: Sequence[dict], path, *, title: str = "") -> None:
+    """Write :func:`curves_figure` of ``history`` as a PNG to ``path``."""
+    curves_figure(history, title=title).savefig(path)
+
+
+def title_lines(fig, title: str, fontsize: float = TITLE_FONTSIZE) -> list[str]:
+    """``title`` broken after a ``", "`` into lines no wider than ``fig``
+    (greedy; each line but the last ends with its comma; a phrase wider than
+    the figure stays whole on its own line)."""
+    width = fig.get_figwidth() * fig.dpi * 0.96
+    phrases = title.split(", ")
+    phrases = [p + "," for p in phrases[:-1]] + phrases[-1:]
+    lines: list[str] = []
+    for phrase in phrases:
+        joined = f"{lines[-1]} {phrase}" if lines else phrase
+        if lines and _text_width(fig, joined, fontsize) <= width:
+            lines[-1] = joined
+        else:
+            lines.append(phrase)
+    return lines
+
+
+def _fit_title(fig, title: str) -> None:
+    """The suptitle in whole phrases; smaller when a phrase alone is too wide."""
+    lines = title_lines(fig, title)
+    width = fig.get_figwidth() * fig.dpi * 0.96
+    fontsize = TITLE_FONTSIZE
+    for _ in range(5):  # glyph widths do not scale exactly with the size
+        widest = max(_text_width(fig, line, fontsize) for line in lines)
+        if widest <= width:
+            break
+        fontsize *= 0.98 * width / widest
+    fig.suptitle("\n".join(lines), fontsize=fontsize)
+
+
+def _text_width(fig, text: str, fontsize: float) -> float:
+    """Rendered width of ``text`` in pixels at ``fontsize`` in ``fig``."""
+    renderer = fig.canvas.get_renderer()
+    artist = fig.text(0, 0, text, fontsize=fontsize)
+    width = artist.get_window_extent(renderer).width
+    artist.remove()
+    return width

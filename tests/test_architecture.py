@@ -4,7 +4,7 @@ Every ``.py`` file under ``jaxbp/`` is parsed (``ast``, nothing is imported) and
 its imports resolved to absolute module names. The layers, bottom to top::
 
     core (checks activations losses initializers layers/ model backprop
-          gradcheck diagnostics bridge remat)
+          gradcheck diagnostics bridge remat sampling)
       -> optim/ -> train/ (+ checkpoint) -> explain/, recipes -> cli/
     data/ is used by recipes and the CLI; benchmarks/ and experiments/ live
     outside the package, which never imports them.
@@ -36,6 +36,7 @@ CORE = (
     "jaxbp.diagnostics",
     "jaxbp.bridge",
     "jaxbp.remat",
+    "jaxbp.sampling",
 )
 ABOVE_CORE = (
     "jaxbp.optim",

@@ -11,7 +11,7 @@ from helpers import assert_trees_rel_close
 
 import jaxbp
 from jaxbp import layers as L
-from jaxbp.diagnostics import LayerFlow, format_flow, gradient_flow
+from jaxbp.diagnostics import LayerFlow, flow_report, format_flow, gradient_flow
 
 
 def problem(n_in=6, n=16, classes=3, seed=1):
@@ -159,3 +159,44 @@ def test_gradient_flow_calls_no_jax_differentiation(monkeypatch):
     jax.make_jaxpr(
         lambda p: gradient_flow(model, p, x, y, state=state, key=jax.random.key(1))
     )(params)
+
+
+def test_flow_report_is_a_table_like_check_grads():
+    """One row a layer with the records' values, a rule under the header (as
+    ``check_grads``' table), and the first/last ‖dW‖ ratio as the summary."""
+    model = jaxbp.mlp([6, 20, 20, 20, 3], "sigmoid", dtype="float64")
+    params = model.init(jax.random.key(0))
+    x, y = problem(n=64)
+    records = gradient_flow(model, params, x, y)
+    report = flow_report(records)
+    lines = str(report).splitlines()
+    header, rule, *rows, summary = lines
+    assert header.split() == [
+        *("layer", "‖δ‖", "‖dW‖", "‖db‖", "‖dθ‖", "mean", "std", "saturated", "dead")
+    ]
+    assert set(rule.replace(" ", "")) == {"-"}
+    assert len(rule.split()) == 9 and set(rule.replace(" ", "")) == {"-"}
+    assert len(rows) == len(records) == len(model.layers)
+    for row, r in zip(rows, records):
+        cells = row.split()
+        assert cells[0] == f"{r.index}.{r.name}"
+        if r.weight_grad_norm is None:
+            assert cells[2] == "-"
+        else:
+            assert float(cells[2]) == pytest.approx(float(r.weight_grad_norm), rel=1e-2)
+        assert float(cells[1]) == pytest.approx(float(r.delta_norm), rel=1e-2)
+        assert (cells[8] == "-") == (r.dead is None)
+    dws = [float(r.weight_grad_norm) for r in records if r.name == "dense"]
+    assert report.first_last_ratio == pytest.approx(dws[0] / dws[-1])
+    assert report.first_last_ratio < 1  # deep sigmoid: vanishing
+    assert f"{dws[0] / dws[-1]:.3g}" in summary and "first/last" in summary
+    assert format_flow(records) == str(report)
+
+
+def test_flow_report_without_two_weighted_layers_has_no_ratio():
+    model = jaxbp.sequential(L.dense(3), L.activation("relu"), in_shape=(6,))
+    params = model.init(jax.random.key(0))
+    x, y = problem()
+    report = flow_report(gradient_flow(model, params, x, y))
+    assert report.first_last_ratio is None
+    assert str(report).splitlines()[-1] == "2 layers"

@@ -1,4 +1,4 @@
-"""The ``jaxbp`` command line: ``jaxbp train``, ``jaxbp gradcheck`` and ``jaxbp explain``.
+"""The ``jaxbp`` command line: ``jaxbp train``, ``gradcheck``, ``explain`` and ``sample``.
 
 It parses arguments and prints, nothing else: the models, optimizers and
 presets come from :mod:`jaxbp.recipes`, training from :mod:`jaxbp.train`.
@@ -26,14 +26,19 @@ from __future__ import annotations
 import sys
 import warnings
 
-from jaxbp.cli import explain, gradcheck, parsing, train
+from jaxbp.cli import explain, gradcheck, parsing, sample, train
 from jaxbp.cli.errors import Diverged, UsageError, one_line
 from jaxbp.compilation import enable_compilation_cache
 
 __all__ = ["COMMANDS", "Diverged", "UsageError", "build_parser", "main"]
 
 #: name -> the command's module (``add_parser``, ``run``).
-COMMANDS = {"train": train, "gradcheck": gradcheck, "explain": explain}
+COMMANDS = {
+    "train": train,
+    "gradcheck": gradcheck,
+    "explain": explain,
+    "sample": sample,
+}
 
 
 def build_parser():

@@ -76,19 +76,14 @@ def run(args) -> int:
     import jax
 
     import jaxbp
-    from jaxbp import recipes
 
     parsing.apply_presets(args)
     parsing.check_model_flags(args)
     with jax.enable_x64(True):
-        dataset = building.load_dataset(args)
-        loss = building.choose_loss(args, dataset)
         args.dtype = "float64"
-        model = building.build_model(args, dataset, loss)
+        name, loss, model, (x, y) = _problem(args)
+        n = x.shape[0]
         params, state = model.init_with_state(jax.random.key(args.seed))
-        n = min(args.batch, dataset.train.x.shape[0])
-        x = dataset.train.x[:n]
-        y = recipes.targets(dataset, dataset.train, loss)[:n]
         start = time.perf_counter()
         print("gradcheck: compiling and comparing with autodiff...", file=sys.stderr)
         report = jaxbp.check_grads(
@@ -104,8 +99,29 @@ def run(args) -> int:
             fd_seed=args.fd_seed,
             progress=leaf_progress(start),
         )
-    print(
-        f"{dataset.name}: {building.model_summary(args, loss)}; batch of {n}, float64"
-    )
+    print(f"{name}: {building.model_summary(args, loss)}; batch of {n}, float64")
     print(report)
     return 0 if report.ok else 1
+
+
+def _problem(args):
+    """``(data name, loss, model, (x, y))``: the model the flags describe and
+    a batch of ``--batch`` training examples (text: windows of the corpus)."""
+    import jax
+
+    from jaxbp import recipes
+
+    if args.dataset == parsing.TEXT:
+        from jaxbp.data.text import text_batch
+
+        corpus = building.load_text(args)
+        model = building.build_language_model(args, corpus.vocab_size)
+        key = jax.random.key(args.seed + 2)
+        batch = text_batch(corpus, key, args.batch, args.block_size)
+        return "text", "cross_entropy", model, batch
+    dataset = building.load_dataset(args)
+    loss = building.choose_loss(args, dataset)
+    model = building.build_model(args, dataset, loss)
+    n = min(args.batch, dataset.train.x.shape[0])
+    y = recipes.targets(dataset, dataset.train, loss)[:n]
+    return dataset.name, loss, model, (dataset.train.x[:n], y)

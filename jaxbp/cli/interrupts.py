@@ -37,16 +37,20 @@ class Interrupts:
         self.signal = signum
         print(
             f"jaxbp train: {signal.Signals(signum).name}: stopping after this "
-            "epoch (send it again to stop at once)",
+            "epoch (text: this round of steps; send it again to stop at once)",
             file=sys.stderr,
         )
 
 
 def interrupted_message(args, result, out) -> str:
     """One line: where training stopped, what was written, how to resume."""
-    done = len(result.history)
+    if getattr(args, "steps", None) is not None:  # text trains in steps
+        history = result.history
+        where = f"step {history[-1]['step'] if history else 0} of {args.steps}"
+    else:
+        where = f"epoch {len(result.history)} of {args.epochs}"
     message = (
-        f"jaxbp train: interrupted after epoch {done} of {args.epochs}; "
+        f"jaxbp train: interrupted after {where}; "
         f"wrote {out / 'metrics.json'} and {out / 'curves.png'}"
     )
     if args.checkpoint_dir is None:

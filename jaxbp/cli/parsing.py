@@ -92,10 +92,20 @@ def rate(text: str) -> float:
 # ---------------------------------------------------------------- model flags
 
 
+#: The ``--dataset`` of character-level language modelling.
+TEXT = "text"
+
+
 def add_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="digits", choices=data.DATASETS)
+    p.add_argument("--dataset", default="digits", choices=(*data.DATASETS, TEXT))
     p.add_argument(
         "--data-dir", default=None, help="directory of MNIST-format IDX files"
+    )
+    p.add_argument(
+        "--text-file",
+        default=None,
+        help="--dataset text: a UTF-8 text file (default: CPython's own "
+        "documentation, pydoc_data)",
     )
     p.add_argument("--seed", type=number(int, 0, strict=False, high=2**32), default=0)
 
@@ -103,14 +113,41 @@ def add_data_flags(p: argparse.ArgumentParser) -> None:
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """The flags that choose the data and build the model (train and gradcheck)."""
     add_data_flags(p)
-    p.add_argument("--model", default="mlp", choices=recipes.MODELS)
+    p.add_argument(
+        "--model",
+        default=None,
+        choices=recipes.MODELS,
+        help="default mlp; lstm for --dataset text (rnn, lstm, gru: "
+        "character-level language models)",
+    )
     p.add_argument(
         "--hidden",
         type=hidden_sizes,
         default=None,
         help="hidden layer sizes, e.g. 128,128 (mlp default 256,256; "
-        "cnn: its dense layer, default 128)",
+        "cnn: its dense layer, default 128; rnn/lstm/gru: one recurrent "
+        "layer per size, default 256)",
     )
+    p.add_argument(
+        "--embed-dim",
+        type=number(int, 1, strict=False),
+        default=None,
+        help="rnn/lstm/gru: width of the character embedding (default 64)",
+    )
+    p.add_argument(
+        "--block-size",
+        type=number(int, 1, strict=False),
+        default=None,
+        help="rnn/lstm/gru/gpt: characters per training window (default 64)",
+    )
+    for name, what in (
+        ("--layers", "transformer blocks (default 4)"),
+        ("--heads", "attention heads per block (default 4)"),
+        ("--width", "the residual stream's width, n_embd (default 128)"),
+    ):
+        p.add_argument(
+            name, type=number(int, 1, strict=False), default=None, help=f"gpt: {what}"
+        )
     p.add_argument(
         "--channels",
         type=hidden_sizes,
@@ -118,7 +155,10 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
         help="cnn: output channels of its conv layers, e.g. 8,16 (default 32,64)",
     )
     p.add_argument(
-        "--activation", default="relu", choices=tuple(activations.ACTIVATIONS)
+        "--activation",
+        default=None,
+        choices=tuple(activations.ACTIVATIONS),
+        help="mlp and cnn (default relu)",
     )
     p.add_argument(
         "--init",
@@ -173,6 +213,11 @@ def _add_layer_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: Preset entries that go with the preset's optimizer only (``jaxbp.cli.train``
+#: resolves them once the optimizer is known).
+OPTIMIZER_PRESETS = ("weight_decay", "beta2", "decay_matrices_only")
+
+
 def apply_presets(args) -> None:
     """Fill the flags left unset with the chosen model's preset for the
     dataset (``recipes.preset``: the MLP's dropout is digits' only).
@@ -181,9 +226,13 @@ def apply_presets(args) -> None:
     (``jaxbp.cli.train`` resolves it once the optimizer is known), and
     ``gradcheck`` gets no training entries.
     """
+    if args.model is None:
+        args.model = "lstm" if args.dataset == TEXT else "mlp"
+    if args.activation is None and args.model not in recipes.TEXT_MODELS:
+        args.activation = "relu"
     training = args.command == "train"
     for name, value in recipes.preset(args.model, args.dataset).items():
-        if name == "weight_decay" or (
+        if name in OPTIMIZER_PRESETS or (
             name in recipes.TRAINING_PRESETS and not training
         ):
             continue
@@ -195,8 +244,72 @@ def apply_presets(args) -> None:
             setattr(args, name, value)
 
 
+#: Flags that build an mlp or a cnn, not a language model.
+NOT_FOR_TEXT_MODELS = (
+    "channels",
+    "activation",
+    "init",
+    "init_std",
+    "batchnorm",
+    "dropout",
+    "input_dropout",
+)
+#: Flags of the language models only.
+TEXT_MODEL_FLAGS = ("embed_dim", "block_size", "text_file", "layers", "heads", "width")
+#: Flags of the recurrent language models only, and of the GPT only.
+RECURRENT_ONLY = ("hidden", "embed_dim")
+GPT_ONLY = ("layers", "heads", "width")
+
+
+def flag(name: str) -> str:
+    """The flag of an argument name: ``embed_dim`` -> ``--embed-dim``."""
+    return "--" + name.replace("_", "-")
+
+
+def check_text_model_flags(args) -> None:
+    """``--dataset text`` goes with rnn, lstm or gru, and they with it only;
+    an mlp/cnn flag given to a language model (or the reverse) is a UsageError."""
+    text_model = args.model in recipes.TEXT_MODELS
+    if (args.dataset == TEXT) != text_model:
+        raise UsageError(
+            f"--model {args.model} does not fit --dataset {args.dataset}: "
+            f"--dataset text trains {', '.join(recipes.TEXT_MODELS)} (character "
+            f"language models), which train on --dataset text only"
+        )
+    if not text_model:
+        _refuse(args, TEXT_MODEL_FLAGS, "rnn, lstm, gru and gpt")
+    elif args.model == "gpt":
+        _refuse(args, [n for n in NOT_FOR_TEXT_MODELS if n != "dropout"], "mlp and cnn")
+        _refuse(args, RECURRENT_ONLY, "mlp, cnn, rnn, lstm and gru (gpt: --width)")
+    else:
+        _refuse(args, NOT_FOR_TEXT_MODELS, "mlp and cnn")
+        _refuse(args, GPT_ONLY, "gpt")
+    if text_model and args.residual:
+        raise UsageError("--residual applies to --model mlp only")
+    if text_model and args.loss not in (None, "cross_entropy"):
+        raise UsageError(
+            f"--loss {args.loss}: a language model is trained with cross_entropy "
+            "over the next character"
+        )
+
+
+def _refuse(args, names, models: str) -> None:
+    """A UsageError for the first of ``names`` given: it applies to ``models``."""
+    for name in names:
+        if getattr(args, name, None) not in (None, False):
+            raise UsageError(f"{flag(name)} applies to --model {models} only")
+
+
 def check_model_flags(args) -> None:
     """Raise :class:`UsageError` for model flags that contradict each other."""
+    check_text_model_flags(args)
+    if args.model in recipes.TEXT_MODELS:
+        if args.data_dir is not None:
+            raise UsageError(
+                "--data-dir applies to --dataset mnist or "
+                "fashion_mnist only; --dataset text reads --text-file"
+            )
+        return
     images = args.dataset in data.IMAGE_DATASETS
     if args.model == "cnn" and not images:
         raise UsageError(

@@ -1,5 +1,6 @@
 """What ``jaxbp train`` shows while and after it trains: the progress bar
-(``compiling`` until the first epoch) and the pieces of the summary line."""
+(``compiling`` until the first record; epochs, or steps for text runs) and
+the pieces of the summary line."""
 
 from __future__ import annotations
 
@@ -7,28 +8,64 @@ import sys
 
 
 def progress_bar(args):
-    """``(on_epoch callback, close)``: a tqdm bar over epochs on stderr, or nothing."""
+    """``(on_record callback, close)``: a tqdm bar on stderr, or nothing.
+
+    It counts epochs, or optimizer steps for ``--dataset text`` (whose
+    records are ``{"step", "train_loss", "val_loss"}``), and says
+    ``compiling`` until the first record. A resumed run's bar starts at
+    the newest checkpoint's epoch (step), so a finished run shows full; each
+    record then moves it to the record's epoch (step).
+    """
     if args.quiet:
         return None, lambda: None
     from tqdm import tqdm
 
+    unit, total = progress_unit(args)
+    initial = min(resumed_position(args), total)
     bar = tqdm(
-        total=args.epochs,
-        unit="epoch",
-        desc="compiling",  # until the first epoch is done
+        total=total,
+        initial=initial,
+        unit=unit,
+        desc="compiling" if initial < total else "finished",
         dynamic_ncols=True,
         file=sys.stderr,
     )
 
-    def on_epoch(record):
+    def on_record(record):
         bar.set_description("training", refresh=False)
-        postfix = {"loss": f"{record['train_loss']:.4f}"}
-        if record.get("val_accuracy") is not None:
-            postfix["val_acc"] = f"{record['val_accuracy']:.4f}"
-        bar.set_postfix(postfix, refresh=False)
-        bar.update(record["epoch"] - bar.n)
+        bar.set_postfix(bar_postfix(record), refresh=False)
+        bar.update(record[unit] - bar.n)
 
-    return on_epoch, bar.close
+    return on_record, bar.close
+
+
+def progress_unit(args) -> tuple[str, int]:
+    """``("step", --steps)`` for a text run, else ``("epoch", --epochs)``."""
+    if getattr(args, "dataset", None) == "text":
+        return "step", args.steps
+    return "epoch", args.epochs
+
+
+def resumed_position(args) -> int:
+    """The epoch (step) of the newest checkpoint a ``--resume`` continues
+    from; 0 for a fresh run. (Should the newest be corrupt, fit resumes
+    from an older one and the first record moves the bar back.)"""
+    if not (args.resume and args.checkpoint_dir):
+        return 0
+    from jaxbp.cli.resuming import newest_epoch
+
+    return newest_epoch(args.checkpoint_dir)
+
+
+def bar_postfix(record) -> dict:
+    """The bar's postfix: ``loss``, and ``val_acc`` (classifiers) or
+    ``val_loss`` (language models) when recorded, 4 decimals."""
+    postfix = {"loss": f"{record['train_loss']:.4f}"}
+    if record.get("val_accuracy") is not None:
+        postfix["val_acc"] = f"{record['val_accuracy']:.4f}"
+    elif "step" in record and record.get("val_loss") is not None:
+        postfix["val_loss"] = f"{record['val_loss']:.4f}"
+    return postfix
 
 
 def _epochs(n: int) -> str:

@@ -47,11 +47,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="default 200 mlp, 40 cnn",
     )
+    _add_step_flags(p)
     p.add_argument(
         "--patience",
         type=number(int, 1, strict=False),
         default=None,
-        help="early stopping: epochs without validation improvement",
+        help="early stopping: evaluations (epochs; text: every --eval-interval "
+        "steps) without validation improvement",
     )
     p.add_argument("--backprop", default="manual", choices=BACKPROPS)
     p.add_argument(
@@ -62,6 +64,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     _add_output_flags(p)
     return p
+
+
+def _add_step_flags(p: argparse.ArgumentParser) -> None:
+    """``--dataset text`` trains for steps, evaluating every so many."""
+    p.add_argument(
+        "--steps",
+        type=number(int, 1, strict=False),
+        default=None,
+        help="--dataset text: optimizer steps (default 2000); text trains "
+        "in steps, not epochs",
+    )
+    p.add_argument(
+        "--eval-interval",
+        type=number(int, 1, strict=False),
+        default=None,
+        help="--dataset text: steps between validation losses (default 200)",
+    )
+    p.add_argument(
+        "--eval-batches",
+        type=number(int, 1, strict=False),
+        default=None,
+        help="--dataset text: validation batches per evaluation (default 20)",
+    )
 
 
 def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
@@ -109,6 +134,25 @@ def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="clip gradients to this global norm",
     )
+    p.add_argument(
+        "--warmup",
+        type=number(int, 0, strict=False),
+        default=None,
+        help="steps of linear learning-rate warm-up from 0 (default 0; gpt 100)",
+    )
+    p.add_argument(
+        "--min-lr",
+        type=number(float, 0.0, strict=False),
+        default=None,
+        help="--lr-schedule cosine: the learning rate it decays to (default 0; "
+        "gpt 1e-4)",
+    )
+    p.add_argument(
+        "--beta2",
+        type=number(float, 0.0, high=1.0),
+        default=None,
+        help="adam/adamw: the second-moment decay (default 0.999; gpt 0.99)",
+    )
 
 
 def _add_output_flags(p: argparse.ArgumentParser) -> None:
@@ -121,25 +165,55 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue from the last checkpoint"
     )
+    p.add_argument(
+        "--allow-changed-flags",
+        action="store_true",
+        help="with --resume: resume even though these flags changed (--lr, "
+        "--weight-decay, --eval-batch-size only); the flags.json is updated",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 # ---------------------------------------------------------------- flag checks
 
 
-def resolve_weight_decay(args) -> None:
-    """``--weight-decay`` is decoupled (AdamW's): given with another optimizer it
-    is a UsageError; unset, it is the preset's when the optimizer is the
-    preset's (the CNN's 1.0 under its adamw), else 0."""
+def resolve_optimizer_presets(args) -> None:
+    """The preset entries that go with the preset's optimizer (the CNN's and the
+    GPT's decoupled weight decay, the GPT's β2 and decay on matrices only):
+    taken when the optimizer is the preset's, else the optimizer's defaults.
+    ``--weight-decay`` (decoupled, AdamW's) with another optimizer, or
+    ``--beta2`` with one that is not Adam's, is a UsageError."""
     preset = recipes.PRESETS[args.model]
+    same = args.optimizer == preset["optimizer"]
     if args.weight_decay is None:
-        same = args.optimizer == preset["optimizer"]
         args.weight_decay = preset["weight_decay"] if same else 0.0
     elif args.optimizer != "adamw":
         raise UsageError(
             f"--weight-decay is decoupled weight decay, for --optimizer adamw only "
             f"(got --optimizer {args.optimizer}); use --l2 for an L2 penalty"
         )
+    if args.beta2 is None:
+        args.beta2 = preset.get("beta2") if same else None
+    elif args.optimizer not in ("adam", "adamw"):
+        raise UsageError(
+            f"--beta2 applies to --optimizer adam or adamw only "
+            f"(got --optimizer {args.optimizer})"
+        )
+    args.decay_matrices_only = same and preset.get("decay_matrices_only", False)
+
+
+def check_step_flags(args) -> None:
+    """Text trains in steps and other data in epochs: the other's flags are
+    UsageErrors (checked before the presets fill them in)."""
+    text = args.dataset == parsing.TEXT
+    given = ("epochs",) if text else ("steps", "eval_interval", "eval_batches")
+    for name in given:
+        if getattr(args, name) is not None:
+            other = "--steps" if text else "--epochs"
+            raise UsageError(
+                f"{parsing.flag(name)} does not apply to --dataset {args.dataset}, "
+                f"which trains in {'steps' if text else 'epochs'}: use {other}"
+            )
 
 
 def check_paths(args) -> None:
@@ -242,7 +316,7 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
     except checkpoint.CheckpointError as error:
         raise UsageError(f"--checkpoint-dir {args.checkpoint_dir}: {error}") from None
     except ValueError as error:
-        if args.resume and str(error).startswith(_OTHER_SETTINGS):
+        if args.resume and str(error).startswith(OTHER_SETTINGS):
             raise UsageError(f"--resume: {error}") from None
         raise
     seconds = time.perf_counter() - started
@@ -261,7 +335,7 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
 
 #: How fit's ValueError begins when the checkpoint to resume was written with
 #: other settings (a plain ValueError, not a CheckpointError: matched here).
-_OTHER_SETTINGS = "cannot resume from "
+OTHER_SETTINGS = "cannot resume from "
 
 
 def _diverged_message(error) -> str:
@@ -312,29 +386,33 @@ def write_outputs(args, dataset, loss, result, test, seconds, interrupted=False)
     return out
 
 
-def run(args) -> int:
-    """Train as the flags say; print the summary; 0 on success."""
+def prepare_flags(args) -> None:
+    """Every flag checked and the presets filled in, before any work."""
     check_paths(args)
+    check_step_flags(args)
     parsing.apply_presets(args)
     parsing.check_model_flags(args)
-    resolve_weight_decay(args)
+    resolve_optimizer_presets(args)
     if args.dtype == "float64":  # else JAX would quietly truncate to float32
         import jax
 
         jax.config.update("jax_enable_x64", True)
+
+
+def run(args) -> int:
+    """Train as the flags say; print the summary; 0 on success."""
+    prepare_flags(args)
+    if args.dataset == parsing.TEXT:
+        from jaxbp.cli import train_text
+
+        return train_text.run(args)
     dataset = building.load_dataset(args)
     loss = building.choose_loss(args, dataset)
     n_train = dataset.train.x.shape[0]
     check_training_flags(args, n_train)
     model = building.build_model(args, dataset, loss)
-    optimizer = recipes.optimizer(
-        args.optimizer,
-        impl=args.impl,
-        learning_rate=args.lr,
-        schedule=args.lr_schedule,
-        steps=recipes.total_steps(n_train, args.batch_size, args.epochs),
-        weight_decay=args.weight_decay,
-    )
+    steps = recipes.total_steps(n_train, args.batch_size, args.epochs)
+    optimizer = building.build_optimizer(args, steps)
     if args.checkpoint_dir is not None and not args.resume:
         resuming.record_flags(args)
     show, close = reporting.progress_bar(args)

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from jaxbp import losses
 from jaxbp.checks import check_int
+from jaxbp.train.history import as_float
 from jaxbp.train.pairs import prepare_pair
 
 
@@ -86,4 +87,4 @@ def evaluate(model, params, data, *, state=None, loss="cross_entropy", batch_siz
     check_int("batch_size", batch_size, 1, allow_none=True)
     value, right = _metrics_jit(model, loss, params, state, x, t, batch_size)
     value, right = jax.device_get((value, right))
-    return float(value), (None if loss == "mse" else float(right))
+    return as_float(value), (None if loss == "mse" else as_float(right))

@@ -156,3 +156,26 @@ def test_gradcheck_sample_flags(run_main):
 )
 def test_gradcheck_bad_sample_flags_exit_2(run_main, flags, fragments):
     assert_one_line_error(run_main(*BLOBS, *flags), *fragments)
+
+
+def test_gradcheck_cnn_at_default_widths_stays_under_1_gb():
+    """The sampled check of the default CNN (~30k parameters) in a fresh
+    process: its own peak resident memory (ru_maxrss) is under 1 GB."""
+    script = (
+        "import resource, sys\n"
+        "from jaxbp import cli\n"
+        "status = cli.main(['gradcheck', '--model', 'cnn'])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "sys.exit(status)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "all gradients agree" in result.stdout
+    peak_kb = int(result.stdout.strip().splitlines()[-1])  # Linux: kilobytes
+    assert peak_kb < 2**20, f"peak RSS {peak_kb / 2**20:.2f} GB"

@@ -20,7 +20,8 @@ OPTIMIZERS = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adam
 
 
 def test_learning_rate(run_quick):
-    h = run_quick("learning_rate")["headline"]
+    r = run_quick("learning_rate")
+    h = r["headline"]
     # The largest learning rate diverges (every seed), the smallest barely moves.
     assert h["largest_lr_all_diverged"]
     assert h["smallest_lr_barely_moved"]
@@ -28,6 +29,14 @@ def test_learning_rate(run_quick):
     # The best is far lower than the initial loss, and lies strictly inside the grid.
     assert h["best_final_over_initial"] < 0.1
     assert h["smallest_lr"] < h["best_lr"] < h["largest_lr"]
+    # Every legend entry of the loss curves is visible: some point inside the
+    # axes that no other entry draws (a diverged run used to leave only its
+    # initial point, hidden under the others'); the largest rate is listed,
+    # its label saying that it diverged.
+    legends = r["figure_legends"]["loss_curves"]
+    assert all(entry["own_points"] >= 1 for entry in legends), legends
+    largest = [e["label"] for e in legends if f"{h['largest_lr']:.3g}" in e["label"]]
+    assert len(largest) == 1 and "diverged at epoch" in largest[0], legends
 
 
 def test_optimizers(run_quick):

@@ -266,3 +266,17 @@ def test_bad_arguments_are_value_errors(blobs, tmp_path):
         fit(model, (blobs.train.x, blobs.train.y + 3), optimizer=opt)
     with pytest.raises(ValueError, match="train must be an"):
         fit(model, blobs.train.x, optimizer=opt)
+
+
+def test_float32_numbers_are_recorded_as_float32_prints_them(blobs):
+    """History and evaluate give the float32 value's shortest form (0.99999994),
+    not its float64 widening (0.9999999403953552), so metrics.json reads cleanly;
+    the value is unchanged in float32."""
+    model = jaxbp.mlp([2, 8, 3])
+    result = fit(model, blobs.train, blobs.val, optimizer=optim.adam(0.01), epochs=3)
+    numbers = [v for r in result.history for v in r.values() if isinstance(v, float)]
+    numbers += list(evaluate(model, result.params, blobs.test))
+    assert len(numbers) == 4 * 3 + 2
+    for value in numbers:
+        assert repr(value) == str(np.float32(value)), value
+        assert np.float32(value) == np.float32(float(np.float32(value)))

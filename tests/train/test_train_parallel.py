@@ -22,6 +22,18 @@ def test_data_parallel_over_two_devices_matches_one():
         runs = [fit(model, ds.train, ds.val, optimizer=optim.adam(0.01), batch_size=16,
                     epochs=3, devices=d) for d in (1, 2)]
         print(json.dumps([[r["train_loss"] for r in run.history] for run in runs]))
+        from jaxbp import recipes
+        from jaxbp.data.text import encode
+        from jaxbp.train import fit_language_model
+        text = "the cat sat on the mat. " * 20
+        vocab = "".join(sorted(set(text)))
+        tokens = encode(text, vocab)
+        lm = recipes.language_model("lstm", len(vocab), block_size=8, hidden=(8,))
+        lms = [fit_language_model(lm, tokens[:400], tokens[400:],
+                                  optimizer=optim.adam(0.01), steps=4, batch_size=4,
+                                  block_size=8, eval_interval=2, eval_batches=1,
+                                  devices=d) for d in (1, 2)]
+        print(json.dumps([[r["val_loss"] for r in run.history] for run in lms]))
         try:
             fit(model, ds.train, optimizer=optim.adam(0.01), batch_size=15, devices=2)
         except ValueError as error:
@@ -44,6 +56,8 @@ def test_data_parallel_over_two_devices_matches_one():
     )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.strip().splitlines()
-    one, two = json.loads(lines[-2])
+    one, two = json.loads(lines[-3])
+    np.testing.assert_allclose(two, one, rtol=1e-5)
+    one, two = json.loads(lines[-2])  # a language model's validation losses
     np.testing.assert_allclose(two, one, rtol=1e-5)
     assert "batch_size 15 must be divisible by devices=2" in json.loads(lines[-1])
