@@ -259,28 +259,49 @@ def headline_of(results) -> dict:
     }
 
 
+def summarize_measurement(m) -> dict:
+    """``summarize`` of one measurement, with its jax.grad cross-check and,
+    for the LSTM, the cell state's curve."""
+    s = summarize(m["norms"])
+    s["crosscheck_max_rel"] = float(m["crosscheck_max_rel"])
+    s["crosscheck_per_step_max_rel"] = float(m["crosscheck_per_step_max_rel"])
+    if "cell_norms" in m:
+        s["cell"] = summarize(m["cell_norms"])
+    return s
+
+
+def print_summary(results, cfg, seconds) -> None:
+    rows = [
+        [
+            k,
+            w,
+            *(results[k][w][c] for c in ("factor_per_step", "r2")),
+            results[k][w]["last_over_first"],
+            results[k][w]["crosscheck_max_rel"],
+        ]
+        for k in lm.KINDS
+        for w in ("init", "trained")
+    ]
+    _common.print_table(
+        ["model", "when", "factor/step", "r2", "last/first", "vs jax.grad"],
+        rows,
+        f"{NAME}: ‖∂L/∂h_t‖ over {cfg['length']} steps ({seconds:.1f} s)",
+    )
+
+
 def main(argv=None) -> dict:
     args = _common.parse_args(NAME, __doc__.splitlines()[0], argv)
     jax.config.update("jax_enable_x64", True)  # for the float64 measurement
     cfg = config(args.quick)
     corpus = text.text_corpus(block_size=cfg["length"])
     x, y = lm.validation_windows(corpus, 1, cfg["windows"], cfg["length"], seed=7)
-    batch = (x, y[:, -1])
     results = {}
     with _common.Timer() as timer:
         for kind in lm.KINDS:
-            raw = run_kind(kind, cfg, corpus, batch)
+            raw = run_kind(kind, cfg, corpus, (x, y[:, -1]))
             results[kind] = {"history": raw["history"]}
             for when in ("init", "trained"):
-                m = raw[when]
-                s = summarize(m["norms"])
-                s["crosscheck_max_rel"] = float(m["crosscheck_max_rel"])
-                s["crosscheck_per_step_max_rel"] = float(
-                    m["crosscheck_per_step_max_rel"]
-                )
-                if "cell_norms" in m:
-                    s["cell"] = summarize(m["cell_norms"])
-                results[kind][when] = s
+                results[kind][when] = summarize_measurement(raw[when])
     out = {
         "setup": {
             **cfg,
@@ -296,23 +317,7 @@ def main(argv=None) -> dict:
     }
     _common.write_json(args, out)
     plot(results, cfg, _common.figure_path(args))
-    rows = [
-        [
-            k,
-            w,
-            results[k][w]["factor_per_step"],
-            results[k][w]["r2"],
-            results[k][w]["last_over_first"],
-            results[k][w]["crosscheck_max_rel"],
-        ]
-        for k in lm.KINDS
-        for w in ("init", "trained")
-    ]
-    _common.print_table(
-        ["model", "when", "factor/step", "r2", "last/first", "vs jax.grad"],
-        rows,
-        f"{NAME}: ‖∂L/∂h_t‖ over {cfg['length']} steps ({timer.seconds:.1f} s)",
-    )
+    print_summary(results, cfg, timer.seconds)
     return out
 
 
