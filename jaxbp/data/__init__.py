@@ -40,7 +40,7 @@ import numpy as np
 from jaxbp.checks import check_int, check_seed, is_finite_number
 from jaxbp.data import text
 from jaxbp.data.digits import DIGITS_TEST_FRACTION, load_digits_dataset
-from jaxbp.data.idx import read_idx
+from jaxbp.data.idx import read_idx, write_idx
 from jaxbp.data.mnist import MNIST_FILES, load_mnist_dataset
 from jaxbp.data.splits import Dataset, Split, check_finite, standardize
 from jaxbp.data.synthetic import (
@@ -63,6 +63,7 @@ __all__ = [
     "check_finite",
     "load",
     "read_idx",
+    "write_idx",
     "standardize",
     "text",
 ]
