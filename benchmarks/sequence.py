@@ -1,0 +1,183 @@
+"""Section ``sequence``: tokens per second of a character-level language
+model's train step, for the tanh RNN, the LSTM and the GRU, with the
+hand-written backward pass and with ``jax.value_and_grad``.
+
+The model is embedding (64) -> one recurrent layer (256 units, every state)
+-> dense over the vocabulary of the default corpus
+(:func:`jaxbp.data.text.text_corpus`), float32, trained by Adam with
+cross-entropy over every position, on batches of 32 windows of 64
+characters. A timed call is one jitted :func:`jaxbp.train.run_steps` chunk
+of ``steps`` train steps (:func:`jaxbp.train.make_step`, the step loop as a
+``lax.scan``), over windows drawn by :func:`jaxbp.data.text.text_batch` in
+advance (pre-gathered rows; the integer targets become one-hot rows inside
+the step). Manual and autodiff chunks are timed interleaved
+(:mod:`benchmarks.timing`); the ratio is the median of the per-repetition
+ratios.
+
+``python benchmarks/sequence.py [--quick] [--out DIR]`` runs this section
+alone and writes ``DIR/sequence.json``; ``benchmarks/benchmark.py`` runs it
+with the others.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
+
+import jax
+import jax.numpy as jnp
+
+import jaxbp
+from benchmarks.context import BenchContext
+from benchmarks.timing import interleaved_times, median, ratio_columns, time_columns
+from jaxbp import layers, optim
+from jaxbp.data import text
+from jaxbp.train import TrainState, make_step, run_steps
+
+KINDS = ("rnn", "lstm", "gru")
+MODES = ("manual", "autodiff")
+#: (embedding, hidden, batch, block, steps per chunk) of the full and quick runs.
+FULL = {"embed": 64, "hidden": 256, "batch": 32, "block": 64, "steps": 20}
+QUICK = {"embed": 16, "hidden": 32, "batch": 8, "block": 16, "steps": 4}
+
+#: The printed table: (row key, header, format); "_iqr" keys print q1-q3.
+COLUMNS = [
+    ("name", "model", "{}"),
+    ("params", "params", "{}"),
+    ("manual_tokens_per_s", "manual tok/s", "{:,.0f}"),
+    ("autodiff_tokens_per_s", "autodiff tok/s", "{:,.0f}"),
+    ("manual_step_ms", "manual ms/step", "{:.2f}"),
+    ("autodiff_step_ms", "autodiff ms/step", "{:.2f}"),
+    ("manual/autodiff", "man/auto", "{:.3f}"),
+    ("manual/autodiff_iqr", "IQR", "{}"),
+]
+
+
+def recurrent_layer(kind: str, hidden: int) -> layers.Layer:
+    """The recurrent layer ``kind`` with ``hidden`` units, returning every state."""
+    if kind == "rnn":
+        return layers.rnn(hidden, return_sequences=True)
+    return {"lstm": layers.lstm, "gru": layers.gru}[kind](hidden)
+
+
+def language_model(kind: str, vocab_size: int, *, embed: int, hidden: int, block: int):
+    """Embedding -> the recurrent layer -> dense over the vocabulary, float32,
+    on windows of ``block`` tokens."""
+    return jaxbp.sequential(
+        layers.embedding(vocab_size, embed),
+        recurrent_layer(kind, hidden),
+        layers.dense(vocab_size),
+        in_shape=(block,),
+    )
+
+
+def token_batches(corpus, key, steps: int, batch: int, block: int):
+    """``steps`` batches of :func:`text.text_batch` windows as pre-gathered rows:
+    x, y (steps·batch, block) int32, and the row indices (steps, batch)."""
+    draw = functools.partial(
+        text.text_batch, corpus, batch_size=batch, block_size=block
+    )
+    x, y = jax.vmap(draw)(jax.random.split(key, steps))
+    indices = jnp.arange(steps * batch).reshape(steps, batch)
+    return x.reshape(-1, block), y.reshape(-1, block), indices
+
+
+def token_step(model, vocab_size: int, optimizer, backprop: str):
+    """``make_step``'s train step on integer targets (B, T): one-hot inside."""
+    step = make_step(
+        model, loss="cross_entropy", optimizer=optimizer, backprop=backprop
+    )
+
+    def on_tokens(train_state, xb, yb, key):
+        targets = jax.nn.one_hot(yb, vocab_size, dtype=model.dtype)
+        return step(train_state, xb, targets, key)
+
+    return on_tokens
+
+
+def chunk_calls(kind: str, corpus, settings: dict) -> tuple[dict, int]:
+    """The manual and autodiff chunks of ``settings["steps"]`` steps as
+    argument-less calls, and the model's parameter count."""
+    s = settings
+    model = language_model(
+        kind, corpus.vocab_size, embed=s["embed"], hidden=s["hidden"], block=s["block"]
+    )
+    optimizer = optim.adam(1e-3)
+    params = model.init(jax.random.key(0))
+    train_state = TrainState(params, model.init_state(), optimizer.init(params))
+    x, y, indices = token_batches(
+        corpus, jax.random.key(1), s["steps"], s["batch"], s["block"]
+    )
+    keys = jax.random.split(jax.random.key(2), s["steps"])
+    calls = {}
+    for mode in MODES:
+        step = token_step(model, corpus.vocab_size, optimizer, mode)
+        chunk = jax.jit(functools.partial(run_steps, step))
+        calls[mode] = functools.partial(chunk, train_state, x, y, indices, keys)
+    count = sum(leaf.size for leaf in jax.tree_util.tree_leaves(params))
+    return calls, count
+
+
+def sequence_rows(
+    ctx: BenchContext,
+    kinds: Sequence[str] | None = None,
+    settings: dict | None = None,
+) -> list[dict]:
+    """One row per recurrent kind (default :data:`KINDS`): tokens per second
+    and ms per step of the manual and autodiff train steps, and their paired
+    ratio; ``settings`` default to :data:`FULL` (:data:`QUICK` when quick)."""
+    s = settings or (QUICK if ctx.quick else FULL)
+    kinds = KINDS if kinds is None else kinds
+    corpus = text.text_corpus(block_size=s["block"])
+    tokens = s["steps"] * s["batch"] * s["block"]
+    rows = []
+    for kind in kinds:
+        calls, count = chunk_calls(kind, corpus, s)
+        times = interleaved_times(calls, reps=ctx.reps, min_seconds=ctx.min_seconds)
+        row: dict[str, Any] = {
+            "section": "sequence",
+            "name": kind,
+            "params": count,
+            "vocab_size": corpus.vocab_size,
+            **s,
+        }
+        for mode in MODES:
+            row.update(time_columns(f"{mode}_step_ms", times[mode] / s["steps"]))
+            row[f"{mode}_tokens_per_s"] = tokens / median(times[mode])
+        row.update(ratio_columns("manual/autodiff", times["manual"], times["autodiff"]))
+        ctx.say(
+            f"sequence {kind}: manual {row['manual_tokens_per_s']:,.0f} tok/s, "
+            f"autodiff {row['autodiff_tokens_per_s']:,.0f} tok/s, "
+            f"manual/autodiff {row['manual/autodiff']:.3f}"
+        )
+        rows.append(row)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run this section alone: print its table, write ``DIR/sequence.json``."""
+    from benchmarks import benchmark, report
+
+    args = report.parse_args(
+        "sequence",
+        "Tokens per second of character-level RNN, LSTM and GRU train steps, "
+        "manual vs autodiff backprop.",
+        argv,
+    )
+    ctx = BenchContext.make(quick=args.quick, log=lambda m: print(m, file=sys.stderr))
+    started = time.perf_counter()
+    result = benchmark.run(ctx, [sequence_rows])
+    benchmark.print_tables(result["rows"])
+    print(f"{time.perf_counter() - started:.0f} s")
+    print(f"wrote {report.write_json(args.path, result)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
