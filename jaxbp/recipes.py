@@ -21,13 +21,18 @@ import math
 import numpy as np
 
 from jaxbp import initializers
+from jaxbp import layers as L
 from jaxbp.checks import check_int, choose, is_finite_number
 from jaxbp.model import cnn as build_cnn
 from jaxbp.model import mlp as build_mlp
+from jaxbp.model import sequential
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 IMPLS = ("jaxbp", "optax")
-MODELS = ("mlp", "cnn")
+#: The character-level language models (``--dataset text``): an embedding,
+#: recurrent layers and a dense head over the vocabulary.
+TEXT_MODELS = ("rnn", "lstm", "gru")
+MODELS = ("mlp", "cnn", *TEXT_MODELS)
 SCHEDULES = ("constant", "cosine")
 
 #: Defaults per model. The selection of the MLP's and the CNN's is described
@@ -61,9 +66,32 @@ PRESETS = {
     },
 }
 
+#: The language models' defaults (each of ``TEXT_MODELS``): training is
+#: counted in optimizer steps on random windows of ``block_size`` characters,
+#: with the validation loss every ``eval_interval`` steps.
+TEXT_PRESET = {
+    "hidden": (256,),
+    "embed_dim": 64,
+    "block_size": 64,
+    "steps": 2000,
+    "eval_interval": 200,
+    "eval_batches": 20,
+    "batch_size": 32,
+    "lr": 2e-3,
+    "lr_schedule": "constant",
+    "optimizer": "adam",
+    "weight_decay": 0.0,
+    "clip_norm": 1.0,
+}
+PRESETS.update(dict.fromkeys(TEXT_MODELS, TEXT_PRESET))
+
 #: Preset entries chosen on digits that hold only there: the MLP's dropout
 #: (on the 2-D toy sets it keeps the loss at ln 2). Elsewhere they are 0.
-DIGITS_ONLY = {"mlp": ("input_dropout", "dropout"), "cnn": ()}
+DIGITS_ONLY = {
+    "mlp": ("input_dropout", "dropout"),
+    "cnn": (),
+    **{name: () for name in TEXT_MODELS},
+}
 
 
 def preset(name: str, dataset: str) -> dict:
@@ -84,6 +112,10 @@ TRAINING_PRESETS = (
     "lr",
     "lr_schedule",
     "epochs",
+    "steps",
+    "eval_interval",
+    "eval_batches",
+    "clip_norm",
 )
 
 
@@ -259,6 +291,10 @@ def model(
     initializer (default by activation); ``init_std`` the std of
     ``init="normal"``. ``residual`` and ``input_dropout`` are the MLP's.
     """
+    if name in TEXT_MODELS:
+        raise ValueError(
+            f"model {name!r} is a language model: build it with language_model"
+        )
     defaults = preset(name, dataset.name)
     options = {
         "batchnorm": defaults["batchnorm"] if batchnorm is None else batchnorm,
@@ -277,5 +313,38 @@ def model(
         activation=activation,
         init=_initializer(init, init_std),
         options=options,
+        dtype=dtype,
+    )
+
+
+def language_model(
+    kind: str,
+    vocab_size: int,
+    *,
+    block_size: int = 64,
+    hidden=(256,),
+    embed_dim: int = 64,
+    dtype="float32",
+):
+    """A character-level language model: ``embedding(vocab_size, embed_dim)``,
+    then one recurrent layer of ``kind`` (``TEXT_MODELS``) per entry of
+    ``hidden``, each returning every state, then a dense head over the
+    vocabulary: tokens (B, ``block_size``) -> logits (B, T, ``vocab_size``)."""
+    choose(kind, TEXT_MODELS, "kind")
+    check_int("vocab_size", vocab_size, 1)
+    check_int("block_size", block_size, 1)
+    check_int("embed_dim", embed_dim, 1)
+    hidden = tuple(hidden)
+    if not hidden:
+        raise ValueError("hidden must name at least one recurrent layer's width")
+    recurrent = {"rnn": L.rnn, "lstm": L.lstm, "gru": L.gru}[kind]
+    return sequential(
+        L.embedding(vocab_size, embed_dim),
+        *(
+            recurrent(width, return_sequences=True, name=f"{kind}{i}")
+            for i, width in enumerate(hidden)
+        ),
+        L.dense(vocab_size),
+        in_shape=(block_size,),
         dtype=dtype,
     )

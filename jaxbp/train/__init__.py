@@ -42,6 +42,11 @@ mode (as Keras and PyTorch report it); :func:`fit` records its mean over the
 epoch. Validation loss and accuracy are computed in evaluation mode on the
 whole validation set (:func:`evaluate`).
 
+**Language models** (:func:`fit_language_model`): next-token training on
+random windows of a token stream for a number of steps, in rounds of
+``eval_interval`` steps each followed by the validation loss; the same step,
+loop, checkpoints and resume as :func:`fit` (``jaxbp.train.rounds``).
+
 **Checkpoints and resume** (:func:`fit` with ``checkpoint_dir``,
 ``jaxbp.train.resume``): everything a run depends on is saved at epoch
 boundaries, atomically, in a background thread; ``resume=True`` continues from
@@ -59,6 +64,7 @@ raises inside its program: a diverging run shows NaN or inf losses.
 from jaxbp.train.evaluate import evaluate, metrics, predict
 from jaxbp.train.fit import FitResult, fit
 from jaxbp.train.history import TrainingDiverged
+from jaxbp.train.language import LanguageModelResult, fit_language_model
 from jaxbp.train.loop import make_epoch, run_steps
 from jaxbp.train.schedule import Schedule, batch_schedule, epoch_batches, train_keys
 from jaxbp.train.step import TrainState, make_optimizer, make_step
@@ -67,6 +73,7 @@ from jaxbp.train.sweep import Evaluation, SweepResult, init_params, sweep
 __all__ = [
     "Evaluation",
     "FitResult",
+    "LanguageModelResult",
     "Schedule",
     "SweepResult",
     "TrainState",
@@ -75,6 +82,7 @@ __all__ = [
     "epoch_batches",
     "evaluate",
     "fit",
+    "fit_language_model",
     "init_params",
     "make_epoch",
     "make_optimizer",

@@ -5,12 +5,10 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxbp import backprop as bp
 from jaxbp import losses
@@ -21,12 +19,8 @@ from jaxbp.train.evaluate import metrics
 from jaxbp.train.loop import make_epoch
 from jaxbp.train.pairs import prepare_pair
 from jaxbp.train.parallel import check_batch_split, data_parallel
-from jaxbp.train.resume import (
-    background_saver,
-    checkpoint_metadata,
-    checkpoint_tree,
-    restore,
-)
+from jaxbp.train.resume import background_saver, restore
+from jaxbp.train.rounds import RoundData, Run, replicate, train_rounds
 from jaxbp.train.schedule import resolve_batch_size, train_keys
 from jaxbp.train.step import (
     TrainState,
@@ -53,28 +47,6 @@ class FitResult(NamedTuple):
     best_epoch: int
     stopped_early: bool
     opt_state: Any
-
-
-class _Data(NamedTuple):
-    """Prepared arrays: training inputs and targets, validation's (or None)."""
-
-    x: Any
-    t: Any
-    xv: Any
-    tv: Any
-
-
-class _Run(NamedTuple):
-    """What every epoch of a fit uses: the compiled epoch, the data, the
-    run's ``train_key`` and settings, the checkpoint saver (or None) and the
-    checkpoint it resumed from (or None)."""
-
-    program: Callable
-    data: _Data
-    train_key: Any
-    config: dict
-    saver: Any
-    restored: Path | None
 
 
 def fit(
@@ -153,8 +125,8 @@ def fit(
         and step; the last good checkpoint is kept).
       ValueError: bad arguments, or a checkpoint that does not match.
     """
-    _check_training(loss, optimizer, backprop, epochs, l2, clip_norm, seed)
-    _check_run(val, patience, checkpoint_dir, resume, keep_checkpoints)
+    check_training_args(loss, optimizer, backprop, epochs, l2, clip_norm, seed)
+    check_run_args(val, patience, checkpoint_dir, resume, keep_checkpoints)
     check_int("checkpoint_every", checkpoint_every, 1)
     check_int("eval_batch_size", eval_batch_size, 1, allow_none=True)
     batch_sharding, replicated = data_parallel(devices)
@@ -176,24 +148,17 @@ def fit(
             checkpoint_dir, resume, progress, train_key, config
         )
     if replicated is not None:
-        progress, train_key, data = _replicate(progress, train_key, data, replicated)
+        progress, train_key, data = replicate(progress, train_key, data, replicated)
+    record = functools.partial(_record, loss=loss, has_val=val is not None)
     with background_saver(checkpoint_dir, keep_checkpoints) as saver:
-        run = _Run(program, data, train_key, config, saver, restored)
-        progress = _train_epochs(
+        run = Run(program, data, train_key, config, saver, restored, record)
+        progress = train_rounds(
             run, progress, (epochs, checkpoint_every), callback, should_stop
         )
     return _result(progress, patience)
 
 
-def _replicate(progress, train_key, data, replicated):
-    """Train states, key and data put on every device of the mesh."""
-    current, best, train_key, data = jax.device_put(
-        (progress.current, progress.best, train_key, data), replicated
-    )
-    return progress._replace(current=current, best=best), train_key, data
-
-
-def _check_training(loss, optimizer, backprop, epochs, l2, clip_norm, seed):
+def check_training_args(loss, optimizer, backprop, epochs, l2, clip_norm, seed):
     choose(backprop, bp.BACKPROPS, "backprop")
     losses.get(loss)
     check_optimizer(optimizer)
@@ -204,7 +169,7 @@ def _check_training(loss, optimizer, backprop, epochs, l2, clip_norm, seed):
     check_seed(seed)
 
 
-def _check_run(val, patience, checkpoint_dir, resume, keep_checkpoints):
+def check_run_args(val, patience, checkpoint_dir, resume, keep_checkpoints):
     check_int("patience", patience, 1, allow_none=True)
     check_int("keep_checkpoints", keep_checkpoints, 1)
     if patience is not None and val is None:
@@ -214,12 +179,12 @@ def _check_run(val, patience, checkpoint_dir, resume, keep_checkpoints):
 
 
 def _prepare_data(model, params, state, train, val, loss):
-    """``(_Data, state)``: the checked training and validation arrays."""
+    """``(RoundData, state)``: the checked training and validation arrays."""
     x, t, state = prepare_pair(model, params, train, "train", loss, state)
     xv = tv = None
     if val is not None:
         xv, tv, _ = prepare_pair(model, params, val, "val", loss, state)
-    return _Data(x, t, xv, tv), state
+    return RoundData(x, t, xv, tv), state
 
 
 def _config(seed, n, batch, loss, backprop, l2, clip_norm, patience, val) -> dict:
@@ -302,44 +267,8 @@ def _compiled_epoch(
     return jax.jit(epoch_and_eval)
 
 
-def _train_epochs(run: _Run, progress, schedule, callback, should_stop):
-    """Epochs ``progress.epoch + 1 ... epochs`` (or until early stopping or
-    ``should_stop()``), each followed by its checkpoint (when due) and the
-    callback; ``schedule = (epochs, checkpoint_every)``."""
-    epochs, checkpoint_every = schedule
-    for epoch in range(progress.epoch + 1, epochs + 1):
-        if progress.stopped_early:
-            break
-        progress = _one_epoch(run, progress, epoch)
-        stopping = should_stop is not None and bool(should_stop())
-        due = epoch % checkpoint_every == 0 or epoch == epochs or stopping
-        if run.saver is not None and (due or progress.stopped_early):
-            run.saver.request(
-                epoch,
-                checkpoint_tree(progress, run.train_key),
-                checkpoint_metadata(progress, run.config),
-            )
-        if callback is not None:
-            callback(dict(progress.history[-1]))
-        if stopping:
-            break
-    return progress
-
-
-def _one_epoch(run: _Run, progress, epoch: int):
-    """Train and evaluate epoch ``epoch``; raise TrainingDiverged on non-finite numbers."""
-    x, t, xv, tv = run.data
-    epoch_number = np.uint32(epoch)
-    outputs = run.program(progress.current, x, t, run.train_key, epoch_number, xv, tv)
-    new, *numbers = outputs
-    step_losses, train_loss, finite, evaluation = jax.device_get(numbers)
-    if not (np.all(np.isfinite(step_losses)) and finite):
-        # the last good epoch is on disk first
-        saved = run.saver.flush() if run.saver is not None else None
-        hist.raise_diverged(epoch, step_losses, progress.history, saved or run.restored)
-    loss, has_val = run.config["loss"], xv is not None
-    record = hist.make_record(epoch, train_loss, evaluation, has_val, loss)
-    return hist.advance(progress, new, record, run.config["patience"])
+def _record(epoch, train_loss, evaluation, *, loss, has_val) -> dict:
+    return hist.make_record(epoch, train_loss, evaluation, has_val, loss)
 
 
 def _result(progress, patience) -> FitResult:

@@ -50,23 +50,33 @@ def start(train_state, patience) -> Progress:
     return Progress(train_state, train_state if patience is not None else None, [])
 
 
+def as_float(value) -> float:
+    """A number as the Python float that prints as ``value`` does: a float32
+    0.99999994 stays 0.99999994, not its float64 widening 0.9999999403953552."""
+    value = np.asarray(value)[()]  # a NumPy scalar prints its shortest form
+    return float(value) if value.dtype == np.float64 else float(str(value))
+
+
 def make_record(epoch, train_loss, metrics, has_val: bool, loss: str) -> dict:
     """An epoch's record: Python floats, None where there is no such number."""
     train_accuracy, val_loss, val_accuracy = metrics
     classification = loss != "mse"
     return {
         "epoch": epoch,
-        "train_loss": float(train_loss),
-        "val_loss": float(val_loss) if has_val else None,
-        "val_accuracy": (float(val_accuracy) if has_val and classification else None),
-        "train_accuracy": float(train_accuracy) if classification else None,
+        "train_loss": as_float(train_loss),
+        "val_loss": as_float(val_loss) if has_val else None,
+        "val_accuracy": (
+            as_float(val_accuracy) if has_val and classification else None
+        ),
+        "train_accuracy": as_float(train_accuracy) if classification else None,
     }
 
 
-def advance(progress: Progress, train_state, record: dict, patience) -> Progress:
-    """The progress after an epoch: its record appended, the best epoch and
-    early stopping updated (a NaN validation loss never improves)."""
-    epoch = record["epoch"]
+def advance(
+    progress: Progress, train_state, record: dict, patience, epoch: int
+) -> Progress:
+    """The progress after epoch (or round) ``epoch``: its record appended, the
+    best epoch and early stopping updated (a NaN validation loss never improves)."""
     progress = progress._replace(
         current=train_state, history=[*progress.history, record], epoch=epoch
     )
@@ -100,29 +110,35 @@ def all_finite(tree):
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
+def first_bad_step(step_losses) -> tuple[int, float]:
+    """``(step, loss)``: the 1-based first step with a non-finite loss, or
+    the last step and NaN when only the parameters went non-finite."""
+    bad = np.flatnonzero(~np.isfinite(step_losses))
+    if bad.size:
+        return int(bad[0]) + 1, float(step_losses[bad[0]])
+    return len(step_losses), float("nan")
+
+
 def raise_diverged(epoch, step_losses, history, checkpoint):
     """Raise :class:`TrainingDiverged` naming the epoch and its first bad step
     (the last step when only the parameters went non-finite)."""
-    bad = np.flatnonzero(~np.isfinite(step_losses))
-    num_steps = len(step_losses)
-    if bad.size:
-        step, value = int(bad[0]) + 1, float(step_losses[bad[0]])
-        what = f"non-finite training loss ({value}) at epoch {epoch}, step {step}"
+    step, value = first_bad_step(step_losses)
+    if math.isnan(value) and np.all(np.isfinite(step_losses)):
+        where = f"non-finite parameters after epoch {epoch}, step {step}"
+        what = f"{where} (the update of the last step overflowed)"
     else:
-        step, value = num_steps, float("nan")
-        what = (
-            f"non-finite parameters after epoch {epoch}, step {step} "
-            "(the update of the last step overflowed)"
-        )
-    kept = (
-        f"; the last good checkpoint is {checkpoint}" if checkpoint is not None else ""
-    )
+        what = f"non-finite training loss ({value}) at epoch {epoch}, step {step}"
     raise TrainingDiverged(
-        f"training diverged: {what} of {num_steps}; try a smaller learning rate "
-        f"or clip_norm{kept}",
+        f"training diverged: {what} of {len(step_losses)}; try a smaller "
+        f"learning rate or clip_norm{kept_checkpoint(checkpoint)}",
         epoch=epoch,
         step=step,
         loss=value,
         history=list(history),
         checkpoint=checkpoint,
     )
+
+
+def kept_checkpoint(checkpoint) -> str:
+    """``"; the last good checkpoint is PATH"``, or nothing without one."""
+    return "" if checkpoint is None else f"; the last good checkpoint is {checkpoint}"
