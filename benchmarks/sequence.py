@@ -2,17 +2,17 @@
 model's train step, for the tanh RNN, the LSTM and the GRU, with the
 hand-written backward pass and with ``jax.value_and_grad``.
 
-The model is embedding (64) -> one recurrent layer (256 units, every state)
--> dense over the vocabulary of the default corpus
-(:func:`jaxbp.data.text.text_corpus`), float32, trained by Adam with
-cross-entropy over every position, on batches of 32 windows of 64
+The model is ``jaxbp.recipes.language_model``: embedding (64) -> one
+recurrent layer (256 units, every state) -> dense over the vocabulary of the
+default corpus (:func:`jaxbp.data.text.text_corpus`), float32, trained by
+Adam with cross-entropy over every position, on batches of 32 windows of 64
 characters. A timed call is one jitted :func:`jaxbp.train.run_steps` chunk
 of ``steps`` train steps (:func:`jaxbp.train.make_step`, the step loop as a
-``lax.scan``), over windows drawn by :func:`jaxbp.data.text.text_batch` in
-advance (pre-gathered rows; the integer targets become one-hot rows inside
-the step). Manual and autodiff chunks are timed interleaved
-(:mod:`benchmarks.timing`); the ratio is the median of the per-repetition
-ratios.
+``lax.scan``), the program ``jaxbp.train.fit_language_model`` runs: the
+windows are gathered from the token stream inside the scan, at positions
+drawn in advance, and the next tokens become one-hot rows inside the step.
+Manual and autodiff chunks are timed interleaved (:mod:`benchmarks.timing`);
+the ratio is the median of the per-repetition ratios.
 
 ``python benchmarks/sequence.py [--quick] [--out DIR]`` runs this section
 alone and writes ``DIR/sequence.json``; ``benchmarks/benchmark.py`` runs it
@@ -33,17 +33,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 import jax
 import jax.numpy as jnp
 
-import jaxbp
 from benchmarks.context import BenchContext
 from benchmarks.timing import interleaved_times, median, ratio_columns, time_columns
-from jaxbp import layers, optim
+from jaxbp import optim, recipes
 from jaxbp.data import text
 from jaxbp.train import TrainState, make_step, run_steps
+from jaxbp.train.language import next_token_targets, window_batches
 
 KINDS = ("rnn", "lstm", "gru")
 MODES = ("manual", "autodiff")
 #: (embedding, hidden, batch, block, steps per chunk) of the full and quick runs.
-FULL = {"embed": 64, "hidden": 256, "batch": 32, "block": 64, "steps": 20}
+FULL = {"embed": 64, "hidden": 256, "batch": 32, "block": 64, "steps": 10}
 QUICK = {"embed": 16, "hidden": 32, "batch": 8, "block": 16, "steps": 4}
 
 #: The printed table: (row key, header, format); "_iqr" keys print q1-q3.
@@ -59,67 +59,48 @@ COLUMNS = [
 ]
 
 
-def recurrent_layer(kind: str, hidden: int) -> layers.Layer:
-    """The recurrent layer ``kind`` with ``hidden`` units, returning every state."""
-    if kind == "rnn":
-        return layers.rnn(hidden, return_sequences=True)
-    return {"lstm": layers.lstm, "gru": layers.gru}[kind](hidden)
-
-
-def language_model(kind: str, vocab_size: int, *, embed: int, hidden: int, block: int):
-    """Embedding -> the recurrent layer -> dense over the vocabulary, float32,
-    on windows of ``block`` tokens."""
-    return jaxbp.sequential(
-        layers.embedding(vocab_size, embed),
-        recurrent_layer(kind, hidden),
-        layers.dense(vocab_size),
-        in_shape=(block,),
-    )
-
-
-def token_batches(corpus, key, steps: int, batch: int, block: int):
-    """``steps`` batches of :func:`text.text_batch` windows as pre-gathered rows:
-    x, y (steps·batch, block) int32, and the row indices (steps, batch)."""
-    draw = functools.partial(
-        text.text_batch, corpus, batch_size=batch, block_size=block
-    )
-    x, y = jax.vmap(draw)(jax.random.split(key, steps))
-    indices = jnp.arange(steps * batch).reshape(steps, batch)
-    return x.reshape(-1, block), y.reshape(-1, block), indices
-
-
-def token_step(model, vocab_size: int, optimizer, backprop: str):
-    """``make_step``'s train step on integer targets (B, T): one-hot inside."""
+def token_step(model, optimizer, backprop: str):
+    """``make_step``'s train step on next tokens ``y`` (B, T), made one-hot
+    inside the step, as :func:`jaxbp.train.fit_language_model` runs it."""
     step = make_step(
         model, loss="cross_entropy", optimizer=optimizer, backprop=backprop
     )
 
     def on_tokens(train_state, xb, yb, key):
-        targets = jax.nn.one_hot(yb, vocab_size, dtype=model.dtype)
-        return step(train_state, xb, targets, key)
+        return step(train_state, xb, next_token_targets(model, yb), key)
 
     return on_tokens
 
 
 def chunk_calls(kind: str, corpus, settings: dict) -> tuple[dict, int]:
     """The manual and autodiff chunks of ``settings["steps"]`` steps as
-    argument-less calls, and the model's parameter count."""
+    argument-less calls, and the model's parameter count.
+
+    Each chunk is ``run_steps`` over the training tokens with the windows'
+    positions as index rows (steps, batch, block), drawn in advance as
+    ``fit_language_model`` draws a round's windows."""
     s = settings
-    model = language_model(
-        kind, corpus.vocab_size, embed=s["embed"], hidden=s["hidden"], block=s["block"]
+    model = recipes.language_model(
+        kind,
+        corpus.vocab_size,
+        block_size=s["block"],
+        hidden=(s["hidden"],),
+        embed_dim=s["embed"],
     )
     optimizer = optim.adam(1e-3)
     params = model.init(jax.random.key(0))
     train_state = TrainState(params, model.init_state(), optimizer.init(params))
-    x, y, indices = token_batches(
-        corpus, jax.random.key(1), s["steps"], s["batch"], s["block"]
-    )
-    keys = jax.random.split(jax.random.key(2), s["steps"])
+    tokens = corpus.train
+    shape = (s["steps"], s["batch"], s["block"])
+    starts, keys = window_batches(jax.random.key(1), 1, tokens.shape[0], shape)
+    offsets = starts[..., None] + jnp.arange(s["block"])
     calls = {}
     for mode in MODES:
-        step = token_step(model, corpus.vocab_size, optimizer, mode)
+        step = token_step(model, optimizer, mode)
         chunk = jax.jit(functools.partial(run_steps, step))
-        calls[mode] = functools.partial(chunk, train_state, x, y, indices, keys)
+        calls[mode] = functools.partial(
+            chunk, train_state, tokens[:-1], tokens[1:], offsets, keys
+        )
     count = sum(leaf.size for leaf in jax.tree_util.tree_leaves(params))
     return calls, count
 

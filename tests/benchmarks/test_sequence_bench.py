@@ -47,19 +47,6 @@ def test_manual_and_autodiff_chunks_train_alike(kind):
     assert first.dtype == jax.numpy.float32
 
 
-def test_token_batches_are_windows_of_the_training_text():
-    corpus = text.text_corpus(block_size=TINY["block"])
-    x, y, indices = sequence.token_batches(corpus, jax.random.key(0), 2, 3, 5)
-    assert x.shape == y.shape == (6, 5) and indices.tolist() == [[0, 1, 2], [3, 4, 5]]
-    chex.assert_trees_all_equal(x[:, 1:], y[:, :-1])  # y is x shifted by one
-    train = text.decode(corpus.train, corpus.vocab)
-    for row, targets in zip(x, y):
-        window = text.decode(row, corpus.vocab) + text.decode(
-            targets[-1:], corpus.vocab
-        )
-        assert window in train
-
-
 def test_the_section_is_hooked_and_the_script_writes_its_json(
     tmp_path, monkeypatch, capsys
 ):
