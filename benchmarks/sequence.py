@@ -14,9 +14,13 @@ drawn in advance, and the next tokens become one-hot rows inside the step.
 Manual and autodiff chunks are timed interleaved (:mod:`benchmarks.timing`);
 the ratio is the median of the per-repetition ratios.
 
+``manual_gflops`` is the rate of the step's matrix products
+(:func:`step_matmul_flops`), ``manual_of_peak`` that rate over the measured
+matmul peak when the ``matmul`` section ran first.
+
 ``python benchmarks/sequence.py [--quick] [--out DIR]`` runs this section
-alone and writes ``DIR/sequence.json``; ``benchmarks/benchmark.py`` runs it
-with the others.
+(after the ``matmul`` section, for the peak) and writes
+``DIR/sequence.json``; ``benchmarks/benchmark.py`` runs it with the others.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from jaxbp.train.language import next_token_targets, window_batches
 
 KINDS = ("rnn", "lstm", "gru")
 MODES = ("manual", "autodiff")
+#: Gates per recurrent kind: the rows of W_ih and W_hh are GATES x hidden.
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 #: (embedding, hidden, batch, block, steps per chunk) of the full and quick runs.
 FULL = {"embed": 64, "hidden": 256, "batch": 32, "block": 64, "steps": 10}
 QUICK = {"embed": 16, "hidden": 32, "batch": 8, "block": 16, "steps": 4}
@@ -56,7 +62,21 @@ COLUMNS = [
     ("autodiff_step_ms", "autodiff ms/step", "{:.2f}"),
     ("manual/autodiff", "man/auto", "{:.3f}"),
     ("manual/autodiff_iqr", "IQR", "{}"),
+    ("manual_gflops", "GFLOP/s", "{:.1f}"),
+    ("manual_of_peak", "of peak", "{:.0%}"),
 ]
+
+
+def step_matmul_flops(kind: str, vocab_size: int, settings: dict) -> int:
+    """The multiply-adds (x2) of one train step's matrix products: the
+    forward's input projection x W_ihᵀ, recurrent products h W_hhᵀ and head
+    h W, once more each for the weight gradients and once for the input
+    gradients (3x the forward); the elementwise gate arithmetic is left out."""
+    s = settings
+    gates_hidden = GATES[kind] * s["hidden"]
+    per_position = s["embed"] * gates_hidden + s["hidden"] * gates_hidden
+    per_position += s["hidden"] * vocab_size
+    return 3 * 2 * s["batch"] * s["block"] * per_position
 
 
 def token_step(model, optimizer, backprop: str):
@@ -132,6 +152,11 @@ def sequence_rows(
             row.update(time_columns(f"{mode}_step_ms", times[mode] / s["steps"]))
             row[f"{mode}_tokens_per_s"] = tokens / median(times[mode])
         row.update(ratio_columns("manual/autodiff", times["manual"], times["autodiff"]))
+        flops = step_matmul_flops(kind, corpus.vocab_size, s)
+        row["step_matmul_gflop"] = flops / 1e9
+        row["manual_gflops"] = flops / (row["manual_step_ms"] * 1e6)
+        if ctx.shared.get("peak_gflops"):
+            row["manual_of_peak"] = row["manual_gflops"] / ctx.shared["peak_gflops"]
         ctx.say(
             f"sequence {kind}: manual {row['manual_tokens_per_s']:,.0f} tok/s, "
             f"autodiff {row['autodiff_tokens_per_s']:,.0f} tok/s, "
@@ -142,8 +167,9 @@ def sequence_rows(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run this section alone: print its table, write ``DIR/sequence.json``."""
-    from benchmarks import benchmark, report
+    """Run the matmul peak and this section: print their tables, write
+    ``DIR/sequence.json``."""
+    from benchmarks import benchmark, matmul, report
 
     args = report.parse_args(
         "sequence",
@@ -153,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ctx = BenchContext.make(quick=args.quick, log=lambda m: print(m, file=sys.stderr))
     started = time.perf_counter()
-    result = benchmark.run(ctx, [sequence_rows])
+    result = benchmark.run(ctx, [matmul.matmul_rows, sequence_rows])
     benchmark.print_tables(result["rows"])
     print(f"{time.perf_counter() - started:.0f} s")
     print(f"wrote {report.write_json(args.path, result)}")

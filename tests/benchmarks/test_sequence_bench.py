@@ -1,6 +1,7 @@
 """benchmarks/sequence.py: tokens per second of the language-model train
 steps, manual vs autodiff, in the smallest settings."""
 
+import functools
 import json
 
 import chex
@@ -8,7 +9,8 @@ import jax
 import pytest
 from row_checks import assert_ordered_quartiles, assert_positive
 
-from benchmarks import benchmark, sequence
+from benchmarks import benchmark, matmul, sequence
+from benchmarks.matmul import matmul_rows
 from jaxbp.data import text
 
 TINY = {"embed": 4, "hidden": 6, "batch": 3, "block": 5, "steps": 2}
@@ -23,6 +25,8 @@ def test_sequence_rows(ctx):
         assert row["params"] > 0 and row["steps"] == sequence.QUICK["steps"]
         assert_positive(row, "manual_tokens_per_s", "autodiff_tokens_per_s")
         assert_positive(row, "manual_step_ms", "autodiff_step_ms", "manual/autodiff")
+        assert_positive(row, "manual_gflops", "step_matmul_gflop")
+        assert "manual_of_peak" not in row  # no matmul section ran: no peak
         assert_ordered_quartiles(
             row, "manual_step_ms", "autodiff_step_ms", "manual/autodiff"
         )
@@ -47,6 +51,21 @@ def test_manual_and_autodiff_chunks_train_alike(kind):
     assert first.dtype == jax.numpy.float32
 
 
+@pytest.mark.parametrize(
+    "kind, sizes, flops",
+    [
+        # 3 x 2 x B T (D G H + H G H + H V), G gates
+        ("rnn", (1, 1, 1, 1, 1), 3 * 2 * (1 + 1 + 1)),
+        ("lstm", (2, 3, 1, 1, 5), 3 * 2 * (2 * 12 + 3 * 12 + 3 * 5)),
+        ("gru", (2, 3, 4, 5, 5), 3 * 2 * 20 * (2 * 9 + 3 * 9 + 3 * 5)),
+    ],
+)
+def test_step_matmul_flops(kind, sizes, flops):
+    embed, hidden, batch, block, vocab = sizes
+    settings = {"embed": embed, "hidden": hidden, "batch": batch, "block": block}
+    assert sequence.step_matmul_flops(kind, vocab, settings) == flops
+
+
 def test_the_section_is_hooked_and_the_script_writes_its_json(
     tmp_path, monkeypatch, capsys
 ):
@@ -54,10 +73,17 @@ def test_the_section_is_hooked_and_the_script_writes_its_json(
     assert benchmark.COLUMNS["sequence"] == sequence.COLUMNS
     monkeypatch.setattr(sequence, "QUICK", TINY)
     monkeypatch.setattr(sequence, "KINDS", ("gru",))
+    monkeypatch.setattr(
+        matmul, "matmul_rows", functools.partial(matmul_rows, sizes=(32,))
+    )
     assert sequence.main(["--quick", "--out", str(tmp_path)]) == 0
     table = capsys.readouterr().out.split("[sequence]")[1].splitlines()
     assert all(header in table[1] for _, header, _ in sequence.COLUMNS)
     assert table[3].split()[0] == "gru" and table[4] == ""
     written = json.loads((tmp_path / "sequence.json").read_text())
-    assert [r["name"] for r in written["rows"]] == ["gru"]
+    matmul_row, row = written["rows"]
+    assert matmul_row["section"] == "matmul" and row["name"] == "gru"
+    assert row["manual_of_peak"] == pytest.approx(
+        row["manual_gflops"] / written["settings"]["peak_gflops"]
+    )
     assert written["settings"]["quick"] is True and written["machine"]["jax"]
