@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))  # the repository root
 
 import numpy as np
 
-from benchmarks import report
+from benchmarks import benchmark, report
 from jaxbp.data import MNIST_FILES, read_idx, write_idx
 
 #: (training images, test images) of the full and the quick run.
@@ -198,6 +198,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     """Measure both models, print the table, write the JSON file."""
     args = parse_args(argv)
+    machine = benchmark.machine_info()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="jaxbp-mnist-memory-") as tmp:
         data_dir = args.data_dir or Path(tmp) / "data"
@@ -213,7 +214,7 @@ def main(argv=None) -> int:
         "benchmark": args.name,
         "quick": args.quick,
         "limit_mib": LIMIT_MIB,
-        "loadavg": list(os.getloadavg()),
+        "machine": {**machine, "loadavg_after": list(os.getloadavg())},
         "rows": rows,
         "seconds": time.perf_counter() - started,
     }

@@ -62,6 +62,7 @@ def test_quick_run_stays_under_the_limit(tmp_path, capsys, monkeypatch):
     assert [line.split()[0] for line in out[3:5]] == ["mlp", "cnn"]
     written = json.loads((tmp_path / "mnist_memory.json").read_text())
     assert written["quick"] is True and written["limit_mib"] == 2048
+    assert written["machine"]["nproc"] >= 1 and len(written["machine"]["loadavg"]) == 3
     rows = written["rows"]
     assert [r["model"] for r in rows] == list(mnist_memory.MODELS) == ["mlp", "cnn"]
     for row in rows:
