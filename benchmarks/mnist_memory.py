@@ -167,7 +167,8 @@ def measure(data_dir: Path, n_train: int, n_test: int, work: Path) -> list[dict]
     return [{**sizes, **train_run(name, data_dir, work)} for name in MODELS]
 
 
-def _count(text: str) -> int:
+def image_count(text: str) -> int:
+    """An argparse type: a number of images, at least ten per class."""
     value = int(text)
     if value < CLASSES * 10:
         raise argparse.ArgumentTypeError(f"must be at least {CLASSES * 10}")
@@ -179,8 +180,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ``--train-size`` and ``--test-size``."""
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--data-dir", type=Path, default=None)
-    extra.add_argument("--train-size", type=_count, default=None)
-    extra.add_argument("--test-size", type=_count, default=None)
+    extra.add_argument("--train-size", type=image_count, default=None)
+    extra.add_argument("--test-size", type=image_count, default=None)
     known, rest = extra.parse_known_args(argv)
     description = (
         __doc__.splitlines()[0] + " Also --data-dir DIR (keep the IDX files "

@@ -63,9 +63,9 @@ __all__ = [
     "check_finite",
     "load",
     "read_idx",
-    "write_idx",
     "standardize",
     "text",
+    "write_idx",
 ]
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist")
