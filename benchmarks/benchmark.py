@@ -24,6 +24,8 @@ its table's columns in ``COLUMNS``; add a function there to add rows):
   peak RSS (fresh process), FLOPs and time.
 - ``epoch``: an epoch as one ``lax.scan`` vs a Python loop of jitted steps.
 - ``vmap``: N small models trained in one ``vmap``-ed program vs N runs.
+- ``sequence``: tokens per second of character-level RNN, LSTM and GRU
+  train steps in ``lax.scan`` chunks, manual vs autodiff.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from benchmarks import (
     matmul,
     profiles,
     report,
+    sequence,
     vmap,
 )
 from benchmarks.context import BenchContext
@@ -68,6 +71,7 @@ SECTIONS: list[Section] = [
     checkpoint.checkpoint_rows,
     epoch.epoch_rows,
     vmap.vmap_rows,
+    sequence.sequence_rows,
 ]
 #: Columns of the printed table per section: (key, header, format).
 COLUMNS: dict[str, list[tuple[str, str, str]]] = {
@@ -78,6 +82,7 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "checkpoint": checkpoint.COLUMNS,
     "epoch": epoch.COLUMNS,
     "vmap": vmap.COLUMNS,
+    "sequence": sequence.COLUMNS,
 }
 
 
@@ -181,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = report.parse_args(
         "benchmark",
         "Manual vs autodiff gradients, the matmul peak, memory, gradient "
-        "checkpointing, scan epochs, vmapped training.",
+        "checkpointing, scan epochs, vmapped training, sequence models.",
         argv,
     )
     ctx = BenchContext.make(quick=args.quick, log=lambda m: print(m, file=sys.stderr))

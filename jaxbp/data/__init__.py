@@ -40,7 +40,7 @@ import numpy as np
 from jaxbp.checks import check_int, check_seed, is_finite_number
 from jaxbp.data import text
 from jaxbp.data.digits import DIGITS_TEST_FRACTION, load_digits_dataset
-from jaxbp.data.idx import read_idx
+from jaxbp.data.idx import read_idx, write_idx
 from jaxbp.data.mnist import MNIST_FILES, load_mnist_dataset
 from jaxbp.data.splits import Dataset, Split, check_finite, standardize
 from jaxbp.data.synthetic import (
@@ -65,6 +65,7 @@ __all__ = [
     "read_idx",
     "standardize",
     "text",
+    "write_idx",
 ]
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist")

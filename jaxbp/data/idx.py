@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["IDX_TYPES", "MAX_IDX_BYTES", "describe_magic", "read_idx"]
+__all__ = ["IDX_TYPES", "MAX_IDX_BYTES", "describe_magic", "read_idx", "write_idx"]
 
 #: IDX type byte -> numpy dtype (big-endian, as stored in the file).
 IDX_TYPES: dict[int, np.dtype] = {
@@ -55,6 +55,7 @@ _TYPE_NAMES = {
 MAX_IDX_BYTES = 1 << 30
 
 _CHUNK = 1 << 20  # read gzip streams 1 MiB at a time
+_TYPE_BYTES = {dtype.str[1:]: t for t, dtype in IDX_TYPES.items()}
 
 
 def describe_magic(magic: int) -> str:
@@ -212,3 +213,32 @@ def _read_idx_stream(f, path, compressed, expected_magic, max_bytes):
         )
     array = np.frombuffer(data, dtype=dtype).reshape(shape)
     return array.astype(dtype.newbyteorder("="), copy=True)
+
+
+def write_idx(path: str | os.PathLike, array) -> Path:
+    """Write ``array`` as an IDX file (gzip-compressed if ``path`` ends in
+    ``.gz``), the inverse of :func:`read_idx`; returns the path.
+
+    ``array`` must have at least one dimension, fewer than 256 and each
+    below 2**32, and one of the IDX types (uint8, int8, int16, int32,
+    float32, float64): anything else is a ValueError naming ``array``.
+    """
+    array = np.asarray(array)
+    type_byte = _TYPE_BYTES.get(array.dtype.str[1:])
+    if type_byte is None:
+        valid = ", ".join(_TYPE_NAMES.values())
+        raise ValueError(f"array: expected a dtype among {valid}, got {array.dtype}")
+    if not 1 <= array.ndim <= 255 or max(array.shape) >= 2**32:
+        raise ValueError(
+            f"array: expected 1 to 255 dimensions each below 2**32, got shape "
+            f"{array.shape}"
+        )
+    header = bytes([0, 0, type_byte, array.ndim])
+    header += np.asarray(array.shape, ">u4").tobytes()
+    body = array.astype(array.dtype.newbyteorder(">"), copy=False).tobytes()
+    path = Path(path)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header)
+        f.write(body)
+    return path

@@ -19,7 +19,16 @@ TINY = [
 
 
 def test_every_section_has_columns():
-    sections = {"matmul", "gradient", "profile", "dots", "checkpoint", "epoch", "vmap"}
+    sections = {
+        "matmul",
+        "gradient",
+        "profile",
+        "dots",
+        "checkpoint",
+        "epoch",
+        "vmap",
+        "sequence",
+    }
     assert len(benchmark.SECTIONS) == len(sections) == len(benchmark.COLUMNS)
     assert set(benchmark.COLUMNS) == sections
 
