@@ -236,6 +236,22 @@ def test_no_gradient_reaches_a_position_after_the_output(t):
     assert np.all(d_wpe[t + 1 :] == 0) and np.any(d_wpe[t] != 0)
 
 
+def test_jacobian_of_the_blocks_manual_backward_is_block_lower_triangular():
+    """Two blocks (dropout on, training mode) as a JAX function through the
+    custom-VJP bridge, so jax.jacrev's rows come from the hand-written
+    backward: ∂out_t/∂x_s is exactly 0 for s > t and non-zero for s ≤ t."""
+    blocks = [L.gpt_block(HEADS, dropout=0.2) for _ in range(2)]
+    model = jaxbp.sequential(*blocks, in_shape=(STEPS, WIDTH), dtype=jnp.float64)
+    params = drawn_params(model, 8)
+    f = jaxbp.as_jax_function(model, key=jax.random.key(2), train=True)
+    x = jnp.asarray(np.random.default_rng(8).normal(size=(1, STEPS, WIDTH)))
+    jacobian = np.asarray(jax.jacrev(lambda x: f(params, x))(x))[0, :, :, 0]
+    for t in range(STEPS):
+        for s in range(STEPS):
+            block = jacobian[t, :, s, :]
+            assert np.all(block == 0) if s > t else np.any(block != 0), (t, s)
+
+
 def test_later_tokens_do_not_change_earlier_logits():
     model = tiny_gpt("float32")
     x, _ = tokens(7)

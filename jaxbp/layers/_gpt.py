@@ -43,12 +43,7 @@ from jaxbp.layers._position import (
     position_embedding_forward,
 )
 from jaxbp.layers._protocol import Layer, check_in_shape
-from jaxbp.layers._serial import (
-    check_layers,
-    serial_backward,
-    serial_forward,
-    split_key,
-)
+from jaxbp.layers._serial import serial, serial_backward, serial_forward, split_key
 
 LN_EPS = 1e-5
 GELU = activations.get("gelu_tanh")
@@ -189,16 +184,19 @@ def gpt_block(
     return Layer(name, init_fn, forward, backward)
 
 
-def gpt_body_forward(params, state, tokens, *, blocks, key=None, train=False, rate=0.0):
-    """logits = LN_f(blocks(D(E[tokens] + P[:T]))) Eᵀ; returns (logits, cache,
+def gpt_body_forward(
+    params, state, tokens, *, blocks, key=None, train=False, dropout=0.0
+):
+    """logits = LN_f(blocks(D(E[tokens] + P[:T]))) Eᵀ, D dropping with
+    probability ``dropout`` in training mode; returns (logits, cache,
     new_state), the blocks' states in ``state``."""
     k_embed, k_blocks = split_key(key, 2)
     x = position_embedding_forward(
         {"table": params["wpe"]}, embedding_forward({"table": params["wte"]}, tokens)
     )
     mask = None
-    if train and rate > 0:
-        mask = dropout_mask(k_embed, rate, x.shape, x.dtype)
+    if train and dropout > 0:
+        mask = dropout_mask(k_embed, dropout, x.shape, x.dtype)
         x = x * mask
     x, block_caches, new_state = serial_forward(
         params["blocks"], state, x, layers=blocks, key=k_blocks, train=train
@@ -262,7 +260,7 @@ def gpt_body(
     ):
         check_positive(name, arg, value)
     blocks = tuple(blocks)
-    check_layers(blocks, name)
+    inner = serial(*blocks, name=f"{name}.blocks")  # (checks the layers)
     dropout_layer(dropout, name=f"{name} dropout")  # validates the rate
     init = initializers.get(init or initializers.normal(GPT2_STD))
 
@@ -271,31 +269,28 @@ def gpt_body(
         check_length(name, in_shape[0], block_size)
         dtype = dtype or jnp.float32
         k_wte, k_wpe, k_blocks = jax.random.split(key, 3)
-        shape, block_params, block_state = (in_shape[0], width), [], []
-        for block, k in zip(blocks, jax.random.split(k_blocks, len(blocks))):
-            shape, p, s = block.init(k, shape, dtype)
-            block_params.append(p)
-            block_state.append(s)
-        if tuple(shape) != (in_shape[0], width):
+        x_shape = (in_shape[0], width)
+        shape, block_params, block_state = inner.init(k_blocks, x_shape, dtype)
+        if tuple(shape) != x_shape:
             raise ValueError(
                 f"{name} needs blocks that keep the shape (time, width) = "
-                f"{(in_shape[0], width)}; they give {tuple(shape)}"
+                f"{x_shape}; they give {tuple(shape)}"
             )
         params = {
             "wte": init(k_wte, (vocab_size, width), dtype),
             "wpe": init(k_wpe, (block_size, width), dtype),
-            "blocks": tuple(block_params),
+            "blocks": block_params,
             "ln_f": _layernorm_params(width, dtype),
         }
-        return (in_shape[0], vocab_size), params, tuple(block_state)
+        return (in_shape[0], vocab_size), params, block_state
 
     def forward(params, state, tokens, *, key=None, train=False):
-        run = {"blocks": blocks, "key": key, "train": train, "rate": dropout}
         if train and dropout > 0 and key is None:
             raise ValueError(
                 f"{name} with dropout {dropout} needs a PRNG key in training mode "
                 "(pass key=jax.random.key(...), or train=False to evaluate)"
             )
+        run = {"blocks": blocks, "key": key, "train": train, "dropout": dropout}
         return gpt_body_forward(params, state, tokens, **run)
 
     def backward(params, cache, dy):
