@@ -405,6 +405,7 @@ def gpt(
     n_embd: int = 128,
     dropout: float = 0.0,
     dtype=jnp.float32,
+    remat: bool = False,
 ) -> Model:
     """GPT-2 (pre-norm, as nanoGPT): tokens (B, block_size) → logits (B,
     block_size, vocab_size)::
@@ -419,11 +420,12 @@ def gpt(
     (``attn/w_proj``, ``mlp/w_proj``) N(0, (0.02/√(2·n_layer))²), biases 0.
     Params ``wte``, ``wpe``, ``blocks/i/{ln_1, attn, ln_2, mlp}``, ``ln_f``
     (``jaxbp.layers.gpt_body``); weight-decay mask: ``regularization.l2_mask``.
+    ``remat=True``: each block's backward recomputes its forward (checkpointing).
     """
     check_int("n_layer", n_layer, 1)
     proj_init = initializers.normal(layers_lib.GPT2_STD / (2 * n_layer) ** 0.5)
     blocks = [
-        layers_lib.gpt_block(n_head, dropout=dropout, proj_init=proj_init)
+        layers_lib.gpt_block(n_head, dropout=dropout, proj_init=proj_init, remat=remat)
         for _ in range(n_layer)
     ]
     body = layers_lib.gpt_body(vocab_size, block_size, n_embd, blocks, dropout=dropout)

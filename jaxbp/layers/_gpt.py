@@ -19,8 +19,11 @@ Params read as GPT-2's: ``wte``, ``wpe``, ``blocks/i/{ln_1, attn, ln_2, mlp}``,
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from jaxbp import activations, initializers
 from jaxbp.layers._attention import (
@@ -31,6 +34,7 @@ from jaxbp.layers._attention import (
     causal_self_attention_forward,
     check_heads,
 )
+from jaxbp.layers._checkpointed import _opaque_true
 from jaxbp.layers._dense import dense_backward, dense_forward
 from jaxbp.layers._dropout import dropout as dropout_layer
 from jaxbp.layers._dropout import dropout_backward, dropout_mask
@@ -145,19 +149,41 @@ def block_masks(key, rate, x, n_head, train, name):
     )
 
 
+def recompute_then_backward(params, cache, dy, *, run):
+    """Gradient checkpointing of one block (``L.checkpointed``'s recipe, see
+    ``_checkpointed``): from the saved input and key, the forward pass again
+    (``run``, the same masks), then ``gpt_block_backward``; inside a
+    ``lax.cond`` XLA cannot fold, so that its CSE cannot merge the
+    recomputation with the first forward pass and keep those caches alive."""
+    x, key = cache
+
+    def taken(operands):
+        params, x, key, dy = operands
+        return gpt_block_backward(params, run(params, x, key)[1], dy)
+
+    def never_taken(operands):
+        params, x, _, _ = operands
+        return jax.tree.map(jnp.zeros_like, params), jnp.zeros_like(x)
+
+    return lax.cond(_opaque_true(), taken, never_taken, (params, x, key, dy))
+
+
 def gpt_block(
     n_head: int,
     *,
     dropout: float = 0.0,
     init=None,
     proj_init=None,
+    remat: bool = False,
     name: str = "gpt_block",
 ) -> Layer:
     """A pre-norm transformer block (module docstring) on (time, width) inputs,
     ``n_head`` heads, an MLP 4x wide with the tanh GELU, dropout ``dropout``
     on the attention weights and on both residual branches in training mode.
     Weights from ``init`` (default N(0, 0.02²)), the residual projections from
-    ``proj_init`` (default ``init``)."""
+    ``proj_init`` (default ``init``). ``remat=True``: gradient checkpointing,
+    the cache is the block's input (and key) only and the backward pass
+    recomputes the forward first (the same numbers, one more forward pass)."""
     check_heads(name, n_head)
     dropout_layer(dropout, name=f"{name} dropout")  # validates the rate
     init = initializers.get(init or initializers.normal(GPT2_STD))
@@ -173,13 +199,24 @@ def gpt_block(
             (),
         )
 
-    def forward(params, state, x, *, key=None, train=False):
+    def run(params, x, key, train):
         masks = block_masks(key, dropout, x, n_head, train, name)
-        y, cache = gpt_block_forward(params, x, n_head=n_head, masks=masks)
-        return y, cache, state
+        return gpt_block_forward(params, x, n_head=n_head, masks=masks)
+
+    def forward(params, state, x, *, key=None, train=False):
+        if not remat:
+            y, cache = run(params, x, key, train)
+            return y, cache, state
+        # jax.checkpoint matters to jax.grad only (the autodiff path); the
+        # cache keeps the key only when it draws masks (training mode)
+        output = jax.checkpoint(lambda p, x, k: run(p, x, k, train)[0])
+        return output(params, x, key), (x, key if train else None), state
 
     def backward(params, cache, dy):
-        return gpt_block_backward(params, cache, dy)
+        if not remat:
+            return gpt_block_backward(params, cache, dy)
+        replay = functools.partial(run, train=cache[1] is not None)
+        return recompute_then_backward(params, cache, dy, run=replay)
 
     return Layer(name, init_fn, forward, backward)
 
