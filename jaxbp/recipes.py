@@ -31,7 +31,8 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adam
 IMPLS = ("jaxbp", "optax")
 #: The character-level language models (``--dataset text``): an embedding,
 #: recurrent layers and a dense head over the vocabulary.
-TEXT_MODELS = ("rnn", "lstm", "gru")
+RECURRENT_MODELS = ("rnn", "lstm", "gru")
+TEXT_MODELS = (*RECURRENT_MODELS, "gpt")
 MODELS = ("mlp", "cnn", *TEXT_MODELS)
 SCHEDULES = ("constant", "cosine")
 
@@ -83,7 +84,32 @@ TEXT_PRESET = {
     "weight_decay": 0.0,
     "clip_norm": 1.0,
 }
-PRESETS.update(dict.fromkeys(TEXT_MODELS, TEXT_PRESET))
+PRESETS.update(dict.fromkeys(RECURRENT_MODELS, TEXT_PRESET))
+#: The GPT's: nanoGPT's published CPU configuration for characters (4 layers,
+#: 4 heads, width 128, context 64, batch 12, 2,000 steps, AdamW with β2 0.99
+#: and weight decay 0.1 on matrices only, gradients clipped to norm 1, lr 1e-3
+#: with 100 warm-up steps and cosine decay to 1e-4, no dropout).
+GPT_PRESET = {
+    "layers": 4,
+    "heads": 4,
+    "width": 128,
+    "dropout": 0.0,
+    "block_size": 64,
+    "steps": 2000,
+    "eval_interval": 200,
+    "eval_batches": 20,
+    "batch_size": 12,
+    "lr": 1e-3,
+    "lr_schedule": "cosine",
+    "warmup": 100,
+    "min_lr": 1e-4,
+    "beta2": 0.99,
+    "optimizer": "adamw",
+    "weight_decay": 0.1,
+    "decay_matrices_only": True,
+    "clip_norm": 1.0,
+}
+PRESETS["gpt"] = GPT_PRESET
 
 #: Preset entries chosen on digits that hold only there: the MLP's dropout
 #: (on the 2-D toy sets it keeps the loss at ln 2). Elsewhere they are 0.
@@ -116,6 +142,10 @@ TRAINING_PRESETS = (
     "eval_interval",
     "eval_batches",
     "clip_norm",
+    "warmup",
+    "min_lr",
+    "beta2",
+    "decay_matrices_only",
 )
 
 
@@ -165,6 +195,15 @@ def total_steps(n_train: int, batch_size: int | None, epochs: int) -> int:
     return epochs * (n_train // (batch_size or n_train))
 
 
+def matrices(params):
+    """The decay mask of "weight decay on matrices only": True for every
+    parameter with two or more axes (weights, kernels, embedding tables), False
+    for biases and normalisation gains (nanoGPT's rule)."""
+    import jax
+
+    return jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
 def optimizer(
     name: str,
     *,
@@ -173,20 +212,32 @@ def optimizer(
     schedule: str = "constant",
     steps: int | None = None,
     weight_decay: float = 0.0,
+    warmup: int = 0,
+    min_learning_rate: float = 0.0,
+    beta2: float | None = None,
+    decay_matrices_only: bool = False,
 ):
     """The optimizer ``name`` (``OPTIMIZERS``) from ``jaxbp.optim`` or optax.
 
     ``impl="jaxbp"`` (hand-rolled) or ``"optax"``: the same arguments in both.
     ``momentum`` and ``nesterov`` are SGD with momentum 0.9.
-    ``schedule="cosine"`` decays the learning rate to 0 over ``steps`` updates.
+    ``schedule="cosine"`` decays the learning rate to ``min_learning_rate``
+    (default 0) over ``steps`` updates, after ``warmup`` steps of linear
+    warm-up from 0 (``warmup_cosine_decay_schedule``); a constant schedule
+    with ``warmup`` ramps up, then stays. ``beta2``: Adam's and AdamW's
+    second-moment decay (default theirs, 0.999).
     ``weight_decay`` is decoupled weight decay (AdamW's; the update subtracts
     ``lr * weight_decay * p``), so it is valid with ``"adamw"`` only (any
-    other optimizer with a non-zero ``weight_decay`` is a ValueError); a
-    coupled L2 penalty is ``jaxbp.train.fit``'s ``l2=``.
+    other optimizer with a non-zero ``weight_decay`` is a ValueError), on
+    every parameter or, with ``decay_matrices_only``, on those of
+    :func:`matrices`; a coupled L2 penalty is ``jaxbp.train.fit``'s ``l2=``.
     """
     choose(name, OPTIMIZERS, "optimizer")
     choose(impl, IMPLS, "impl")
     choose(schedule, SCHEDULES, "schedule")
+    check_int("warmup", warmup, 0)
+    if beta2 is not None and name not in ("adam", "adamw"):
+        raise ValueError(f"beta2 applies to adam and adamw only; got {name!r}")
     if not (is_finite_number(learning_rate) and learning_rate > 0):
         raise ValueError(
             f"learning_rate must be a finite number > 0; got {learning_rate!r}"
@@ -204,10 +255,8 @@ def optimizer(
         import optax as lib
     else:
         from jaxbp import optim as lib
-    lr = learning_rate
-    if schedule == "cosine":
-        check_int("steps", steps, 1)
-        lr = lib.cosine_decay_schedule(learning_rate, steps)
+    lr = _learning_rate(lib, learning_rate, schedule, steps, warmup, min_learning_rate)
+    adam_options = {} if beta2 is None else {"b2": beta2}
     if name == "sgd":
         return lib.sgd(lr)
     if name == "momentum":
@@ -215,8 +264,30 @@ def optimizer(
     if name == "nesterov":
         return lib.sgd(lr, momentum=0.9, nesterov=True)
     if name == "adamw":
-        return lib.adamw(lr, weight_decay=weight_decay)
+        mask = matrices if decay_matrices_only else None
+        return lib.adamw(lr, weight_decay=weight_decay, mask=mask, **adam_options)
+    if name == "adam":
+        return lib.adam(lr, **adam_options)
     return getattr(lib, name)(lr)
+
+
+def _learning_rate(lib, peak, schedule, steps, warmup, floor):
+    """The learning rate (a number or a schedule of ``lib``)."""
+    if not (is_finite_number(floor) and 0 <= floor <= peak):
+        raise ValueError(
+            f"min_learning_rate must be in [0, learning_rate {peak}]; got {floor!r}"
+        )
+    if schedule == "cosine":
+        check_int("steps", steps, 1)
+        if warmup >= steps:
+            raise ValueError(f"warmup {warmup} must be fewer than steps {steps}")
+        if not warmup:
+            return lib.cosine_decay_schedule(peak, steps, alpha=floor / peak)
+        return lib.warmup_cosine_decay_schedule(0.0, peak, warmup, steps, floor)
+    if warmup:
+        ramp = lib.linear_schedule(0.0, peak, warmup)
+        return lib.join_schedules([ramp, lib.constant_schedule(peak)], [warmup])
+    return peak
 
 
 # ---------------------------------------------------------------- models
@@ -324,15 +395,36 @@ def language_model(
     block_size: int = 64,
     hidden=(256,),
     embed_dim: int = 64,
+    layers: int = 4,
+    heads: int = 4,
+    width: int = 128,
+    dropout: float = 0.0,
     dtype="float32",
 ):
-    """A character-level language model: ``embedding(vocab_size, embed_dim)``,
-    then one recurrent layer of ``kind`` (``TEXT_MODELS``) per entry of
-    ``hidden``, each returning every state, then a dense head over the
-    vocabulary: tokens (B, ``block_size``) -> logits (B, T, ``vocab_size``)."""
+    """A character-level language model, tokens (B, ``block_size``) -> logits
+    (B, T, ``vocab_size``).
+
+    ``kind="gpt"``: ``jaxbp.model.gpt`` with ``layers`` blocks of ``heads``
+    heads, width ``width`` and ``dropout``. Otherwise (``RECURRENT_MODELS``):
+    ``embedding(vocab_size, embed_dim)``, one recurrent layer of ``kind`` per
+    entry of ``hidden``, each returning every state, and a dense head over the
+    vocabulary.
+    """
     choose(kind, TEXT_MODELS, "kind")
     check_int("vocab_size", vocab_size, 1)
     check_int("block_size", block_size, 1)
+    if kind == "gpt":
+        from jaxbp.model import gpt
+
+        return gpt(
+            vocab_size,
+            block_size=block_size,
+            n_layer=layers,
+            n_head=heads,
+            n_embd=width,
+            dropout=dropout,
+            dtype=dtype,
+        )
     check_int("embed_dim", embed_dim, 1)
     hidden = tuple(hidden)
     if not hidden:

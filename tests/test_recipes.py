@@ -169,3 +169,72 @@ def test_mlp_dropout_preset_is_digits_only(digits, name):
     assert "dropout" not in names
     dropout = recipes.model("mlp", other, dropout=0.1).layers
     assert [layer.name for layer in dropout].count("dropout") == 2  # as asked
+
+
+def _updates(tx, params, steps):
+    """The parameters after ``steps`` updates with zero gradients."""
+    state = tx.init(params)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    for _ in range(steps):
+        updates, state = tx.update(zeros, state, params)
+        params = jax.tree.map(lambda p, u: p + u, params, updates)
+    return params
+
+
+@pytest.mark.parametrize("impl", recipes.IMPLS)
+def test_weight_decay_on_matrices_only(impl):
+    params = {"w": jnp.ones((2, 3)), "b": jnp.ones(3), "table": jnp.ones((4, 2))}
+    tx = recipes.optimizer(
+        "adamw",
+        impl=impl,
+        learning_rate=0.1,
+        weight_decay=0.5,
+        decay_matrices_only=True,
+    )
+    after = _updates(tx, params, 3)
+    np.testing.assert_array_equal(after["b"], params["b"])
+    assert float(after["w"][0, 0]) == pytest.approx((1 - 0.05) ** 3, rel=1e-6)
+    assert float(after["table"][0, 0]) == float(after["w"][0, 0])
+    everything = _updates(
+        recipes.optimizer("adamw", impl=impl, learning_rate=0.1, weight_decay=0.5),
+        params,
+        3,
+    )
+    assert float(everything["b"][0]) == float(everything["w"][0, 0]) < 1
+
+
+def test_warmup_cosine_floor_and_beta2_are_the_same_in_both_impls():
+    params = {"w": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3)}
+    settings = {
+        "learning_rate": 0.01,
+        "schedule": "cosine",
+        "steps": 30,
+        "warmup": 5,
+        "min_learning_rate": 1e-3,
+        "beta2": 0.99,
+        "weight_decay": 0.1,
+    }
+    txs = [recipes.optimizer("adamw", impl=i, **settings) for i in recipes.IMPLS]
+    grads = {"w": jnp.full((2, 3), 0.5)}
+    states = [tx.init(params) for tx in txs]
+    for step in range(30):
+        steps = [tx.update(grads, s, params) for tx, s in zip(txs, states)]
+        (a, states[0]), (b, states[1]) = steps
+        np.testing.assert_allclose(a["w"], b["w"], rtol=1e-6, err_msg=str(step))
+        if step == 0:  # the warm-up starts from a learning rate of 0
+            np.testing.assert_array_equal(a["w"], 0.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": "sgd", "beta2": 0.99}, "beta2"),
+        ({"schedule": "cosine", "steps": 10, "warmup": 10}, "warmup"),
+        ({"min_learning_rate": 0.5}, "min_learning_rate"),
+        ({"warmup": -1}, "warmup"),
+    ],
+)
+def test_schedule_and_beta2_mistakes(kwargs, message):
+    kwargs = {"name": "adam", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        recipes.optimizer(kwargs.pop("name"), learning_rate=0.1, **kwargs)

@@ -36,13 +36,17 @@ def load_text(args):
 
 def build_language_model(args, vocab_size: int):
     """The rnn, lstm or gru language model the flags describe."""
+    if args.model == "gpt":
+        sizes = {
+            "layers": args.layers,
+            "heads": args.heads,
+            "width": args.width,
+            "dropout": args.dropout,
+        }
+    else:
+        sizes = {"hidden": args.hidden, "embed_dim": args.embed_dim}
     return recipes.language_model(
-        args.model,
-        vocab_size,
-        block_size=args.block_size,
-        hidden=args.hidden,
-        embed_dim=args.embed_dim,
-        dtype=args.dtype,
+        args.model, vocab_size, block_size=args.block_size, dtype=args.dtype, **sizes
     )
 
 
@@ -76,11 +80,46 @@ def build_model(args, dataset, loss: str):
     )
 
 
+def build_optimizer(args, steps: int):
+    """The optimizer of the training flags, for a run of ``steps`` updates;
+    ``--warmup`` and ``--min-lr`` that do not fit it are UsageErrors."""
+    warmup = args.warmup or 0
+    min_lr = args.min_lr or 0.0
+    if args.min_lr and args.lr_schedule != "cosine":
+        raise UsageError("--min-lr applies to --lr-schedule cosine only")
+    if min_lr > args.lr:
+        raise UsageError(f"--min-lr {args.min_lr:g} must be at most --lr {args.lr:g}")
+    if warmup >= steps:
+        raise UsageError(
+            f"--warmup {warmup} must be fewer than the run's {steps} steps"
+        )
+    return recipes.optimizer(
+        args.optimizer,
+        impl=args.impl,
+        learning_rate=args.lr,
+        schedule=args.lr_schedule,
+        steps=steps,
+        weight_decay=args.weight_decay,
+        warmup=warmup,
+        min_learning_rate=min_lr,
+        beta2=args.beta2,
+        decay_matrices_only=getattr(args, "decay_matrices_only", False),
+    )
+
+
 def _training_summary(args) -> list[str]:
     schedule = " cosine" if args.lr_schedule == "cosine" else ""
+    if args.min_lr:
+        schedule += f" to {args.min_lr:g}"
+    if args.warmup:
+        schedule += f", warm-up {args.warmup}"
     optimizer = f"{args.optimizer} ({args.impl}) lr {args.lr:g}{schedule}"
+    if args.beta2 is not None:
+        optimizer += f" β2 {args.beta2:g}"
     if args.weight_decay:
         optimizer += f" weight decay {args.weight_decay:g}"
+        if getattr(args, "decay_matrices_only", False):
+            optimizer += " (matrices)"
     if args.l2:
         optimizer += f" l2 {args.l2:g}"
     if args.clip_norm:
@@ -94,7 +133,12 @@ def _training_summary(args) -> list[str]:
 
 def model_summary(args, loss: str) -> str:
     """One line: the model, its extras, the loss and (train) the optimizer."""
-    if args.model in recipes.TEXT_MODELS:
+    if args.model == "gpt":
+        shape = (
+            f"gpt {args.layers} layers, {args.heads} heads, width "
+            f"{args.width}, block {args.block_size}"
+        )
+    elif args.model in recipes.TEXT_MODELS:
         widths = "-".join(map(str, args.hidden))
         shape = (
             f"{args.model} {widths}, embedding {args.embed_dim}, "

@@ -138,8 +138,16 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
         "--block-size",
         type=number(int, 1, strict=False),
         default=None,
-        help="rnn/lstm/gru: characters per training window (default 64)",
+        help="rnn/lstm/gru/gpt: characters per training window (default 64)",
     )
+    for name, what in (
+        ("--layers", "transformer blocks (default 4)"),
+        ("--heads", "attention heads per block (default 4)"),
+        ("--width", "the residual stream's width, n_embd (default 128)"),
+    ):
+        p.add_argument(
+            name, type=number(int, 1, strict=False), default=None, help=f"gpt: {what}"
+        )
     p.add_argument(
         "--channels",
         type=hidden_sizes,
@@ -205,6 +213,11 @@ def _add_layer_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: Preset entries that go with the preset's optimizer only (``jaxbp.cli.train``
+#: resolves them once the optimizer is known).
+OPTIMIZER_PRESETS = ("weight_decay", "beta2", "decay_matrices_only")
+
+
 def apply_presets(args) -> None:
     """Fill the flags left unset with the chosen model's preset for the
     dataset (``recipes.preset``: the MLP's dropout is digits' only).
@@ -219,7 +232,7 @@ def apply_presets(args) -> None:
         args.activation = "relu"
     training = args.command == "train"
     for name, value in recipes.preset(args.model, args.dataset).items():
-        if name == "weight_decay" or (
+        if name in OPTIMIZER_PRESETS or (
             name in recipes.TRAINING_PRESETS and not training
         ):
             continue
@@ -242,7 +255,10 @@ NOT_FOR_TEXT_MODELS = (
     "input_dropout",
 )
 #: Flags of the language models only.
-TEXT_MODEL_FLAGS = ("embed_dim", "block_size", "text_file")
+TEXT_MODEL_FLAGS = ("embed_dim", "block_size", "text_file", "layers", "heads", "width")
+#: Flags of the recurrent language models only, and of the GPT only.
+RECURRENT_ONLY = ("hidden", "embed_dim")
+GPT_ONLY = ("layers", "heads", "width")
 
 
 def flag(name: str) -> str:
@@ -260,11 +276,14 @@ def check_text_model_flags(args) -> None:
             f"--dataset text trains {', '.join(recipes.TEXT_MODELS)} (character "
             f"language models), which train on --dataset text only"
         )
-    given = NOT_FOR_TEXT_MODELS if text_model else TEXT_MODEL_FLAGS
-    for name in given:
-        if getattr(args, name, None) not in (None, False):
-            where = "mlp and cnn" if text_model else "rnn, lstm and gru"
-            raise UsageError(f"{flag(name)} applies to --model {where} only")
+    if not text_model:
+        _refuse(args, TEXT_MODEL_FLAGS, "rnn, lstm, gru and gpt")
+    elif args.model == "gpt":
+        _refuse(args, [n for n in NOT_FOR_TEXT_MODELS if n != "dropout"], "mlp and cnn")
+        _refuse(args, RECURRENT_ONLY, "mlp, cnn, rnn, lstm and gru (gpt: --width)")
+    else:
+        _refuse(args, NOT_FOR_TEXT_MODELS, "mlp and cnn")
+        _refuse(args, GPT_ONLY, "gpt")
     if text_model and args.residual:
         raise UsageError("--residual applies to --model mlp only")
     if text_model and args.loss not in (None, "cross_entropy"):
@@ -272,6 +291,13 @@ def check_text_model_flags(args) -> None:
             f"--loss {args.loss}: a language model is trained with cross_entropy "
             "over the next character"
         )
+
+
+def _refuse(args, names, models: str) -> None:
+    """A UsageError for the first of ``names`` given: it applies to ``models``."""
+    for name in names:
+        if getattr(args, name, None) not in (None, False):
+            raise UsageError(f"{flag(name)} applies to --model {models} only")
 
 
 def check_model_flags(args) -> None:

@@ -134,6 +134,25 @@ def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="clip gradients to this global norm",
     )
+    p.add_argument(
+        "--warmup",
+        type=number(int, 0, strict=False),
+        default=None,
+        help="steps of linear learning-rate warm-up from 0 (default 0; gpt 100)",
+    )
+    p.add_argument(
+        "--min-lr",
+        type=number(float, 0.0, strict=False),
+        default=None,
+        help="--lr-schedule cosine: the learning rate it decays to (default 0; "
+        "gpt 1e-4)",
+    )
+    p.add_argument(
+        "--beta2",
+        type=number(float, 0.0, high=1.0),
+        default=None,
+        help="adam/adamw: the second-moment decay (default 0.999; gpt 0.99)",
+    )
 
 
 def _add_output_flags(p: argparse.ArgumentParser) -> None:
@@ -158,19 +177,29 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------- flag checks
 
 
-def resolve_weight_decay(args) -> None:
-    """``--weight-decay`` is decoupled (AdamW's): given with another optimizer it
-    is a UsageError; unset, it is the preset's when the optimizer is the
-    preset's (the CNN's 1.0 under its adamw), else 0."""
+def resolve_optimizer_presets(args) -> None:
+    """The preset entries that go with the preset's optimizer (the CNN's and the
+    GPT's decoupled weight decay, the GPT's β2 and decay on matrices only):
+    taken when the optimizer is the preset's, else the optimizer's defaults.
+    ``--weight-decay`` (decoupled, AdamW's) with another optimizer, or
+    ``--beta2`` with one that is not Adam's, is a UsageError."""
     preset = recipes.PRESETS[args.model]
+    same = args.optimizer == preset["optimizer"]
     if args.weight_decay is None:
-        same = args.optimizer == preset["optimizer"]
         args.weight_decay = preset["weight_decay"] if same else 0.0
     elif args.optimizer != "adamw":
         raise UsageError(
             f"--weight-decay is decoupled weight decay, for --optimizer adamw only "
             f"(got --optimizer {args.optimizer}); use --l2 for an L2 penalty"
         )
+    if args.beta2 is None:
+        args.beta2 = preset.get("beta2") if same else None
+    elif args.optimizer not in ("adam", "adamw"):
+        raise UsageError(
+            f"--beta2 applies to --optimizer adam or adamw only "
+            f"(got --optimizer {args.optimizer})"
+        )
+    args.decay_matrices_only = same and preset.get("decay_matrices_only", False)
 
 
 def check_step_flags(args) -> None:
@@ -363,7 +392,7 @@ def prepare_flags(args) -> None:
     check_step_flags(args)
     parsing.apply_presets(args)
     parsing.check_model_flags(args)
-    resolve_weight_decay(args)
+    resolve_optimizer_presets(args)
     if args.dtype == "float64":  # else JAX would quietly truncate to float32
         import jax
 
@@ -382,14 +411,8 @@ def run(args) -> int:
     n_train = dataset.train.x.shape[0]
     check_training_flags(args, n_train)
     model = building.build_model(args, dataset, loss)
-    optimizer = recipes.optimizer(
-        args.optimizer,
-        impl=args.impl,
-        learning_rate=args.lr,
-        schedule=args.lr_schedule,
-        steps=recipes.total_steps(n_train, args.batch_size, args.epochs),
-        weight_decay=args.weight_decay,
-    )
+    steps = recipes.total_steps(n_train, args.batch_size, args.epochs)
+    optimizer = building.build_optimizer(args, steps)
     if args.checkpoint_dir is not None and not args.resume:
         resuming.record_flags(args)
     show, close = reporting.progress_bar(args)

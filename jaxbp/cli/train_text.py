@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-from jaxbp import recipes
 from jaxbp.cli import building, reporting, resuming
 from jaxbp.cli.errors import Diverged, UsageError
 from jaxbp.cli.interrupts import Interrupts, interrupted_message
@@ -25,14 +24,7 @@ def run(args) -> int:
     corpus = building.load_text(args)
     check_training_flags(args, corpus.train.shape[0])
     model = building.build_language_model(args, corpus.vocab_size)
-    optimizer = recipes.optimizer(
-        args.optimizer,
-        impl=args.impl,
-        learning_rate=args.lr,
-        schedule=args.lr_schedule,
-        steps=args.steps,
-        weight_decay=args.weight_decay,
-    )
+    optimizer = building.build_optimizer(args, args.steps)
     if args.checkpoint_dir is not None and not args.resume:
         resuming.record_flags(args)
     show, close = reporting.progress_bar(args)

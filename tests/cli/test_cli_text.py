@@ -67,6 +67,13 @@ def test_default_model_and_corpus(run_main, tmp_path):
         (["--dataset", "text", "--loss", "mse"], ["--loss mse"]),
         (["--block-size", "8"], ["--block-size"]),
         (["--dataset", "text", "--text-file", "/nonexistent.txt"], ["--text-file"]),
+        (["--dataset", "text", "--layers", "2"], ["--layers", "gpt"]),
+        (["--dataset", "text", "--model", "gpt", "--hidden", "8"], ["--hidden"]),
+        (["--dataset", "text", "--model", "gpt", "--embed-dim", "8"], ["--embed-dim"]),
+        (["--optimizer", "sgd", "--beta2", "0.9"], ["--beta2", "adam"]),
+        (["--min-lr", "1e-5"], ["--min-lr", "cosine"]),
+        (["--lr-schedule", "cosine", "--min-lr", "0.1"], ["--min-lr", "--lr"]),
+        (["--epochs", "1", "--warmup", "500"], ["--warmup 500", "40 steps"]),
     ],
 )
 def test_flags_that_do_not_fit_are_one_line(run_main, argv, fragments):

@@ -136,7 +136,7 @@ def test_devices_flag_matches_one_device(tmp_path):
 def parsed_train(*flags):
     args = cli.build_parser().parse_args(["train", *flags])
     parsing.apply_presets(args)
-    train_command.resolve_weight_decay(args)
+    train_command.resolve_optimizer_presets(args)
     return args
 
 
@@ -150,6 +150,8 @@ def parsed_train(*flags):
         # the preset's decay goes with its optimizer: none under adam
         (("--model", "cnn", "--optimizer", "adam"), "adam", 0.0),
         (("--model", "cnn", "--optimizer", "sgd", "--l2", "1e-4"), "sgd", 0.0),
+        (("--dataset", "text", "--model", "gpt"), "adamw", 0.1),
+        (("--dataset", "text", "--model", "gpt", "--optimizer", "adam"), "adam", 0.0),
     ],
 )
 def test_presets_pick_optimizer_and_weight_decay(flags, optimizer, weight_decay):
@@ -205,3 +207,18 @@ def test_evaluation_runs_in_batches(run_main, monkeypatch, tmp_path):
     for m in metrics[1:]:  # the same numbers up to rounding
         assert m["test_accuracy"] == metrics[0]["test_accuracy"]
         assert m["test_loss"] == pytest.approx(metrics[0]["test_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("flags", "beta2", "matrices_only"),
+    [
+        ((), None, False),
+        (("--dataset", "text", "--model", "gpt"), 0.99, True),
+        (("--dataset", "text", "--model", "gpt", "--optimizer", "adam"), None, False),
+        (("--dataset", "text", "--model", "gpt", "--beta2", "0.95"), 0.95, True),
+        (("--optimizer", "adamw", "--beta2", "0.9"), 0.9, False),
+    ],
+)
+def test_presets_pick_beta2_and_the_decay_mask(flags, beta2, matrices_only):
+    args = parsed_train(*flags)
+    assert (args.beta2, args.decay_matrices_only) == (beta2, matrices_only)
