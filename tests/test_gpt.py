@@ -114,8 +114,9 @@ def test_the_manual_path_calls_no_jax_differentiation(no_differentiation):
     chex.assert_trees_all_equal_structs(grads, drawn_params(model, 3))
 
 
-def test_per_example_gradients_under_vmap_average_to_the_batch_gradient():
-    model = tiny_gpt("float64")
+@pytest.mark.parametrize("remat", [False, True], ids=["plain", "remat"])
+def test_per_example_gradients_under_vmap_average_to_the_batch_gradient(remat):
+    model = tiny_gpt("float64", remat=remat)
     x, y = tokens(4, batch=4)
     params = drawn_params(model, 4)
 
