@@ -110,11 +110,36 @@ def _textbook_cases():
     return cases
 
 
+#: The activations that came first, in their order: their cases keep their
+#: places (and seeds); activations added later are checked at the end.
+FIRST_ACTIVATIONS = (
+    "identity",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "softplus",
+    "gelu",
+    "silu",
+)
+
+
+def _activation_case(act):
+    return (
+        act,
+        "activation",
+        _mlp_around(L.activation(act), act=None),
+        (4,),
+        "mse",
+        {},
+    )
+
+
 def _dense_and_activation_cases():
     cases = [("dense", "layer", [L.dense(4)], (5,), "mse", {})]
-    for act in activations.ACTIVATIONS:
-        layers = _mlp_around(L.activation(act), act=None)
-        cases.append((act, "activation", layers, (4,), "mse", {}))
+    for act in FIRST_ACTIVATIONS:
+        cases.append(_activation_case(act))
     return cases
 
 
@@ -272,6 +297,55 @@ def _gated_recurrent_cases():
     return cases
 
 
+def _transformer_cases():
+    """Activations added after the first nine (the tanh GELU); causal
+    self-attention on float sequences between two dense layers (cross-entropy
+    at every position), fast, textbook and with dropout on its weights; the
+    position embedding; GPTs on tokens (vocabulary 7, length 5, width 8, two
+    heads): two blocks, and one block with dropout everywhere."""
+    vocab, steps, ce = 7, 5, "cross_entropy"
+    later = [a for a in activations.ACTIVATIONS if a not in FIRST_ACTIVATIONS]
+    cases = [_activation_case(act) for act in later]
+
+    def around(layer):
+        return [L.dense(6), layer, L.activation("tanh"), L.dense(3)]
+
+    attention = [
+        ("causal_self_attention", "layer", L.causal_self_attention(2), {}),
+        (
+            "causal_self_attention (textbook)",
+            "textbook form",
+            L.causal_self_attention(2, textbook=True),
+            {},
+        ),
+        (
+            "causal_self_attention (dropout, fixed key)",
+            "layer",
+            L.causal_self_attention(2, 0.3),
+            {"train": True, "key": True},
+        ),
+        ("position_embedding", "layer", L.position_embedding(steps), {}),
+    ]
+    cases += [
+        (name, group, around(layer), (steps, 4), ce, mode)
+        for name, group, layer, mode in attention
+    ]
+    two_blocks = L.gpt_body(vocab, steps, 8, [L.gpt_block(2), L.gpt_block(2)])
+    dropout = L.gpt_body(vocab, steps, 8, [L.gpt_block(2, dropout=0.2)], dropout=0.2)
+    tokens = {"tokens": vocab}
+    return cases + [
+        ("gpt (2 blocks, tokens)", "layer", [two_blocks], (steps,), ce, tokens),
+        (
+            "gpt (dropout, fixed key, tokens)",
+            "layer",
+            [dropout],
+            (steps,),
+            ce,
+            {**tokens, "train": True, "key": True},
+        ),
+    ]
+
+
 def _loss_cases():
     cases = []
     for loss, out in (
@@ -352,6 +426,8 @@ def cases():
         *_loss_cases(),
         *_composite_cases(),
         *_textbook_cases(),
-        # last: case i draws its problem from seed i, so earlier cases keep theirs
+        # new cases go last: case i draws its problem from seed i, so earlier
+        # cases keep theirs
         *_gated_recurrent_cases(),
+        *_transformer_cases(),
     ]

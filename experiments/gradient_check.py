@@ -2,21 +2,26 @@
 
 ``python experiments/gradient_check.py [--quick] [--out DIR]``
 
-Every layer (dense; each of the 9 activations; batch norm in training and in
+Every layer (dense; each of the 10 activations; batch norm in training and in
 evaluation mode; layer norm; dropout and random translation with a fixed
 key; a residual block; conv2d SAME/VALID with stride 1 and 2; max and average
 pooling, plain and with overlapping SAME windows; flatten; the RNN, LSTM
 and GRU, last state and all states, on float sequences; embedding, and the
 LSTM and GRU in token models (embedding → recurrent → dense over the
 vocabulary, cross-entropy at every position); softmax; serial; checkpointed, plain and with dropout
-inside, whose recomputation must replay the same key) and every loss (mse,
+inside, whose recomputation must replay the same key; causal self-attention,
+plain and with dropout on its weights; the position embedding; GPTs on
+tokens, two blocks, and one block with dropout everywhere, their output head
+tied to the token embedding) and every loss (mse,
 cross_entropy, binary_cross_entropy, hinge with one output and multiclass)
 gets a small model in which its backward pass is on the path of some
-parameter's gradient. The textbook forms of the two backward passes that
+parameter's gradient. The textbook forms of the backward passes that
 have a fast one are checked the same way, as layers whose ``backward`` is
-``conv2d_backward_textbook`` (the sum over output positions of patch ⊗ dy)
-or ``checkpointed_backward_textbook`` (forward again, then backward; group
-"textbook form"; the cases are listed in ``_gradient_check_cases.py``).
+``conv2d_backward_textbook`` (the sum over output positions of patch ⊗ dy),
+``checkpointed_backward_textbook`` (forward again, then backward) or
+``attention_backward_textbook`` (head by head, each softmax row's Jacobian
+as a matrix; group "textbook form"; the cases are listed in
+``_gradient_check_cases.py``).
 For each case and each dtype the
 script compares
 
@@ -91,6 +96,9 @@ QUICK_CASES = (
     "checkpointed (dropout, fixed key)",
     "conv2d SAME s2 (textbook)",
     "checkpointed (textbook)",
+    "causal_self_attention",
+    "causal_self_attention (textbook)",
+    "gpt (2 blocks, tokens)",
 )
 QUICK_CHECK_GRADS = ("dense",)
 

@@ -134,6 +134,26 @@ def gelu_backward(z, y, dy):
     return dy * slope
 
 
+GELU_TANH_C = math.sqrt(2 / math.pi)
+GELU_TANH_A = 0.044715
+
+
+def gelu_tanh(z):
+    """y = ½ z (1 + tanh(u)),  u = √(2/π) (z + a z³),  a = 0.044715: GELU's
+    tanh approximation (Hendrycks & Gimpel 2016), GPT-2's form (PyTorch's
+    ``gelu(approximate="tanh")``); within ~1e-3 of the exact ``gelu``."""
+    u = GELU_TANH_C * (z + GELU_TANH_A * z * z * z)
+    return 0.5 * z * (1 + jnp.tanh(u))
+
+
+def gelu_tanh_backward(z, y, dy):
+    """dz = dy * (½ (1 + tanh u) + ½ z (1 − tanh² u) du/dz),
+    du/dz = √(2/π) (1 + 3a z²)"""
+    t = jnp.tanh(GELU_TANH_C * (z + GELU_TANH_A * z * z * z))
+    du = GELU_TANH_C * (1 + 3 * GELU_TANH_A * z * z)
+    return dy * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * du)
+
+
 def silu(z):
     """y = z σ(z) (SiLU, a.k.a. swish)."""
     return z * jax.nn.sigmoid(z)
@@ -157,6 +177,7 @@ ACTIVATIONS: dict[str, Activation] = {
         Activation("softplus", softplus, softplus_backward),
         Activation("gelu", gelu, gelu_backward),
         Activation("silu", silu, silu_backward),
+        Activation("gelu_tanh", gelu_tanh, gelu_tanh_backward),
     )
 }
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from jaxbp import activations, initializers
 from jaxbp import layers as layers_lib
+from jaxbp.checks import check_int
 from jaxbp.layers import Layer, dense, serial_backward, serial_forward, split_key
 from jaxbp.layers import activation as activation_layer
 
@@ -95,7 +96,8 @@ class Model:
         if self.takes_tokens:
             if not jnp.issubdtype(x.dtype, jnp.integer):
                 raise ValueError(
-                    f"model starts with an embedding and expects integer tokens; "
+                    f"model starts with {self.layers[0].name}, which expects "
+                    "integer tokens; "
                     f"got dtype {x.dtype}"
                 )
             return x
@@ -103,8 +105,9 @@ class Model:
 
     @property
     def takes_tokens(self) -> bool:
-        """Whether the inputs are integer tokens (the first layer is an embedding)."""
-        return self.layers[0].name == "embedding"
+        """Whether the inputs are integer tokens (the first layer takes them:
+        an embedding, a GPT body)."""
+        return self.layers[0].takes_tokens
 
     def check_params(self, params) -> None:
         """Raise ValueError unless every floating parameter has the model's
@@ -391,3 +394,41 @@ def _conv_block(channels, kernel_size, init, batchnorm, activation) -> list[Laye
     )
     norm = [layers_lib.batchnorm()] if batchnorm else []
     return [conv, *norm, activation_layer(activation)]
+
+
+def gpt(
+    vocab_size: int,
+    *,
+    block_size: int = 64,
+    n_layer: int = 4,
+    n_head: int = 4,
+    n_embd: int = 128,
+    dropout: float = 0.0,
+    dtype=jnp.float32,
+    remat: bool = False,
+) -> Model:
+    """GPT-2 (pre-norm, as nanoGPT): tokens (B, block_size) → logits (B,
+    block_size, vocab_size)::
+
+        x = dropout(wte[tokens] + wpe[:T])
+        n_layer × gpt_block: x = x + attn(LN(x)); x = x + mlp(LN(x))
+        logits = LN_f(x) wteᵀ                  (the head tied to wte)
+
+    ``n_head`` heads, an MLP 4x wide with the tanh GELU, ``dropout`` on the
+    embeddings, attention weights and residual branches in training mode.
+    GPT-2's initialisation: weights N(0, 0.02²), the residual projections
+    (``attn/w_proj``, ``mlp/w_proj``) N(0, (0.02/√(2·n_layer))²), biases 0.
+    Params ``wte``, ``wpe``, ``blocks/i/{ln_1, attn, ln_2, mlp}``, ``ln_f``
+    (``jaxbp.layers.gpt_body``); weight-decay mask: ``regularization.l2_mask``.
+    ``remat=True``: each block's backward recomputes its forward (checkpointing).
+    """
+    check_int("n_layer", n_layer, 1)
+    proj_init = initializers.normal(layers_lib.GPT2_STD / (2 * n_layer) ** 0.5)
+    blocks = [
+        layers_lib.gpt_block(n_head, dropout=dropout, proj_init=proj_init, remat=remat)
+        for _ in range(n_layer)
+    ]
+    body = layers_lib.gpt_body(vocab_size, block_size, n_embd, blocks, dropout=dropout)
+    model = Model((body,), (block_size,), dtype)
+    _ = model.out_shape  # checks the sizes now (n_head must divide n_embd)
+    return model

@@ -26,7 +26,10 @@ Where a fast form differs from the textbook one, both are here, tested equal:
 ``conv2d_backward`` (two convolutions) beside ``conv2d_backward_textbook``
 (the sum over output positions of input patch ⊗ dy), and
 ``checkpointed_backward`` (the recomputation fenced off from XLA's CSE) beside
-``checkpointed_backward_textbook`` (forward again, then backward).
+``checkpointed_backward_textbook`` (forward again, then backward), and
+``attention_backward`` (all heads at once, the softmax's Jacobian in closed
+form) beside ``attention_backward_textbook`` (head by head, each row's
+Jacobian diag(p) − p pᵀ as a matrix).
 
 - ``dense``, ``activation``: the MLP's layers.
 - ``batchnorm``, ``layernorm``: normalization (batch norm keeps running
@@ -42,11 +45,28 @@ Where a fast form differs from the textbook one, both are here, tested equal:
   torch.nn.LSTM's and torch.nn.GRU's equations, backward through time by hand.
 - ``embedding``: integer tokens to rows of a table (backward: scatter-add).
 - ``softmax``: softmax over the last axis.
+- ``causal_self_attention``: multi-head causal self-attention (QKV
+  projection, masked row softmax, weighted values, output projection);
+  ``position_embedding``: a learned vector added per position;
+  ``gpt_block``: the pre-norm transformer block (layer norm, attention,
+  residual; layer norm, MLP with the tanh GELU, residual); ``gpt_body``:
+  token and position embeddings → blocks → layer norm → the output head tied
+  to the token embedding (``jaxbp.model.gpt`` builds a GPT from them).
 
 The layers import nothing of jaxbp above them (no model, training or data).
 """
 
 from jaxbp.layers._activation import activation, activation_backward
+from jaxbp.layers._attention import (
+    GPT2_STD,
+    attention_backward,
+    attention_backward_textbook,
+    attention_forward,
+    causal_mask,
+    causal_self_attention,
+    causal_self_attention_backward,
+    causal_self_attention_forward,
+)
 from jaxbp.layers._batchnorm import (
     BatchStatsCache,
     RunningStatsCache,
@@ -73,6 +93,14 @@ from jaxbp.layers._embedding import (
     embedding_backward,
     embedding_forward,
 )
+from jaxbp.layers._gpt import (
+    gpt_block,
+    gpt_block_backward,
+    gpt_block_forward,
+    gpt_body,
+    gpt_body_backward,
+    gpt_body_forward,
+)
 from jaxbp.layers._gru import gru, gru_backward, gru_forward
 from jaxbp.layers._layernorm import layernorm, layernorm_backward, layernorm_forward
 from jaxbp.layers._lstm import lstm, lstm_backward, lstm_forward
@@ -84,6 +112,11 @@ from jaxbp.layers._pooling import (
     max_pool,
     max_pool_backward,
     max_pool_forward,
+)
+from jaxbp.layers._position import (
+    position_embedding,
+    position_embedding_backward,
+    position_embedding_forward,
 )
 from jaxbp.layers._protocol import Layer
 from jaxbp.layers._residual import residual
@@ -98,18 +131,26 @@ from jaxbp.layers._translate import (
 )
 
 __all__ = [
+    "GPT2_STD",
     "BatchStatsCache",
     "Layer",
     "RunningStatsCache",
     "SegmentCache",
     "activation",
     "activation_backward",
+    "attention_backward",
+    "attention_backward_textbook",
+    "attention_forward",
     "avg_pool",
     "avg_pool_backward",
     "avg_pool_forward",
     "batchnorm",
     "batchnorm_backward",
     "batchnorm_forward",
+    "causal_mask",
+    "causal_self_attention",
+    "causal_self_attention_backward",
+    "causal_self_attention_forward",
     "checkpointed",
     "checkpointed_backward",
     "checkpointed_backward_textbook",
@@ -127,6 +168,12 @@ __all__ = [
     "embedding_backward",
     "embedding_forward",
     "flatten",
+    "gpt_block",
+    "gpt_block_backward",
+    "gpt_block_forward",
+    "gpt_body",
+    "gpt_body_backward",
+    "gpt_body_forward",
     "gru",
     "gru_backward",
     "gru_forward",
@@ -139,6 +186,9 @@ __all__ = [
     "max_pool",
     "max_pool_backward",
     "max_pool_forward",
+    "position_embedding",
+    "position_embedding_backward",
+    "position_embedding_forward",
     "random_translate",
     "residual",
     "rnn",

@@ -134,7 +134,7 @@ def checkpointed(
     def backward(params, cache: SegmentCache, dy):
         return backward_fn(params, cache, dy, layers=layers)
 
-    return Layer(name, segment.init, forward, backward)
+    return Layer(name, segment.init, forward, backward, segment.takes_tokens)
 
 
 def _opaque_true():

@@ -52,4 +52,4 @@ def embedding(vocab_size: int, dim: int, *, name: str = "embedding") -> Layer:
     def backward(params, tokens, dy):
         return embedding_backward(params, tokens, dy)
 
-    return Layer(name, init_fn, forward, backward)
+    return Layer(name, init_fn, forward, backward, takes_tokens=True)

@@ -18,6 +18,9 @@
 - ``cache`` holds what the backward pass needs (inputs, pre-activations, masks).
 - ``backward`` takes ``dy = dL/dy`` and returns ``dL/dparams`` and ``dx = dL/dx``:
   one step of the chain rule.
+- ``takes_tokens`` (default False) marks a layer whose inputs are integer
+  tokens (the embedding, the GPT body): a model that starts with one keeps its
+  inputs integers, and the layer's backward returns ``dx = None``.
 """
 
 from __future__ import annotations
@@ -34,12 +37,14 @@ Cache = Any
 
 
 class Layer(NamedTuple):
-    """A layer: a name and its three pure functions (see the module docstring)."""
+    """A layer: a name, its three pure functions (see the module docstring),
+    and whether its inputs are integer tokens."""
 
     name: str
     init: Callable[[jax.Array, Shape, Any], tuple[Shape, Params, State]]
     forward: Callable[..., tuple[jax.Array, Cache, State]]
     backward: Callable[[Params, Cache, jax.Array], tuple[Params, jax.Array]]
+    takes_tokens: bool = False
 
 
 def check_in_shape(layer_name: str, in_shape: Shape, ndim: int, what: str) -> None:

@@ -44,7 +44,8 @@ def check_layers(layers, name: str) -> None:
 
 
 def serial(*layers: Layer, name: str = "serial") -> Layer:
-    """Compose layers in sequence; params and state are tuples, one entry a layer."""
+    """Compose layers in sequence; params and state are tuples, one entry a layer.
+    It takes tokens when its first layer does."""
     check_layers(layers, name)
 
     def init_fn(key, in_shape, dtype=None):
@@ -61,4 +62,4 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
     def backward(params, caches, dy):
         return serial_backward(params, caches, dy, layers=layers)
 
-    return Layer(name, init_fn, forward, backward)
+    return Layer(name, init_fn, forward, backward, layers[0].takes_tokens)

@@ -76,11 +76,18 @@ def test_gradient_check_every_case_within_tolerance(run_quick):
     }
     groups = {case["group"] for case in results["cases"]}
     assert groups == {"layer", "activation", "loss", "textbook form"}
-    # the quick run keeps one case per family, the gated recurrences and the
-    # token model (embedding → LSTM → dense, cross-entropy per position) among them
+    # the quick run keeps one case per family, the gated recurrences, the
+    # token model (embedding → LSTM → dense, cross-entropy per position),
+    # causal self-attention (fast and textbook) and a two-block GPT among them
     names = {case["case"] for case in results["cases"]}
-    assert len(names) == len(results["cases"]) == 13
-    for name in ("lstm (all states)", "gru (last state)", "embedding → lstm → dense"):
+    assert len(names) == len(results["cases"]) == 16
+    for name in (
+        "lstm (all states)",
+        "gru (last state)",
+        "embedding → lstm → dense",
+        "causal_self_attention (textbook)",
+        "gpt (2 blocks, tokens)",
+    ):
         assert any(n.startswith(name) for n in names), name
     for case in results["cases"]:
         for key, tol in tolerances.items():
