@@ -26,7 +26,7 @@ from jaxbp.checks import choose
 
 Initializer = Callable[[jax.Array, tuple[int, ...], jnp.dtype], jax.Array]
 
-RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu", "silu")
+RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu")
 
 
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from jaxbp.checks import check_int, choose, is_finite_number
 from jaxbp.model import cnn as build_cnn
 from jaxbp.model import mlp as build_mlp
 from jaxbp.model import sequential
+from jaxbp.regularization import l2_mask
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 IMPLS = ("jaxbp", "optax")
@@ -195,15 +196,6 @@ def total_steps(n_train: int, batch_size: int | None, epochs: int) -> int:
     return epochs * (n_train // (batch_size or n_train))
 
 
-def matrices(params):
-    """The decay mask of "weight decay on matrices only": True for every
-    parameter with two or more axes (weights, kernels, embedding tables), False
-    for biases and normalisation gains (nanoGPT's rule)."""
-    import jax
-
-    return jax.tree.map(lambda p: p.ndim >= 2, params)
-
-
 def optimizer(
     name: str,
     *,
@@ -230,7 +222,8 @@ def optimizer(
     ``lr * weight_decay * p``), so it is valid with ``"adamw"`` only (any
     other optimizer with a non-zero ``weight_decay`` is a ValueError), on
     every parameter or, with ``decay_matrices_only``, on those of
-    :func:`matrices`; a coupled L2 penalty is ``jaxbp.train.fit``'s ``l2=``.
+    ``jaxbp.regularization.l2_mask`` (two or more axes: weights, kernels and
+    embedding tables; not biases or normalisation gains, as nanoGPT); a coupled L2 penalty is ``jaxbp.train.fit``'s ``l2=``.
     """
     choose(name, OPTIMIZERS, "optimizer")
     choose(impl, IMPLS, "impl")
@@ -264,7 +257,7 @@ def optimizer(
     if name == "nesterov":
         return lib.sgd(lr, momentum=0.9, nesterov=True)
     if name == "adamw":
-        mask = matrices if decay_matrices_only else None
+        mask = l2_mask if decay_matrices_only else None
         return lib.adamw(lr, weight_decay=weight_decay, mask=mask, **adam_options)
     if name == "adam":
         return lib.adam(lr, **adam_options)

@@ -76,6 +76,8 @@ DERIVATIVE = {
     "elu": "1 if {net} > 0 else {out} + 1",
     "softplus": "σ({net})",
     "gelu": "Φ({net}) + {net}·φ({net})",
+    "gelu_tanh": "½(1 + tanh u) + ½{net}(1 − tanh² u)·√(2/π)(1 + 3·0.044715·{net}²), "
+    "u = √(2/π)({net} + 0.044715·{net}³)",
     "silu": "σ({net})(1 + {net}(1 − σ({net})))",
 }
 
