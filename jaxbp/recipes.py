@@ -392,13 +392,14 @@ def language_model(
     heads: int = 4,
     width: int = 128,
     dropout: float = 0.0,
+    remat: bool = False,
     dtype="float32",
 ):
     """A character-level language model, tokens (B, ``block_size``) -> logits
     (B, T, ``vocab_size``).
 
     ``kind="gpt"``: ``jaxbp.model.gpt`` with ``layers`` blocks of ``heads``
-    heads, width ``width`` and ``dropout``. Otherwise (``RECURRENT_MODELS``):
+    heads, width ``width``, ``dropout`` and ``remat`` (checkpointed blocks). Otherwise (``RECURRENT_MODELS``):
     ``embedding(vocab_size, embed_dim)``, one recurrent layer of ``kind`` per
     entry of ``hidden``, each returning every state, and a dense head over the
     vocabulary.
@@ -416,6 +417,7 @@ def language_model(
             n_head=heads,
             n_embd=width,
             dropout=dropout,
+            remat=remat,
             dtype=dtype,
         )
     check_int("embed_dim", embed_dim, 1)

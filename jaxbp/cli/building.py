@@ -41,6 +41,7 @@ def build_language_model(args, vocab_size: int):
             "layers": args.layers,
             "heads": args.heads,
             "width": args.width,
+            "remat": args.remat,
             "dropout": args.dropout,
         }
     else:
@@ -138,6 +139,8 @@ def model_summary(args, loss: str) -> str:
             f"gpt {args.layers} layers, {args.heads} heads, width "
             f"{args.width}, block {args.block_size}"
         )
+        if args.remat:
+            shape += ", remat"
     elif args.model in recipes.TEXT_MODELS:
         widths = "-".join(map(str, args.hidden))
         shape = (

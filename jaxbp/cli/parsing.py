@@ -154,6 +154,12 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
             name, type=number(int, 1, strict=False), default=None, help=f"gpt: {what}"
         )
     p.add_argument(
+        "--remat",
+        action="store_true",
+        help="gpt: gradient checkpointing per block (each block's backward "
+        "recomputes its forward: less memory, more time)",
+    )
+    p.add_argument(
         "--channels",
         type=hidden_sizes,
         default=None,
@@ -268,10 +274,18 @@ NOT_FOR_TEXT_MODELS = (
     "input_dropout",
 )
 #: Flags of the language models only.
-TEXT_MODEL_FLAGS = ("embed_dim", "block_size", "text_file", "layers", "heads", "width")
+TEXT_MODEL_FLAGS = (
+    "embed_dim",
+    "block_size",
+    "text_file",
+    "layers",
+    "heads",
+    "width",
+    "remat",
+)
 #: Flags of the recurrent language models only, and of the GPT only.
 RECURRENT_ONLY = ("hidden", "embed_dim")
-GPT_ONLY = ("layers", "heads", "width")
+GPT_ONLY = ("layers", "heads", "width", "remat")
 
 
 def flag(name: str) -> str:

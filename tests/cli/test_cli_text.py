@@ -173,3 +173,59 @@ def test_gradcheck_text_models(run_main, model):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all gradients agree" in result.stdout
     assert "embedding/table" in result.stdout
+
+
+GPT = [
+    *("--dataset", "text", "--model", "gpt", "--layers", "1", "--heads", "2"),
+    *("--width", "16", "--block-size", "8", "--batch-size", "4", "--steps", "6"),
+    *("--eval-interval", "3", "--eval-batches", "1", "--warmup", "2", "--quiet"),
+]
+
+
+def test_gpt_trains_resumes_samples_and_remats(run_main, tmp_path, text_file):
+    ckpt = tmp_path / "ckpt"
+    common = [*GPT, "--text-file", str(text_file)]
+    result = run_main(
+        "train", *common, "--checkpoint-dir", str(ckpt), "--out", str(tmp_path / "a")
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("text: gpt 1 layers, 2 heads, width 16, block 8")
+    assert "adamw (jaxbp) lr 0.001 cosine to 0.0001, warm-up 2 β2 0.99" in result.stdout
+    assert "weight decay 0.1 (matrices)" in result.stdout
+    history = json.loads((tmp_path / "a" / "metrics.json").read_text())["history"]
+    remat = run_main("train", *common, "--remat", "--out", str(tmp_path / "b"))
+    assert remat.returncode == 0, remat.stderr
+    again = json.loads((tmp_path / "b" / "metrics.json").read_text())["history"]
+    for a, b in zip(history, again):  # checkpointed blocks: the same gradients
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+    sample = run_main("sample", "--checkpoint-dir", str(ckpt), "--length", "12")
+    assert sample.returncode == 0, sample.stderr
+    # the default prompt (a newline), 12 characters, print's newline
+    assert sample.stdout.startswith("\n") and len(sample.stdout) == 1 + 12 + 1
+
+
+def test_gradcheck_gpt_prints_every_tensor(run_main):
+    result = run_main(
+        "gradcheck",
+        "--model",
+        "gpt",
+        "--heads",
+        "2",
+        "--width",
+        "8",
+        "--block-size",
+        "5",
+        "--batch",
+        "2",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("text: gpt 2 layers")  # the 2-layer default
+    for path in ("0.gpt/wte", "0.gpt/wpe", "blocks/1/attn", "0.gpt/ln_f"):
+        assert path in result.stdout
+    assert "all gradients agree" in result.stdout
+
+
+def test_remat_is_the_gpt_s(run_main):
+    assert_one_line_error(
+        run_main("train", "--dataset", "text", "--remat", "--quiet"), "--remat", "gpt"
+    )
