@@ -1,6 +1,13 @@
 """Section ``sequence``: tokens per second of a character-level language
-model's train step, for the tanh RNN, the LSTM and the GRU, with the
+model's train step, for the tanh RNN, the LSTM, the GRU and the GPT, with the
 hand-written backward pass and with ``jax.value_and_grad``.
+
+The GPT (``jaxbp.model.gpt`` at nanoGPT's CPU configuration, the preset of
+``jaxbp train --model gpt``) is also timed with checkpointed blocks
+(``remat``: time against the plain manual step, and XLA's memory of both
+chunks), and its ``manual_gflops`` counts llm.c's training FLOPs per token
+(:func:`gpt_flops_per_token`), so ``manual_of_peak`` is its model FLOP
+utilisation.
 
 The model is ``jaxbp.recipes.language_model``: embedding (64) -> one
 recurrent layer (256 units, every state) -> dense over the vocabulary of the
@@ -37,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 import jax
 import jax.numpy as jnp
 
+from benchmarks import xla
 from benchmarks.context import BenchContext
 from benchmarks.timing import interleaved_times, median, ratio_columns, time_columns
 from jaxbp import optim, recipes
@@ -44,13 +52,25 @@ from jaxbp.data import text
 from jaxbp.train import TrainState, make_step, run_steps
 from jaxbp.train.language import next_token_targets, window_batches
 
-KINDS = ("rnn", "lstm", "gru")
+KINDS = ("rnn", "lstm", "gru", "gpt")
 MODES = ("manual", "autodiff")
+#: The GPT is also timed with checkpointed blocks (``gpt(..., remat=True)``).
+GPT_MODES = (*MODES, "remat")
 #: Gates per recurrent kind: the rows of W_ih and W_hh are GATES x hidden.
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 #: (embedding, hidden, batch, block, steps per chunk) of the full and quick runs.
 FULL = {"embed": 64, "hidden": 256, "batch": 32, "block": 64, "steps": 10}
 QUICK = {"embed": 16, "hidden": 32, "batch": 8, "block": 16, "steps": 4}
+#: The GPT's: nanoGPT's CPU configuration (jaxbp train --model gpt's preset).
+GPT_FULL = {
+    "layers": 4,
+    "heads": 4,
+    "width": 128,
+    "batch": 12,
+    "block": 64,
+    "steps": 10,
+}
+GPT_QUICK = {"layers": 1, "heads": 2, "width": 16, "batch": 4, "block": 16, "steps": 4}
 
 #: The printed table: (row key, header, format); "_iqr" keys print q1-q3.
 COLUMNS = [
@@ -64,7 +84,18 @@ COLUMNS = [
     ("manual/autodiff_iqr", "IQR", "{}"),
     ("manual_gflops", "GFLOP/s", "{:.1f}"),
     ("manual_of_peak", "of peak", "{:.0%}"),
+    ("remat/manual", "remat time", "{:.2f}"),
+    ("manual_temp_mib", "temp MiB", "{:.1f}"),
+    ("remat_temp_mib", "remat MiB", "{:.1f}"),
 ]
+
+
+def gpt_flops_per_token(params: int, settings: dict) -> int:
+    """llm.c's count of a GPT's training FLOPs per token: 6 × parameters (the
+    matrix products, forward and backward) + 6 × layers × context × width
+    (the attention scores and their weighted sums)."""
+    s = settings
+    return 6 * params + 6 * s["layers"] * s["block"] * s["width"]
 
 
 def step_matmul_flops(kind: str, vocab_size: int, settings: dict) -> int:
@@ -92,21 +123,27 @@ def token_step(model, optimizer, backprop: str):
     return on_tokens
 
 
-def chunk_calls(kind: str, corpus, settings: dict) -> tuple[dict, int]:
-    """The manual and autodiff chunks of ``settings["steps"]`` steps as
-    argument-less calls, and the model's parameter count.
+def build_model(kind: str, vocab_size: int, settings: dict, remat: bool = False):
+    """The language model ``kind`` of ``settings`` (``recipes.language_model``)."""
+    s = settings
+    if kind == "gpt":
+        sizes = {"layers": s["layers"], "heads": s["heads"], "width": s["width"]}
+        sizes["remat"] = remat
+    else:
+        sizes = {"hidden": (s["hidden"],), "embed_dim": s["embed"]}
+    return recipes.language_model(kind, vocab_size, block_size=s["block"], **sizes)
+
+
+def chunk_calls(kind: str, corpus, settings: dict) -> tuple[dict, int, dict]:
+    """The chunks of ``settings["steps"]`` steps (manual, autodiff, and for the
+    GPT manual with checkpointed blocks) as argument-less calls, and the
+    model's parameter count.
 
     Each chunk is ``run_steps`` over the training tokens with the windows'
     positions as index rows (steps, batch, block), drawn in advance as
     ``fit_language_model`` draws a round's windows."""
     s = settings
-    model = recipes.language_model(
-        kind,
-        corpus.vocab_size,
-        block_size=s["block"],
-        hidden=(s["hidden"],),
-        embed_dim=s["embed"],
-    )
+    model = build_model(kind, corpus.vocab_size, s)
     optimizer = optim.adam(1e-3)
     params = model.init(jax.random.key(0))
     train_state = TrainState(params, model.init_state(), optimizer.init(params))
@@ -114,15 +151,19 @@ def chunk_calls(kind: str, corpus, settings: dict) -> tuple[dict, int]:
     shape = (s["steps"], s["batch"], s["block"])
     starts, keys = window_batches(jax.random.key(1), 1, tokens.shape[0], shape)
     offsets = starts[..., None] + jnp.arange(s["block"])
-    calls = {}
-    for mode in MODES:
-        step = token_step(model, optimizer, mode)
+    calls, memory = {}, {}
+    for mode in GPT_MODES if kind == "gpt" else MODES:
+        backprop = "autodiff" if mode == "autodiff" else "manual"
+        remat = build_model(kind, corpus.vocab_size, s, remat=True)
+        step = token_step(remat if mode == "remat" else model, optimizer, backprop)
         chunk = jax.jit(functools.partial(run_steps, step))
-        calls[mode] = functools.partial(
-            chunk, train_state, tokens[:-1], tokens[1:], offsets, keys
-        )
+        arguments = (train_state, tokens[:-1], tokens[1:], offsets, keys)
+        calls[mode] = functools.partial(chunk, *arguments)
+        if kind == "gpt" and mode != "autodiff":  # the memory remat saves
+            compiled = chunk.lower(*arguments).compile()
+            memory.update(xla.attempt_columns(mode, xla.memory_columns, compiled, mode))
     count = sum(leaf.size for leaf in jax.tree_util.tree_leaves(params))
-    return calls, count
+    return calls, count, memory
 
 
 def sequence_rows(
@@ -133,13 +174,13 @@ def sequence_rows(
     """One row per recurrent kind (default :data:`KINDS`): tokens per second
     and ms per step of the manual and autodiff train steps, and their paired
     ratio; ``settings`` default to :data:`FULL` (:data:`QUICK` when quick)."""
-    s = settings or (QUICK if ctx.quick else FULL)
     kinds = KINDS if kinds is None else kinds
-    corpus = text.text_corpus(block_size=s["block"])
-    tokens = s["steps"] * s["batch"] * s["block"]
     rows = []
     for kind in kinds:
-        calls, count = chunk_calls(kind, corpus, s)
+        s = _settings(kind, ctx.quick, settings)
+        corpus = text.text_corpus(block_size=s["block"])
+        tokens = s["steps"] * s["batch"] * s["block"]
+        calls, count, memory = chunk_calls(kind, corpus, s)
         times = interleaved_times(calls, reps=ctx.reps, min_seconds=ctx.min_seconds)
         row: dict[str, Any] = {
             "section": "sequence",
@@ -148,11 +189,17 @@ def sequence_rows(
             "vocab_size": corpus.vocab_size,
             **s,
         }
-        for mode in MODES:
+        for mode in calls:
             row.update(time_columns(f"{mode}_step_ms", times[mode] / s["steps"]))
             row[f"{mode}_tokens_per_s"] = tokens / median(times[mode])
         row.update(ratio_columns("manual/autodiff", times["manual"], times["autodiff"]))
-        flops = step_matmul_flops(kind, corpus.vocab_size, s)
+        if "remat" in calls:
+            row.update(ratio_columns("remat/manual", times["remat"], times["manual"]))
+        row.update(memory)
+        if kind == "gpt":
+            flops = gpt_flops_per_token(count, s) * s["batch"] * s["block"]
+        else:
+            flops = step_matmul_flops(kind, corpus.vocab_size, s)
         row["step_matmul_gflop"] = flops / 1e9
         row["manual_gflops"] = flops / (row["manual_step_ms"] * 1e6)
         if ctx.shared.get("peak_gflops"):
@@ -164,6 +211,14 @@ def sequence_rows(
         )
         rows.append(row)
     return rows
+
+
+def _settings(kind: str, quick: bool, given: dict | None) -> dict:
+    """The sizes of ``kind``'s run: ``given`` (recurrent kinds only), else the
+    full or quick defaults."""
+    if kind == "gpt":
+        return GPT_QUICK if quick else GPT_FULL
+    return given or (QUICK if quick else FULL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -113,7 +113,7 @@ def _training_summary(args) -> list[str]:
     if args.min_lr:
         schedule += f" to {args.min_lr:g}"
     if args.warmup:
-        schedule += f", warm-up {args.warmup}"
+        schedule += f" after {args.warmup} warm-up steps"
     optimizer = f"{args.optimizer} ({args.impl}) lr {args.lr:g}{schedule}"
     if args.beta2 is not None:
         optimizer += f" β2 {args.beta2:g}"
