@@ -146,13 +146,16 @@ def write_outputs(args, corpus, result, seconds, tokens, stopped) -> Path:
 
 
 def summary(args, result, rounds: int, seconds: float, tokens_per_second) -> str:
-    """One line: the model, what was trained, the validation loss."""
+    """One line: the model, the steps this process trained (and where it
+    resumed), the validation loss."""
     history = result.history
     steps = history[-1]["step"] if history else 0
-    done = f"{steps} steps in {seconds:.1f}s (best step {result.best_step})"
-    if args.resume and len(history) > rounds:
-        resumed = history[-rounds - 1]["step"] if rounds else steps
-        done = f"resumed from step {resumed} of {args.steps}; " + done
+    start = history[-rounds - 1]["step"] if len(history) > rounds else 0
+    if not rounds:
+        start = steps  # resumed a finished run: nothing left to train
+    done = f"{steps - start} steps in {seconds:.1f}s (best step {result.best_step})"
+    if args.resume and start:
+        done = f"resumed from step {start} of {args.steps}; " + done
     val = (
         min(r["val_loss"] for r in history)
         if args.patience

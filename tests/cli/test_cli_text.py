@@ -102,9 +102,13 @@ def test_resume_trains_on_to_more_steps(run_main, tmp_path, text_file):
         "train", *common, "--steps", "10", "--resume", "--out", str(tmp_path / "b")
     )
     assert result.returncode == 0, result.stderr
-    assert "resumed from step 6 of 10" in result.stdout
+    assert "resumed from step 6 of 10; 4 steps in" in result.stdout
     history = json.loads((tmp_path / "b" / "metrics.json").read_text())["history"]
     assert [r["step"] for r in history] == [4, 6, 10]
+    finished = run_main(
+        "train", *common, "--steps", "10", "--resume", "--out", str(tmp_path / "c")
+    )
+    assert "resumed from step 10 of 10; 0 steps in" in finished.stdout
 
 
 @pytest.fixture(scope="module")

@@ -28,11 +28,14 @@ def test_data_parallel_over_two_devices_matches_one():
         text = "the cat sat on the mat. " * 20
         vocab = "".join(sorted(set(text)))
         tokens = encode(text, vocab)
-        lm = recipes.language_model("lstm", len(vocab), block_size=8, hidden=(8,))
-        lms = [fit_language_model(lm, tokens[:400], tokens[400:],
-                                  optimizer=optim.adam(0.01), steps=4, batch_size=4,
-                                  block_size=8, eval_interval=2, eval_batches=1,
-                                  devices=d) for d in (1, 2)]
+        lms = []
+        for lm in (recipes.language_model("lstm", len(vocab), block_size=8, hidden=(8,)),
+                   recipes.language_model("gpt", len(vocab), block_size=8, layers=2,
+                                          heads=2, width=16)):
+            lms += [fit_language_model(lm, tokens[:400], tokens[400:],
+                                       optimizer=optim.adam(0.01), steps=4, batch_size=4,
+                                       block_size=8, eval_interval=2, eval_batches=1,
+                                       devices=d) for d in (1, 2)]
         print(json.dumps([[r["val_loss"] for r in run.history] for run in lms]))
         try:
             fit(model, ds.train, optimizer=optim.adam(0.01), batch_size=15, devices=2)
@@ -58,6 +61,7 @@ def test_data_parallel_over_two_devices_matches_one():
     lines = out.stdout.strip().splitlines()
     one, two = json.loads(lines[-3])
     np.testing.assert_allclose(two, one, rtol=1e-5)
-    one, two = json.loads(lines[-2])  # a language model's validation losses
-    np.testing.assert_allclose(two, one, rtol=1e-5)
+    lstm_one, lstm_two, gpt_one, gpt_two = json.loads(lines[-2])
+    np.testing.assert_allclose(lstm_two, lstm_one, rtol=1e-5)  # validation losses
+    np.testing.assert_allclose(gpt_two, gpt_one, rtol=1e-5)
     assert "batch_size 15 must be divisible by devices=2" in json.loads(lines[-1])
