@@ -14,11 +14,12 @@ from benchmarks.matmul import matmul_rows
 from jaxbp.data import text
 
 TINY = {"embed": 4, "hidden": 6, "batch": 3, "block": 5, "steps": 2}
+TINY_GPT = {"layers": 2, "heads": 2, "width": 8, "batch": 3, "block": 5, "steps": 2}
 
 
 def test_sequence_rows(ctx):
     rows = sequence.sequence_rows(ctx)
-    assert [r["name"] for r in rows] == ["rnn", "lstm", "gru"]
+    assert [r["name"] for r in rows] == ["rnn", "lstm", "gru", "gpt"]
     corpus = text.text_corpus(block_size=sequence.QUICK["block"])
     for row in rows:
         assert row["section"] == "sequence" and row["vocab_size"] == corpus.vocab_size
@@ -35,15 +36,27 @@ def test_sequence_rows(ctx):
             assert per_step == pytest.approx(row["batch"] * row["block"])
     # an LSTM has four gates' weights, a GRU three, a tanh RNN one
     assert rows[1]["params"] > rows[2]["params"] > rows[0]["params"]
+    gpt = rows[3]
+    assert_positive(gpt, "remat_tokens_per_s", "remat/manual")
+    assert_positive(gpt, "manual_temp_mib", "remat_temp_mib")
+    assert gpt["remat_temp_mib"] <= gpt["manual_temp_mib"]  # what remat is for
+    per_token = sequence.gpt_flops_per_token(gpt["params"], sequence.GPT_QUICK)
+    assert gpt["step_matmul_gflop"] * 1e9 == per_token * gpt["batch"] * gpt["block"]
 
 
 @pytest.mark.parametrize("kind", sequence.KINDS)
 def test_manual_and_autodiff_chunks_train_alike(kind):
-    corpus = text.text_corpus(block_size=TINY["block"])
-    calls, _ = sequence.chunk_calls(kind, corpus, TINY)
+    settings = TINY_GPT if kind == "gpt" else TINY
+    corpus = text.text_corpus(block_size=settings["block"])
+    calls, _, _ = sequence.chunk_calls(kind, corpus, settings)
+    assert set(calls) == set(sequence.GPT_MODES if kind == "gpt" else sequence.MODES)
     (manual, manual_losses), (autodiff, autodiff_losses) = (
         calls[mode]() for mode in sequence.MODES
     )
+    if kind == "gpt":  # checkpointed blocks: the same gradients
+        remat, remat_losses = calls["remat"]()
+        chex.assert_trees_all_close(remat_losses, manual_losses, rtol=1e-6)
+        chex.assert_trees_all_close(remat.params, manual.params, atol=1e-6)
     assert manual_losses.shape == (TINY["steps"],)
     chex.assert_trees_all_close(manual_losses, autodiff_losses, rtol=1e-5)
     chex.assert_trees_all_close(manual.params, autodiff.params, atol=1e-5)
@@ -64,6 +77,11 @@ def test_step_matmul_flops(kind, sizes, flops):
     embed, hidden, batch, block, vocab = sizes
     settings = {"embed": embed, "hidden": hidden, "batch": batch, "block": block}
     assert sequence.step_matmul_flops(kind, vocab, settings) == flops
+
+
+def test_gpt_flops_per_token_is_llm_c_s_count():
+    settings = {"layers": 2, "block": 3, "width": 5}
+    assert sequence.gpt_flops_per_token(7, settings) == 6 * 7 + 6 * 2 * 3 * 5
 
 
 def test_the_section_is_hooked_and_the_script_writes_its_json(
