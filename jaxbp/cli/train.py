@@ -400,6 +400,29 @@ def prepare_flags(args) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
+def train_with_progress(args, train):
+    """``train(on_record, interrupts)`` with what every training run has:
+    ``flags.json`` beside a fresh run's checkpoints, the progress bar, and
+    Ctrl-C / SIGTERM caught (training stops after its epoch or round).
+    Returns ``(train's result, records this process trained, signal or None)``."""
+    if args.checkpoint_dir is not None and not args.resume:
+        resuming.record_flags(args)
+    show, close = reporting.progress_bar(args)
+    trained = []
+
+    def on_record(record):
+        trained.append(record)
+        if show is not None:
+            show(record)
+
+    try:
+        with Interrupts() as interrupts:
+            outputs = train(on_record, interrupts)
+    finally:
+        close()
+    return outputs, len(trained), interrupts.signal
+
+
 def run(args) -> int:
     """Train as the flags say; print the summary; 0 on success."""
     prepare_flags(args)
@@ -414,32 +437,20 @@ def run(args) -> int:
     model = building.build_model(args, dataset, loss)
     steps = recipes.total_steps(n_train, args.batch_size, args.epochs)
     optimizer = building.build_optimizer(args, steps)
-    if args.checkpoint_dir is not None and not args.resume:
-        resuming.record_flags(args)
-    show, close = reporting.progress_bar(args)
-    trained = []  # the epochs trained by this process
-
-    def on_epoch(record):
-        trained.append(record["epoch"])
-        if show is not None:
-            show(record)
-
-    try:
-        with Interrupts() as interrupts:
-            result, seconds, test = fit_and_test(
-                model, dataset, loss, optimizer, args, on_epoch, interrupts
-            )
-    finally:
-        close()
-    stopped = interrupts.signal
+    (result, seconds, test), trained, stopped = train_with_progress(
+        args,
+        lambda on_epoch, interrupts: fit_and_test(
+            model, dataset, loss, optimizer, args, on_epoch, interrupts
+        ),
+    )
     out = write_outputs(args, dataset, loss, result, test, seconds, stopped is not None)
     if stopped is not None:
         print(interrupted_message(args, result, out), file=sys.stderr)
         return 128 + stopped
-    resumed = len(result.history) - len(trained) if args.resume else None
+    resumed = len(result.history) - trained if args.resume else None
     print(
         f"{dataset.name}: {building.model_summary(args, loss)}; "
-        f"{reporting.done_summary(args, result, len(trained), resumed, seconds)}; "
+        f"{reporting.done_summary(args, result, trained, resumed, seconds)}; "
         f"{reporting.test_summary(test)}\n"
         f"wrote {out / 'metrics.json'} and {out / 'curves.png'}"
     )

@@ -13,10 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-from jaxbp.cli import building, reporting, resuming
+from jaxbp.cli import building
 from jaxbp.cli.errors import Diverged, UsageError
-from jaxbp.cli.interrupts import Interrupts, interrupted_message
-from jaxbp.cli.train import OTHER_SETTINGS, check_training_flags
+from jaxbp.cli.interrupts import interrupted_message
+from jaxbp.cli.train import (
+    OTHER_SETTINGS,
+    check_training_flags,
+    train_with_progress,
+)
 
 
 def run(args) -> int:
@@ -25,27 +29,18 @@ def run(args) -> int:
     check_training_flags(args, corpus.train.shape[0])
     model = building.build_language_model(args, corpus.vocab_size)
     optimizer = building.build_optimizer(args, args.steps)
-    if args.checkpoint_dir is not None and not args.resume:
-        resuming.record_flags(args)
-    show, close = reporting.progress_bar(args)
-    trained = []  # the rounds trained by this process
-
-    def on_round(record):
-        trained.append(record["step"])
-        if show is not None:
-            show(record)
-
-    try:
-        with Interrupts() as interrupts:
-            result, seconds = fit(model, corpus, optimizer, args, on_round, interrupts)
-    finally:
-        close()
-    tokens = trained_tokens(args, result.history, len(trained))
-    out = write_outputs(args, corpus, result, seconds, tokens, interrupts.signal)
-    if interrupts.signal is not None:
+    (result, seconds), rounds, stopped = train_with_progress(
+        args,
+        lambda on_round, interrupts: fit(
+            model, corpus, optimizer, args, on_round, interrupts
+        ),
+    )
+    tokens = trained_tokens(args, result.history, rounds)
+    out = write_outputs(args, corpus, result, seconds, tokens, stopped)
+    if stopped is not None:
         print(interrupted_message(args, result, out), file=sys.stderr)
-        return 128 + interrupts.signal
-    print(summary(args, result, len(trained), seconds, tokens / seconds))
+        return 128 + stopped
+    print(summary(args, result, rounds, seconds, tokens / seconds))
     print(f"wrote {out / 'metrics.json'} and {out / 'curves.png'}")
     return 0
 
