@@ -147,3 +147,14 @@ def assert_trees_rel_close(got, want, rtol, reference=None):
 
 
 RTOL = {"float64": 1e-10, "float32": 1e-5}
+
+
+def users_xla_flags() -> str:
+    """``XLA_FLAGS`` without the suite's fast-compile options: what a user's
+    process runs with (unoptimized code is slower and holds more memory)."""
+    import os
+
+    from jaxbp.compilation import fast_compile_xla_flags
+
+    fast = set(fast_compile_xla_flags("").split())
+    return " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if f not in fast)

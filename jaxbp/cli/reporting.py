@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 
 from jaxbp.cli import resuming
+from jaxbp.cli.interrupts import Interrupts
 
 
 def progress_bar(args):
@@ -87,3 +88,26 @@ def test_summary(test) -> str:
     if test_accuracy is not None:
         summary += f", test accuracy {test_accuracy:.4f}"
     return summary
+
+
+def train_with_progress(args, train):
+    """``train(on_record, interrupts)`` with what every training run has:
+    ``flags.json`` beside a fresh run's checkpoints, the progress bar, and
+    Ctrl-C / SIGTERM caught (training stops after its epoch or round).
+    Returns ``(train's result, records this process trained, signal or None)``."""
+    if args.checkpoint_dir is not None and not args.resume:
+        resuming.record_flags(args)
+    show, close = progress_bar(args)
+    trained = []
+
+    def on_record(record):
+        trained.append(record)
+        if show is not None:
+            show(record)
+
+    try:
+        with Interrupts() as interrupts:
+            outputs = train(on_record, interrupts)
+    finally:
+        close()
+    return outputs, len(trained), interrupts.signal

@@ -15,7 +15,7 @@ from pathlib import Path
 from jaxbp import recipes
 from jaxbp.cli import building, parsing, reporting, resuming
 from jaxbp.cli.errors import Diverged, UsageError
-from jaxbp.cli.interrupts import Interrupts, interrupted_message
+from jaxbp.cli.interrupts import interrupted_message
 from jaxbp.cli.parsing import number
 
 
@@ -400,29 +400,6 @@ def prepare_flags(args) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
-def train_with_progress(args, train):
-    """``train(on_record, interrupts)`` with what every training run has:
-    ``flags.json`` beside a fresh run's checkpoints, the progress bar, and
-    Ctrl-C / SIGTERM caught (training stops after its epoch or round).
-    Returns ``(train's result, records this process trained, signal or None)``."""
-    if args.checkpoint_dir is not None and not args.resume:
-        resuming.record_flags(args)
-    show, close = reporting.progress_bar(args)
-    trained = []
-
-    def on_record(record):
-        trained.append(record)
-        if show is not None:
-            show(record)
-
-    try:
-        with Interrupts() as interrupts:
-            outputs = train(on_record, interrupts)
-    finally:
-        close()
-    return outputs, len(trained), interrupts.signal
-
-
 def run(args) -> int:
     """Train as the flags say; print the summary; 0 on success."""
     prepare_flags(args)
@@ -437,7 +414,7 @@ def run(args) -> int:
     model = building.build_model(args, dataset, loss)
     steps = recipes.total_steps(n_train, args.batch_size, args.epochs)
     optimizer = building.build_optimizer(args, steps)
-    (result, seconds, test), trained, stopped = train_with_progress(
+    (result, seconds, test), trained, stopped = reporting.train_with_progress(
         args,
         lambda on_epoch, interrupts: fit_and_test(
             model, dataset, loss, optimizer, args, on_epoch, interrupts

@@ -13,14 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from jaxbp.cli import building
+from jaxbp.cli import building, reporting
 from jaxbp.cli.errors import Diverged, UsageError
 from jaxbp.cli.interrupts import interrupted_message
-from jaxbp.cli.train import (
-    OTHER_SETTINGS,
-    check_training_flags,
-    train_with_progress,
-)
+from jaxbp.cli.train import OTHER_SETTINGS, check_training_flags
 
 
 def run(args) -> int:
@@ -29,7 +25,7 @@ def run(args) -> int:
     check_training_flags(args, corpus.train.shape[0])
     model = building.build_language_model(args, corpus.vocab_size)
     optimizer = building.build_optimizer(args, args.steps)
-    (result, seconds), rounds, stopped = train_with_progress(
+    (result, seconds), rounds, stopped = reporting.train_with_progress(
         args,
         lambda on_round, interrupts: fit(
             model, corpus, optimizer, args, on_round, interrupts

@@ -2,15 +2,14 @@
 two fresh-process ``jaxbp train`` epochs stay under the memory limit."""
 
 import json
-import os
 
 import numpy as np
 import pytest
+from helpers import users_xla_flags
 from row_checks import assert_positive
 
 from benchmarks import mnist_memory
 from jaxbp import data
-from jaxbp.compilation import fast_compile_xla_flags
 
 
 def _unit_rows(images):
@@ -52,9 +51,7 @@ def test_write_mnist_is_loadable_and_reuses_files(tmp_path):
 def test_quick_run_stays_under_the_limit(tmp_path, capsys, monkeypatch):
     # the children run as a user's would: without the suite's fast-compile
     # XLA options (unoptimized code would triple the CNN's epoch)
-    fast = set(fast_compile_xla_flags("").split())
-    kept = [f for f in os.environ.get("XLA_FLAGS", "").split() if f not in fast]
-    monkeypatch.setenv("XLA_FLAGS", " ".join(kept))
+    monkeypatch.setenv("XLA_FLAGS", users_xla_flags())
     assert mnist_memory.main(["--quick", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     header = [h for _, h in mnist_memory.COLUMNS]

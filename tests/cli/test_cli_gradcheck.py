@@ -1,11 +1,13 @@
 """``jaxbp gradcheck``: the table, for every combination of the layer flags."""
 
+import os
 import re
 import subprocess
 import sys
 
 import pytest
 from cli_testing import assert_one_line_error, jaxbp
+from helpers import users_xla_flags
 
 
 def test_gradcheck_passes_and_prints_the_table():
@@ -174,6 +176,7 @@ def test_gradcheck_cnn_at_default_widths_stays_under_1_gb():
         text=True,
         timeout=300,
         check=False,
+        env={**os.environ, "XLA_FLAGS": users_xla_flags()},  # as a user runs it
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "all gradients agree" in result.stdout

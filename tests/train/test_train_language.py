@@ -22,9 +22,11 @@ BLOCK = 8
 
 
 def tiny(kind="gru"):
-    return recipes.language_model(
-        kind, len(VOCAB), block_size=BLOCK, hidden=(16,), embed_dim=8
-    )
+    if kind == "gpt":
+        sizes = {"layers": 1, "heads": 2, "width": 16}
+    else:
+        sizes = {"hidden": (16,), "embed_dim": 8}
+    return recipes.language_model(kind, len(VOCAB), block_size=BLOCK, **sizes)
 
 
 def fit_tiny(model=None, **kwargs):
