@@ -157,7 +157,7 @@ def compare(quick: bool, reps: int) -> dict:
     shape = (s["steps"], s["batch"], s["block"])
     starts, keys = window_batches(jax.random.key(1), 1, corpus.train.shape[0], shape)
     offsets = starts[..., None] + jnp.arange(s["block"])
-    x, y = np.asarray(corpus.train[offsets]), np.asarray(corpus.train[offsets + 1])
+    x, y = np.array(corpus.train[offsets]), np.array(corpus.train[offsets + 1])
     calls = {
         "jaxbp": jaxbp_chunk(corpus.vocab_size, s, corpus.train, offsets, keys),
         "torch": torch_chunk(corpus.vocab_size, s, x, y),
