@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import pytest
 from cli_testing import assert_one_line_error
@@ -118,7 +119,15 @@ def trained(tmp_path_factory, text_file):
     ckpt = tmp_path_factory.mktemp("sample") / "ckpt"
     argv = [*TINY, "--text-file", str(text_file), "--checkpoint-dir", str(ckpt)]
     out = str(ckpt.parent / "out")
-    assert cli.main(["train", *argv, "--steps", "40", "--out", out]) == 0
+    previous = os.environ.get("JAXBP_COMPILATION_CACHE")
+    os.environ["JAXBP_COMPILATION_CACHE"] = "0"  # as run_main: no persistent cache
+    try:
+        assert cli.main(["train", *argv, "--steps", "40", "--out", out]) == 0
+    finally:
+        if previous is None:
+            del os.environ["JAXBP_COMPILATION_CACHE"]
+        else:
+            os.environ["JAXBP_COMPILATION_CACHE"] = previous
     return ckpt
 
 

@@ -368,11 +368,9 @@ def test_readme_commands_are_parsed_from_shell_blocks_only():
 def without_x64():
     """As a user's process starts: JAX's 64-bit mode off (the suite's
     conftest turns it on, which changes a float32 run's random draws and so
-    its numbers); ``--dtype float64`` and ``gradcheck`` turn it on themselves."""
-    was = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", False)
-    yield
-    jax.config.update("jax_enable_x64", was)
+    its numbers); ``gradcheck`` turns it on itself, in a scope of its own."""
+    with jax.enable_x64(False):  # scoped: the global setting is never flipped
+        yield
 
 
 @pytest.mark.parametrize("command", list(CASES))
