@@ -17,6 +17,12 @@ if os.environ.get("JAXBP_TEST_XLA_DEFAULTS") != "1":
     # importing jaxbp imports jax but starts no backend: this is still in time
     os.environ["XLA_FLAGS"] = fast_compile_xla_flags(os.environ.get("XLA_FLAGS", ""))
 
+# No persistent compilation cache in the test processes or the subprocesses
+# they start (jaxbp's CLI switches it on for users): every program is compiled
+# where it is used, so no test depends on what an earlier one left on disk or
+# switched on in its worker. tests/test_compilation.py turns it on explicitly.
+os.environ.setdefault("JAXBP_COMPILATION_CACHE", "0")
+
 import jax
 import pytest
 from hypothesis import HealthCheck, settings

@@ -83,7 +83,11 @@ def test_compilation_cache_goes_under_xdg_cache_home(tmp_path):
         "enable_compilation_cache()\n"
         "print(jax.config.jax_compilation_cache_dir)"
     )
-    env = {"XDG_CACHE_HOME": str(tmp_path), "JAX_COMPILATION_CACHE_DIR": ""}
+    env = {
+        "XDG_CACHE_HOME": str(tmp_path),
+        "JAX_COMPILATION_CACHE_DIR": "",
+        "JAXBP_COMPILATION_CACHE": "1",  # the suite's conftest turns it off
+    }
     out = run_python(code, **env)
     assert out.strip() == str(tmp_path / "jaxbp" / "xla")
     given = str(tmp_path / "mine")
