@@ -83,3 +83,20 @@ def tree():
     from checkpoint_trees import example_tree
 
     return example_tree()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def free_compiled_programs():
+    """After each test module, JAX's caches of compiled programs are dropped.
+
+    A worker runs hundreds of modules and compiles thousands of programs; XLA
+    keeps every executable (its machine code mapped into the process) while
+    the jitted function that made it is cached, and a long-lived worker
+    approaching the kernel's limit on memory mappings (vm.max_map_count) can
+    crash inside XLA's compiler. No test relies on another module's programs.
+    """
+    yield
+    import gc
+
+    jax.clear_caches()
+    gc.collect()
