@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from jaxbp import losses
 from jaxbp.checks import choose
+from jaxbp.compilation import host_array, to_device
 from jaxbp.model import Model
 
 BACKPROPS = ("manual", "autodiff")
@@ -38,7 +39,8 @@ def prepare(model: Model, params, x, y, loss: str, state):
     loss_fn = losses.get(loss)
     model.check_params(params)
     x = model.check_input(x)
-    y = jnp.asarray(y)
+    host_y = host_array(y)
+    y = jnp.asarray(y) if host_y is None else to_device(host_y)
     if y.ndim == 0 or y.shape[0] != x.shape[0]:
         raise ValueError(
             f"x and y must hold the same number of examples; x has {x.shape[0]}, "

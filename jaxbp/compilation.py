@@ -1,4 +1,5 @@
-"""How jaxbp compiles: the persistent compilation cache and XLA's fast-compile options.
+"""How jaxbp compiles: XLA's fast-compile options, the persistent compilation
+cache, and a log of what a piece of code compiled.
 
 This module uses jax only inside its functions, and importing jaxbp imports
 jax but starts no backend (jax starts it at the first array), so a process
@@ -8,7 +9,10 @@ can import :func:`fast_compile_xla_flags` and still put its result in
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
+import threading
 from pathlib import Path
 
 #: XLA:CPU options for programs that run briefly on small arrays, where
@@ -45,6 +49,95 @@ def compile_fast(fn, *args, fast: bool = True):
         return lowered.compile(FAST_COMPILE)
     except jax.errors.JaxRuntimeError:  # an XLA without one of these options
         return lowered.compile()
+
+
+def jit_fast(fn):
+    """``jax.jit(fn)`` compiled with :data:`FAST_COMPILE`, for programs whose
+    results do not depend on XLA's optimisations: integer work (random bits,
+    key splitting, permutations) is exact at any optimisation level. Falls
+    back to the default options on an XLA without one of them."""
+    import jax
+
+    fast, default = jax.jit(fn, compiler_options=FAST_COMPILE), jax.jit(fn)
+
+    def call(*args):
+        try:
+            return fast(*args)
+        except jax.errors.JaxRuntimeError:  # an XLA without one of these options
+            return default(*args)
+
+    return call
+
+
+def host_array(x):
+    """``x`` as a NumPy array when it is host data (a NumPy array, a list, a
+    number), else None (a JAX array or a tracer)."""
+    import jax
+    import numpy as np
+
+    if isinstance(x, (jax.Array, jax.core.Tracer)):
+        return None
+    return np.asarray(x)
+
+
+def to_device(host):
+    """A NumPy array put on the default device by a transfer, its dtype made
+    JAX's (64-bit types become 32-bit with x64 off), as ``jnp.asarray`` does,
+    but without the small program ``jnp.asarray`` compiles for every new
+    shape and dtype (a run that prepares data compiles nothing)."""
+    import jax
+
+    return jax.device_put(host)
+
+
+#: The ``jax.monitoring`` events of making a program: tracing to a jaxpr,
+#: lowering it to MLIR, and XLA's compilation (or a persistent-cache load).
+TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
+LOWER_EVENT = "/jax/core/compile/jaxpr_to_mlir_module_duration"
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@dataclasses.dataclass
+class CompileLog:
+    """What a block of code compiled (:func:`compile_log`): ``programs`` XLA
+    programs compiled or loaded from the persistent cache, and ``seconds`` of
+    wall time spent tracing, lowering or compiling (overlapping spans, such
+    as a jitted function traced inside another, counted once)."""
+
+    programs: int = 0
+    spans: list = dataclasses.field(default_factory=list, repr=False)
+
+    @property
+    def seconds(self) -> float:
+        total, reach = 0.0, float("-inf")
+        for start, end in sorted(self.spans):
+            if end > reach:
+                total += end - max(start, reach)
+                reach = end
+        return total
+
+
+@contextlib.contextmanager
+def compile_log():
+    """Within the ``with``, log what this thread compiles: yields a
+    :class:`CompileLog` (read it after the block)."""
+    from jax import monitoring
+
+    log, thread = CompileLog(), threading.get_ident()
+
+    def on_span(event, start, end, **_):
+        if threading.get_ident() != thread:
+            return
+        if event in (TRACE_EVENT, LOWER_EVENT, COMPILE_EVENT):
+            log.spans.append((start, end))
+        if event == COMPILE_EVENT:
+            log.programs += 1
+
+    monitoring.register_event_time_span_listener(on_span)
+    try:
+        yield log
+    finally:
+        monitoring.unregister_event_time_span_listener(on_span)
 
 
 def enable_compilation_cache() -> None:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxbp import draws
 from jaxbp.checks import choose
 
 Initializer = Callable[[jax.Array, tuple[int, ...], jnp.dtype], jax.Array]
@@ -40,7 +41,7 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
 def _normal_with_variance(variance_of_fans: Callable[[int, int], float]) -> Initializer:
     def init(key, shape, dtype=jnp.float32):
         std = math.sqrt(variance_of_fans(*fans(shape)))
-        return std * jax.random.normal(key, shape, dtype)
+        return std * draws.normal(key, shape, dtype)
 
     return init
 
@@ -59,7 +60,7 @@ def normal(std: float = 1.0) -> Initializer:
         raise ValueError(f"normal initializer std must be > 0; got {std!r}")
 
     def init(key, shape, dtype=jnp.float32):
-        return std * jax.random.normal(key, shape, dtype)
+        return std * draws.normal(key, shape, dtype)
 
     return init
 

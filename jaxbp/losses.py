@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbp.checks import choose, concrete_values
+from jaxbp.compilation import to_device
 
 
 class Loss(NamedTuple):
@@ -164,7 +165,7 @@ def _class_targets(pred, target, loss_name):
         _check_class_labels(target, num_classes, loss_name)
         values = concrete_values(target)
         if values is not None:  # known labels: one-hot rows without compiling an op
-            return jnp.asarray(np.eye(num_classes, dtype=pred.dtype)[values])
+            return to_device(np.eye(num_classes, dtype=pred.dtype)[values])
         return jax.nn.one_hot(target, num_classes, dtype=pred.dtype)
     if target.shape == (batch, num_classes):
         return target.astype(pred.dtype)

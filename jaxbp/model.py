@@ -16,10 +16,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxbp import activations, initializers
+from jaxbp import activations, initializers, model_init
 from jaxbp import layers as layers_lib
 from jaxbp.checks import check_int
-from jaxbp.layers import Layer, dense, serial_backward, serial_forward, split_key
+from jaxbp.compilation import host_array, to_device
+from jaxbp.layers import Layer, dense, serial_backward, serial_forward
 from jaxbp.layers import activation as activation_layer
 
 
@@ -51,12 +52,15 @@ class Model:
     def init_with_state(self, key) -> tuple[Any, Any]:
         """(params, state): parameters drawn with ``key``, and the initial state.
 
-        Compiled as one program (drawing each layer's weights op by op would
-        compile every op separately, which dominates start-up). A 64-bit
-        dtype needs JAX's x64 mode on (else a ValueError says how).
+        Compiled, not run op by op (which would compile every op separately),
+        as the two programs of ``jaxbp.draws.two_stage`` (random bits, then
+        the weights): bit for bit the one-program :func:`reference_init`, in
+        a fraction of its compile time. Inside a trace (``jit``, ``vmap``) it
+        is traced as one function. A 64-bit dtype needs JAX's x64 mode on
+        (else a ValueError says how).
         """
         _check_dtype_available(self.dtype)
-        return _init_with_state(self, key)
+        return model_init.two_programs(self, key)
 
     def init(self, key):
         """The parameters, a pytree of arrays (a tuple with one entry per layer)."""
@@ -66,7 +70,7 @@ class Model:
         """The initial state (e.g. batch norm's running averages; ``()`` entries
         for stateless layers). It does not depend on the key."""
         _check_dtype_available(self.dtype)
-        return _initial_state(self)
+        return model_init.initial_state(self)
 
     @functools.cached_property
     def out_shape(self) -> tuple[int, ...]:
@@ -87,7 +91,8 @@ class Model:
         integer tokens for a model whose first layer is an embedding stay
         integers."""
         _check_dtype_available(self.dtype)
-        x = jnp.asarray(x)
+        host = host_array(x)  # host data is cast by NumPy, then transferred
+        x = jnp.asarray(x) if host is None else host
         if x.ndim != len(self.in_shape) + 1 or x.shape[1:] != self.in_shape:
             expected = ", ".join(["batch", *map(str, self.in_shape)])
             raise ValueError(
@@ -100,8 +105,9 @@ class Model:
                     "integer tokens; "
                     f"got dtype {x.dtype}"
                 )
-            return x
-        return x.astype(self.dtype)
+        else:
+            x = x.astype(self.dtype)
+        return x if host is None else to_device(x)
 
     @property
     def takes_tokens(self) -> bool:
@@ -143,34 +149,11 @@ class Model:
         return out
 
 
-def _layers_init(model: Model, key):
-    params, state, shape = [], [], model.in_shape
-    for layer, k in zip(model.layers, split_key(key, len(model.layers))):
-        shape, p, s = layer.init(k, shape, model.dtype)
-        params.append(p)
-        state.append(s)
-    return tuple(params), tuple(state)
-
-
-_init_with_state = jax.jit(_layers_init, static_argnums=0)
-_state_only = jax.jit(lambda model, key: _layers_init(model, key)[1], static_argnums=0)
-
-
-@functools.lru_cache(maxsize=128)
-def _initial_state(model: Model):
-    """A model's initial state, computed once (by a compiled program in which
-    the unused random parameters are dead code), concretely even in a trace.
-
-    A model without state (every layer's is ``()``, as in a plain MLP) needs no
-    program: tracing its init abstractly gives the empty structure itself.
-    """
-    with jax.ensure_compile_time_eval():
-        shapes = jax.eval_shape(
-            lambda key: _layers_init(model, key)[1], jax.random.key(0)
-        )
-        if not jax.tree.leaves(shapes):
-            return shapes
-        return _state_only(model, jax.random.key(0))
+def reference_init(model: Model, key):
+    """``(params, state)`` as one compiled program: what
+    :meth:`Model.init_with_state` computes (tested equal, bit for bit)."""
+    _check_dtype_available(model.dtype)
+    return model_init.one_program(model, key)
 
 
 def _check_dtype_available(dtype) -> None:
@@ -196,7 +179,7 @@ def _layer_shapes(layer, in_shape, dtype):
         shapes.append(out_shape)
         return params, state
 
-    params, _ = jax.eval_shape(init_shape, jax.random.key(0))
+    params, _ = jax.eval_shape(lambda: init_shape(jax.random.key(0)))
     return tuple(shapes[0]), params
 
 

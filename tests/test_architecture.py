@@ -3,8 +3,8 @@
 Every ``.py`` file under ``jaxbp/`` is parsed (``ast``, nothing is imported) and
 its imports resolved to absolute module names. The layers, bottom to top::
 
-    core (checks activations losses initializers layers/ model backprop
-          gradcheck diagnostics bridge remat sampling)
+    core (checks compilation draws activations losses initializers layers/
+          model model_init backprop gradcheck diagnostics bridge remat sampling)
       -> optim/ -> train/ (+ checkpoint) -> explain/, recipes -> cli/
     data/ is used by recipes and the CLI; benchmarks/ and experiments/ live
     outside the package, which never imports them.
@@ -25,6 +25,9 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent / "jaxbp"
 
 CORE = (
     "jaxbp.checks",
+    "jaxbp.compilation",
+    "jaxbp.draws",
+    "jaxbp.model_init",
     "jaxbp.activations",
     "jaxbp.losses",
     "jaxbp.initializers",

@@ -96,3 +96,62 @@ def test_compilation_cache_goes_under_xdg_cache_home(tmp_path):
     )
     off = run_python(code, **{**env, "JAXBP_COMPILATION_CACHE": "0"})
     assert off.strip() in ("", "None")
+
+
+def test_compile_log_counts_the_programs_a_block_compiles():
+    def double_plus_one(x):
+        return 2 * x + 1
+
+    f = jax.jit(double_plus_one)
+    seven, eight = np.ones(7, np.float32), np.ones(8, np.float32)
+    with compilation.compile_log() as first:
+        f(seven)
+    with compilation.compile_log() as again:
+        f(seven)
+    with compilation.compile_log() as new_shape:
+        f(eight)
+    assert (first.programs, again.programs, new_shape.programs) == (1, 0, 1)
+    assert first.seconds > 0 and again.seconds == 0
+
+
+def test_compile_log_counts_only_its_own_thread():
+    import threading
+
+    def in_a_thread():
+        jax.jit(lambda x: x - 3)(np.ones(9)).block_until_ready()
+
+    with compilation.compile_log() as log:
+        thread = threading.Thread(target=in_a_thread)
+        thread.start()
+        thread.join()
+    assert log.programs == 0
+
+
+def test_compile_log_counts_overlapping_spans_once():
+    log = compilation.CompileLog(spans=[(0.0, 2.0), (1.0, 3.0), (5.0, 6.0), (5.5, 5.7)])
+    assert log.seconds == 4.0
+
+
+def test_host_data_goes_to_the_device_without_compiling():
+    from jaxbp import model as M
+
+    model = M.mlp([5, 3])
+    host = np.arange(10.0).reshape(2, 5)  # float64: cast to the model's float32
+    with compilation.compile_log() as log:
+        x = model.check_input(host)
+        labels = compilation.to_device(compilation.host_array([1, 0]))
+    assert log.programs == 0
+    assert x.dtype == jnp.float32 and labels.dtype == jnp.asarray([1, 0]).dtype
+    np.testing.assert_array_equal(x, jnp.asarray(host).astype(jnp.float32))
+    assert compilation.host_array(x) is None  # a JAX array stays one
+
+
+def test_jit_fast_computes_the_same_integer_work():
+    def bits_and_permutation(key):
+        return jax.random.bits(key, (3, 4)), jax.random.permutation(key, 50)
+
+    key = jax.random.key(5)
+    fast = compilation.jit_fast(bits_and_permutation)(key)
+    default = jax.jit(bits_and_permutation)(key)
+    for a, b in zip(fast, default):
+        np.testing.assert_array_equal(a, b)

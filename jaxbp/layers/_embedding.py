@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
+from jaxbp import draws
 from jaxbp.layers._protocol import Layer, check_in_shape
 
 
@@ -43,7 +43,7 @@ def embedding(vocab_size: int, dim: int, *, name: str = "embedding") -> Layer:
 
     def init_fn(key, in_shape, dtype=jnp.float32):
         check_in_shape(name, in_shape, 1, "(time,)")
-        table = jax.random.normal(key, (vocab_size, dim), dtype or jnp.float32)
+        table = draws.normal(key, (vocab_size, dim), dtype or jnp.float32)
         return (in_shape[0], dim), {"table": table}, ()
 
     def forward(params, state, tokens, *, key=None, train=False):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxbp import draws
 from jaxbp.layers._protocol import check_in_shape
 
 
@@ -28,8 +29,8 @@ def torch_uniform_weights(key, hidden: int, n_gates: int, features: int, dtype):
     """W_ih (G·H, D) and W_hh (G·H, H) from U(−1/√H, 1/√H), torch's recurrent init."""
     bound = 1.0 / jnp.sqrt(hidden)
     k_ih, k_hh = jax.random.split(key)
-    w_ih = jax.random.uniform(k_ih, (n_gates * hidden, features), dtype, -bound, bound)
-    w_hh = jax.random.uniform(k_hh, (n_gates * hidden, hidden), dtype, -bound, bound)
+    w_ih = draws.uniform(k_ih, (n_gates * hidden, features), dtype, -bound, bound)
+    w_hh = draws.uniform(k_hh, (n_gates * hidden, hidden), dtype, -bound, bound)
     return w_ih, w_hh
 
 

@@ -13,19 +13,20 @@ import jax.numpy as jnp
 from jaxbp import backprop as bp
 from jaxbp import losses
 from jaxbp.checks import check_int, check_seed, choose, is_finite_number
+from jaxbp.compilation import compile_log
 from jaxbp.model import Model
 from jaxbp.train import history as hist
 from jaxbp.train.evaluate import metrics
-from jaxbp.train.loop import make_epoch
+from jaxbp.train.loop import run_steps
 from jaxbp.train.pairs import prepare_pair
 from jaxbp.train.parallel import check_batch_split, data_parallel
 from jaxbp.train.resume import background_saver, restore
 from jaxbp.train.rounds import RoundData, Run, replicate, train_rounds
-from jaxbp.train.schedule import resolve_batch_size, train_keys
+from jaxbp.train.schedule import epoch_batches_program, resolve_batch_size, seed_keys
 from jaxbp.train.step import (
-    TrainState,
     check_clip_norm,
     check_optimizer,
+    init_train_state,
     make_optimizer,
     make_step,
 )
@@ -39,6 +40,10 @@ class FitResult(NamedTuple):
     ``best_epoch``: the epoch with the lowest validation loss (the last epoch
     when there is no validation set). ``stopped_early``: whether ``patience``
     ended training. ``opt_state``: the optimizer state that goes with ``params``.
+    ``compile_seconds``: wall time this call spent tracing, lowering and
+    compiling programs (or loading them from the persistent cache);
+    ``compiled_programs``: how many it compiled or loaded (0 when an earlier
+    fit with the same model and settings compiled them in this process).
     """
 
     params: Any
@@ -47,6 +52,8 @@ class FitResult(NamedTuple):
     best_epoch: int
     stopped_early: bool
     opt_state: Any
+    compile_seconds: float = 0.0
+    compiled_programs: int = 0
 
 
 def fit(
@@ -129,33 +136,36 @@ def fit(
     check_run_args(val, patience, checkpoint_dir, resume, keep_checkpoints)
     check_int("checkpoint_every", checkpoint_every, 1)
     check_int("eval_batch_size", eval_batch_size, 1, allow_none=True)
-    batch_sharding, replicated = data_parallel(devices)
+    with compile_log() as compiled:  # FitResult.compile_seconds
+        batch_sharding, replicated = data_parallel(devices)
 
-    init_key, train_key = train_keys(jax.random.key(seed))
-    params, state = model.init_with_state(init_key)
-    data, state = _prepare_data(model, params, state, train, val, loss)
-    n = data.x.shape[0]
-    batch = resolve_batch_size(batch_size, n)
-    check_batch_split(batch, devices)
+        init_key, train_key = seed_keys(seed)
+        params, state = model.init_with_state(init_key)
+        data, state = _prepare_data(model, params, state, train, val, loss)
+        n = data.x.shape[0]
+        batch = resolve_batch_size(batch_size, n)
+        check_batch_split(batch, devices)
 
-    tx = make_optimizer(optimizer, clip_norm=clip_norm)
-    progress = hist.start(TrainState(params, state, tx.init(params)), patience)
-    config = _config(seed, n, batch, loss, backprop, l2, clip_norm, patience, val)
-    program = _epoch_program(model, optimizer, config, eval_batch_size, batch_sharding)
-    restored = None
-    if checkpoint_dir is not None:
-        progress, train_key, restored = restore(
-            checkpoint_dir, resume, progress, train_key, config
+        tx = make_optimizer(optimizer, clip_norm=clip_norm)
+        progress = hist.start(init_train_state(tx, params, state), patience)
+        config = _config(seed, n, batch, loss, backprop, l2, clip_norm, patience, val)
+        program = _epoch_program(
+            model, optimizer, config, eval_batch_size, batch_sharding
         )
-    if replicated is not None:
-        progress, train_key, data = replicate(progress, train_key, data, replicated)
-    record = functools.partial(_record, loss=loss, has_val=val is not None)
-    with background_saver(checkpoint_dir, keep_checkpoints) as saver:
-        run = Run(program, data, train_key, config, saver, restored, record)
-        progress = train_rounds(
-            run, progress, (epochs, checkpoint_every), callback, should_stop
-        )
-    return _result(progress, patience)
+        restored = None
+        if checkpoint_dir is not None:
+            progress, train_key, restored = restore(
+                checkpoint_dir, resume, progress, train_key, config
+            )
+        if replicated is not None:
+            progress, train_key, data = replicate(progress, train_key, data, replicated)
+        record = functools.partial(_record, loss=loss, has_val=val is not None)
+        with background_saver(checkpoint_dir, keep_checkpoints) as saver:
+            run = Run(program, data, train_key, config, saver, restored, record)
+            progress = train_rounds(
+                run, progress, (epochs, checkpoint_every), callback, should_stop
+            )
+    return _result(progress, patience, compiled)
 
 
 def check_training_args(loss, optimizer, backprop, epochs, l2, clip_norm, seed):
@@ -235,12 +245,14 @@ def _compiled_epoch(
     eval_batch_size,
     batch_sharding,
 ):
-    """The jitted ``epoch + validation`` of :func:`fit`, cached so that fits with
-    the same model, optimizer object and settings compile once per process.
+    """The compiled ``epoch + validation`` of :func:`fit`, cached so that fits
+    with the same model, optimizer object and settings compile once per process.
 
     ``epoch_and_eval(train_state, x, t, train_key, epoch, xv, tv) ->
     (train_state, step_losses, train_loss, finite, (train_accuracy, val_loss,
     val_accuracy))``; ``finite``: the new parameters and state are finite.
+    Two programs: the epoch's batches (``schedule.epoch_batches_program``,
+    integer work compiled fast), then the steps over them and the evaluation.
     """
     step = make_step(
         model,
@@ -250,10 +262,12 @@ def _compiled_epoch(
         l2=l2,
         batch_sharding=batch_sharding,
     )
-    run_epoch = make_epoch(step, n, batch)
+    batches = epoch_batches_program(n, batch)
+    full_batch = batch == n
 
-    def epoch_and_eval(train_state, x, t, train_key, epoch, xv, tv):
-        train_state, step_losses = run_epoch(train_state, x, t, train_key, epoch)
+    def train_and_eval(train_state, x, t, indices, keys, xv, tv):
+        indices = None if full_batch else indices
+        train_state, step_losses = run_steps(step, train_state, x, t, indices, keys)
         finite = hist.all_finite((train_state.params, train_state.state))
         trained = (model, loss, *train_state[:2])
         _, train_accuracy = metrics(*trained, x, t, eval_batch_size)
@@ -264,14 +278,20 @@ def _compiled_epoch(
         evaluation = (train_accuracy, val_loss, val_accuracy)
         return train_state, step_losses, jnp.mean(step_losses), finite, evaluation
 
-    return jax.jit(epoch_and_eval)
+    train_and_eval = jax.jit(train_and_eval)
+
+    def epoch_and_eval(train_state, x, t, train_key, epoch, xv, tv):
+        indices, keys = batches(train_key, epoch)
+        return train_and_eval(train_state, x, t, indices, keys, xv, tv)
+
+    return epoch_and_eval
 
 
 def _record(epoch, train_loss, evaluation, *, loss, has_val) -> dict:
     return hist.make_record(epoch, train_loss, evaluation, has_val, loss)
 
 
-def _result(progress, patience) -> FitResult:
+def _result(progress, patience, compiled) -> FitResult:
     final = progress.best if patience is not None else progress.current
     return FitResult(
         params=final.params,
@@ -280,4 +300,6 @@ def _result(progress, patience) -> FitResult:
         best_epoch=hist.best_epoch(progress.history),
         stopped_early=progress.stopped_early,
         opt_state=final.opt_state,
+        compile_seconds=compiled.seconds,
+        compiled_programs=compiled.programs,
     )

@@ -21,8 +21,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxbp.checks import check_int, check_seed, is_int
+from jaxbp.compilation import jit_fast
 
 
 class Schedule(NamedTuple):
@@ -39,6 +41,16 @@ def train_keys(key):
     """``(init_key, train_key)`` from a run's key: parameters, then the epochs."""
     init_key, train_key = jax.random.split(key)
     return init_key, train_key
+
+
+def seed_keys(seed: int):
+    """``train_keys(jax.random.key(seed))``, as one program compiled fast
+    (integer work: the same keys; ``jaxbp.compilation.jit_fast``)."""
+    check_seed(seed)
+    return _seed_keys(np.uint32(seed))
+
+
+_seed_keys = jit_fast(lambda seed: train_keys(jax.random.key(seed)))
 
 
 def resolve_batch_size(batch_size, n: int) -> int:
@@ -71,6 +83,18 @@ def epoch_batches(train_key, epoch, n: int, batch_size: int | None):
     order = jax.random.permutation(perm_key, jnp.arange(n, dtype=jnp.int32))
     batches = order[: num_steps * batch_size].reshape(num_steps, batch_size)
     return batches, step_keys
+
+
+def epoch_batches_program(n: int, batch_size: int):
+    """:func:`epoch_batches` for ``n`` examples as a compiled program
+    ``(train_key, epoch) -> (indices, step_keys)``: integer work (a
+    permutation, key splits), compiled fast (``jit_fast``) and cached."""
+    return _epoch_batches_program(int(n), resolve_batch_size(batch_size, n))
+
+
+@functools.lru_cache(maxsize=64)
+def _epoch_batches_program(n, batch_size):
+    return jit_fast(lambda key, epoch: epoch_batches(key, epoch, n, batch_size))
 
 
 def batch_schedule(seed_or_train_key, n: int, batch_size: int | None, epochs: int):

@@ -29,6 +29,13 @@ class TrainState(NamedTuple):
     opt_state: Any
 
 
+def init_train_state(optimizer, params, state) -> TrainState:
+    """The train state before the first step: ``optimizer.init(params)``
+    compiled as one program (run op by op, every zeros-like buffer of the
+    optimizer's state would compile a program of its own)."""
+    return TrainState(params, state, jax.jit(optimizer.init)(params))
+
+
 def is_gradient_transformation(optimizer) -> bool:
     """Whether ``optimizer`` has the optax protocol's ``init`` and ``update``."""
     return callable(getattr(optimizer, "init", None)) and callable(

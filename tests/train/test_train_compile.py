@@ -1,0 +1,52 @@
+"""How many programs training compiles: few, once, and none again between epochs."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jaxbp import data, optim, recipes, train
+
+#: A fresh process: load the digits, build the MLP preset, fit, evaluate.
+FRESH_RUN = """
+from jaxbp import data, optim, recipes, train
+from jaxbp.compilation import compile_log
+with compile_log() as log:
+    ds = data.load("digits")
+    model = recipes.model("mlp", ds)
+    result = train.fit(model, ds.train, ds.val, optimizer=optim.adam(1e-3), epochs=3)
+    train.evaluate(model, result.params, ds.test, state=result.state)
+print(log.programs, result.compiled_programs, result.compile_seconds > 0)
+"""
+
+
+def test_a_fresh_run_compiles_seven_programs():
+    """fit: the run's keys, the random bits and the weights of the
+    initialisation, the optimizer's state, an epoch's batches, and the
+    epoch with its evaluation; then the test evaluation. Nothing else (an
+    array op run eagerly would compile a program of its own)."""
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_RUN],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["7", "6", "True"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits", n=200)
+
+
+def test_more_epochs_and_other_seeds_compile_nothing_more(digits):
+    model = recipes.model("mlp", digits, hidden=(13,))  # a model no other test fits
+    tx = optim.sgd(0.1)
+    first = train.fit(model, digits.train, digits.val, optimizer=tx, epochs=1)
+    longer = train.fit(model, digits.train, digits.val, optimizer=tx, epochs=4, seed=9)
+    assert first.compiled_programs >= 3 and first.compile_seconds > 0
+    assert longer.compiled_programs == 0 and longer.compile_seconds == 0
