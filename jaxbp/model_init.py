@@ -30,7 +30,9 @@ def layers_init(model, key):
 
 
 one_program = jax.jit(layers_init, static_argnums=0)
-_state_only = jax.jit(lambda model, key: layers_init(model, key)[1], static_argnums=0)
+_state_only = jax.jit(
+    lambda model: layers_init(model, jax.random.key(0))[1], static_argnums=0
+)
 
 
 def two_programs(model, key):
@@ -59,8 +61,8 @@ def initial_state(model):
     A model without state (every layer's is ``()``, as in a plain MLP) needs no
     program: tracing its init abstractly gives the empty structure itself.
     """
+    shapes = jax.eval_shape(lambda: layers_init(model, jax.random.key(0))[1])
+    if not jax.tree.leaves(shapes):
+        return shapes
     with jax.ensure_compile_time_eval():
-        shapes = jax.eval_shape(lambda: layers_init(model, jax.random.key(0))[1])
-        if not jax.tree.leaves(shapes):
-            return shapes
-        return _state_only(model, jax.random.key(0))
+        return _state_only(model)

@@ -75,8 +75,13 @@ def _epochs(n: int) -> str:
 def done_summary(
     args, result, trained: int, resumed: int | None, seconds: float
 ) -> str:
-    """``"[resumed from epoch N of M; ]K epochs in Ts (best epoch B)"``."""
-    done = f"{_epochs(trained)} in {seconds:.1f}s (best epoch {result.best_epoch})"
+    """``"[resumed from epoch N of M; ]K epochs in Ts (best epoch B)"``, and
+    ``"compiling Cs"`` in the parentheses when the run compiled programs."""
+    compiling = result.compile_seconds
+    note = f"compiling {compiling:.1f}s; " if compiling else ""
+    done = (
+        f"{_epochs(trained)} in {seconds:.1f}s ({note}best epoch {result.best_epoch})"
+    )
     if resumed is None:
         return done
     return f"resumed from epoch {resumed} of {args.epochs}; {done}"

@@ -7,13 +7,14 @@ configuration, the per-epoch history) and ``DIR/curves.png``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
 from pathlib import Path
 
 from jaxbp import recipes
-from jaxbp.cli import building, parsing, reporting, resuming
+from jaxbp.cli import building, parsing, reporting, resuming, warmup
 from jaxbp.cli.errors import Diverged, UsageError
 from jaxbp.cli.interrupts import interrupted_message
 from jaxbp.cli.parsing import number
@@ -290,27 +291,35 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
         return s.x, recipes.targets(dataset, s, loss)
 
     started = time.perf_counter()
+    prepare_test = functools.partial(
+        train.compile_evaluate,
+        model,
+        split(dataset.test),
+        loss=loss,
+        batch_size=args.eval_batch_size,
+    )
     try:
-        result = train.fit(
-            model,
-            split(dataset.train),
-            split(dataset.val),
-            loss=loss,
-            optimizer=optimizer,
-            backprop=args.backprop,
-            batch_size=args.batch_size,
-            epochs=args.epochs,
-            l2=args.l2,
-            clip_norm=args.clip_norm,
-            patience=args.patience,
-            seed=args.seed,
-            checkpoint_dir=args.checkpoint_dir,
-            resume=args.resume,
-            callback=on_epoch,
-            devices=args.devices,
-            should_stop=lambda: interrupts.signal is not None,
-            eval_batch_size=args.eval_batch_size,
-        )
+        with warmup.in_background(warmup.import_plotting, prepare_test):
+            result = train.fit(
+                model,
+                split(dataset.train),
+                split(dataset.val),
+                loss=loss,
+                optimizer=optimizer,
+                backprop=args.backprop,
+                batch_size=args.batch_size,
+                epochs=args.epochs,
+                l2=args.l2,
+                clip_norm=args.clip_norm,
+                patience=args.patience,
+                seed=args.seed,
+                checkpoint_dir=args.checkpoint_dir,
+                resume=args.resume,
+                callback=on_epoch,
+                devices=args.devices,
+                should_stop=lambda: interrupts.signal is not None,
+                eval_batch_size=args.eval_batch_size,
+            )
     except train.TrainingDiverged as error:
         raise Diverged(_diverged_message(error)) from None
     except checkpoint.CheckpointError as error:
@@ -375,6 +384,8 @@ def write_outputs(args, dataset, loss, result, test, seconds, interrupted=False)
         "stopped_early": result.stopped_early,
         "interrupted": interrupted,
         "train_seconds": seconds,
+        "compile_seconds": result.compile_seconds,
+        "compiled_programs": result.compiled_programs,
         "config": config,
         "history": result.history,
     }

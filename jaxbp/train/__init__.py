@@ -61,7 +61,7 @@ step, after the last good epoch's checkpoint is on disk. :func:`sweep` never
 raises inside its program: a diverging run shows NaN or inf losses.
 """
 
-from jaxbp.train.evaluate import evaluate, metrics, predict
+from jaxbp.train.evaluate import compile_evaluate, evaluate, metrics, predict
 from jaxbp.train.fit import FitResult, fit
 from jaxbp.train.history import TrainingDiverged
 from jaxbp.train.language import LanguageModelResult, fit_language_model
@@ -79,6 +79,7 @@ __all__ = [
     "TrainState",
     "TrainingDiverged",
     "batch_schedule",
+    "compile_evaluate",
     "epoch_batches",
     "evaluate",
     "fit",

@@ -88,3 +88,14 @@ def evaluate(model, params, data, *, state=None, loss="cross_entropy", batch_siz
     value, right = _metrics_jit(model, loss, params, state, x, t, batch_size)
     value, right = jax.device_get((value, right))
     return as_float(value), (None if loss == "mse" else as_float(right))
+
+
+def compile_evaluate(model, data, *, loss="cross_entropy", batch_size=None) -> None:
+    """Compile what :func:`evaluate` runs for ``data``, before there are
+    parameters (only their shapes are used): a later ``evaluate(model, params,
+    data, ...)`` with the same ``loss`` and ``batch_size`` runs without
+    compiling. (The CLI does this in the background while training runs.)"""
+    params, state = jax.eval_shape(lambda: model.init_with_state(jax.random.key(0)))
+    x, t, state = prepare_pair(model, params, data, "data", loss, state)
+    check_int("batch_size", batch_size, 1, allow_none=True)
+    _metrics_jit.lower(model, loss, params, state, x, t, batch_size).compile()

@@ -38,8 +38,8 @@ from jaxbp.train.loop import run_steps
 from jaxbp.train.parallel import check_batch_split, data_parallel
 from jaxbp.train.resume import background_saver, restore
 from jaxbp.train.rounds import RoundData, Run, replicate, train_rounds
-from jaxbp.train.schedule import train_keys
-from jaxbp.train.step import TrainState, make_optimizer, make_step
+from jaxbp.train.schedule import seed_keys
+from jaxbp.train.step import init_train_state, make_optimizer, make_step
 
 
 class LanguageModelResult(NamedTuple):
@@ -165,11 +165,11 @@ def fit_language_model(
     check_batch_split(batch_size, devices)
     batch_sharding, replicated = data_parallel(devices)
 
-    init_key, train_key = train_keys(jax.random.key(seed))
+    init_key, train_key = seed_keys(seed)
     params, state = model.init_with_state(init_key)
     model.check_input(train_tokens[:block_size][None])
     tx = make_optimizer(optimizer, clip_norm=clip_norm)
-    progress = hist.start(TrainState(params, state, tx.init(params)), patience)
+    progress = hist.start(init_train_state(tx, params, state), patience)
     config = {
         "seed": int(seed),
         "n_train": int(train_tokens.shape[0]),

@@ -32,6 +32,9 @@ def test_train_writes_metrics_and_curves(tmp_path):
     png = (tmp_path / "curves.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     assert "test accuracy" in result.stdout
+    # a fresh process compiles fit's programs: reported, and counted
+    assert metrics["compile_seconds"] > 0 and 1 <= metrics["compiled_programs"] <= 6
+    assert f"compiling {metrics['compile_seconds']:.1f}s" in result.stdout
 
 
 @pytest.mark.parametrize(

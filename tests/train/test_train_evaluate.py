@@ -68,3 +68,20 @@ def test_bad_evaluate_arguments_are_value_errors():
         evaluate(model, params, (X, y), batch_size=0)
     with pytest.raises(ValueError, match="loss"):
         evaluate(model, params, (X, y), loss="l1")
+
+
+def test_compile_evaluate_leaves_nothing_for_evaluate_to_compile():
+    from jaxbp import model as M
+    from jaxbp import train
+    from jaxbp.compilation import compile_log
+
+    model = M.mlp([3, 11, 4])  # shapes no other test evaluates
+    x = np.linspace(-1, 1, 21 * 3, dtype=np.float32).reshape(21, 3)
+    data = (x, np.arange(21) % 4)
+    with compile_log() as ahead:
+        train.compile_evaluate(model, data, batch_size=8)
+    params = model.init(jax.random.key(0))
+    with compile_log() as later:
+        loss, accuracy = train.evaluate(model, params, data, batch_size=8)
+    assert ahead.programs == 1 and later.programs == 0
+    assert np.isfinite(loss) and 0 <= accuracy <= 1
