@@ -193,9 +193,18 @@ def _end(args, message: str, status: int, prefix: str = "error: ") -> None:
 
 @contextlib.contextmanager
 def _stdout_of(main: bool):
-    """stdout as it is on the main process, silenced on the others."""
+    """stdout as it is on the main process, silenced on the others (file
+    descriptor 1 itself: gloo prints there too)."""
     if main:
         yield
         return
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
         yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

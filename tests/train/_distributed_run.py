@@ -4,14 +4,15 @@
 --num-processes N --process-id I] [--devices D] [--checkpoint-dir DIR]
 [--resume] [--epochs E] [--sleep S]`` joins the job (when the address is
 given), trains the digits MLP of :func:`config` and writes
-``OUT/history-I.json`` (this process's history and a digest of its final
-parameters); ``--sleep`` seconds after each epoch let a test kill a process
-mid-run. ``OUT`` is the test's directory: the library writes nothing there.
+``OUT/history-I.json`` (this process's history, a digest of its final
+parameters, and whether it started a checkpoint writer); ``--sleep`` seconds after each epoch let a test kill a process
+mid-run (``OUT/progress-I.txt`` names the last epoch done). ``OUT`` is the test's directory: the library writes nothing there.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -36,6 +37,12 @@ def config(epochs: int):
     return model, dataset.train, dataset.val, kwargs
 
 
+def progress(args, index, record) -> None:
+    """After each epoch: ``OUT/progress-I.txt`` says which, then ``--sleep``."""
+    Path(args.out, f"progress-{index}.txt").write_text(f"epoch {record['epoch']}")
+    time.sleep(args.sleep)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
@@ -57,9 +64,18 @@ def main(argv=None) -> int:
     import jax
     import numpy as np
 
-    from jaxbp.train import fit
+    from jaxbp.train import fit, resume
 
+    writers = []
+
+    class RecordedSaver(resume.BackgroundSaver):
+        def __init__(self, *a, **k):
+            writers.append(True)
+            super().__init__(*a, **k)
+
+    resume.BackgroundSaver = RecordedSaver  # a probe: did this process write?
     model, train, val, kwargs = config(args.epochs)
+    index = 0 if job is None else job.process_id
     try:
         result = fit(
             model,
@@ -68,7 +84,7 @@ def main(argv=None) -> int:
             devices=args.devices,
             checkpoint_dir=args.checkpoint_dir,
             resume=args.resume,
-            callback=lambda record: time.sleep(args.sleep),
+            callback=functools.partial(progress, args, index),
             **kwargs,
         )
     except distributed.JobFailed as error:
@@ -81,8 +97,8 @@ def main(argv=None) -> int:
         "history": result.history,
         "params_sum": float(sum(np.abs(np.asarray(leaf)).sum() for leaf in leaves)),
         "fully_addressable": all(leaf.is_fully_addressable for leaf in leaves),
+        "wrote_checkpoints": bool(writers),
     }
-    index = 0 if job is None else job.process_id
     Path(args.out, f"history-{index}.json").write_text(json.dumps(report))
     print("done", flush=True)
     return 0
