@@ -2,11 +2,12 @@
 
 ``python tests/train/_distributed_run.py OUT [--address HOST:PORT
 --num-processes N --process-id I] [--devices D] [--checkpoint-dir DIR]
-[--resume] [--epochs E] [--sleep S]`` joins the job (when the address is
+[--resume] [--epochs E] [--sleep S] [--stop-after K]`` joins the job (when the address is
 given), trains the digits MLP of :func:`config` and writes
 ``OUT/history-I.json`` (this process's history, a digest of its final
 parameters, and whether it started a checkpoint writer); ``--sleep`` seconds after each epoch let a test kill a process
-mid-run (``OUT/progress-I.txt`` names the last epoch done). ``OUT`` is the test's directory: the library writes nothing there.
+mid-run (``OUT/progress-I.txt`` names the last epoch done); with
+``--stop-after K`` process 1 alone asks to stop after epoch K. ``OUT`` is the test's directory: the library writes nothing there.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ def progress(args, index, record) -> None:
     time.sleep(args.sleep)
 
 
+def stop(args, index, asked) -> bool:
+    """``should_stop()``: true on process 1 after epoch ``--stop-after``
+    (fit asks once per epoch, after its resumed epochs)."""
+    asked.append(True)
+    return index == 1 and len(asked) == args.stop_after
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
@@ -54,6 +62,9 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument(
+        "--stop-after", type=int, help="process 1's should_stop() after this epoch"
+    )
     args = parser.parse_args(argv)
 
     from jaxbp.train import distributed
@@ -76,6 +87,7 @@ def main(argv=None) -> int:
     resume.BackgroundSaver = RecordedSaver  # a probe: did this process write?
     model, train, val, kwargs = config(args.epochs)
     index = 0 if job is None else job.process_id
+    asked = []  # one entry per should_stop() call: after every epoch
     try:
         result = fit(
             model,
@@ -85,6 +97,7 @@ def main(argv=None) -> int:
             checkpoint_dir=args.checkpoint_dir,
             resume=args.resume,
             callback=functools.partial(progress, args, index),
+            should_stop=functools.partial(stop, args, index, asked),
             **kwargs,
         )
     except distributed.JobFailed as error:

@@ -193,11 +193,14 @@ def one_process(tmp_path_factory):
 def test_two_processes_train_as_one_process_and_resume(tmp_path, one_process):
     """Two processes (one device each) give the history of one process with
     two devices (and with one, up to the order of the sums); only process 0
-    writes checkpoints; a resumed job reads them and goes on."""
+    writes checkpoints; should_stop() on process 1 alone stops both after the
+    same epoch; a resumed job reads the checkpoints and goes on."""
     ckpt = tmp_path / "ckpt"
-    procs = start_job(tmp_path, "--epochs", 2, "--checkpoint-dir", ckpt)
+    run = ("--epochs", 4, "--checkpoint-dir", ckpt)
+    procs = start_job(tmp_path, *run, "--stop-after", 2)
     assert finish(procs) == [0, 0], (log(tmp_path, 0), log(tmp_path, 1))
     first = [report(tmp_path, i) for i in range(2)]
+    assert [len(r["history"]) for r in first] == [2, 2]
     assert [r["wrote_checkpoints"] for r in first] == [True, False]
     assert sorted(p.name for p in ckpt.glob("ckpt-*")) == [
         "ckpt-00000001.npz",
@@ -206,7 +209,7 @@ def test_two_processes_train_as_one_process_and_resume(tmp_path, one_process):
     want = one_process[2]
     assert_same_history(first[0]["history"], want["history"][:2])
 
-    procs = start_job(tmp_path, "--epochs", 4, "--checkpoint-dir", ckpt, "--resume")
+    procs = start_job(tmp_path, *run, "--resume")
     assert finish(procs) == [0, 0], (log(tmp_path, 0), log(tmp_path, 1))
     for i in range(2):
         resumed = report(tmp_path, i)
