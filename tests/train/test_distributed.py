@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -254,3 +255,46 @@ def test_a_killed_process_ends_the_other(tmp_path, killed):
 def _progress(out) -> str:
     path = Path(out) / "progress-0.txt"
     return path.read_text() if path.exists() else ""
+
+
+def test_each_device_gathers_only_its_share_of_the_batch():
+    """The compiled epoch over a two-device mesh (two host devices; a job's
+    mesh over two processes compiles the same per-device program): every
+    device gathers B/2 rows of each batch, one all-reduce per step (the
+    gradients and the loss), no all-gather."""
+    script = textwrap.dedent(
+        """
+        import re, jax, numpy as np, jaxbp
+        from jaxbp import optim
+        from jaxbp.train import make_epoch, make_step, TrainState
+        from jaxbp.train.parallel import data_parallel
+        model = jaxbp.mlp([64, 32, 10], "relu")
+        batch_sharding, replicated = data_parallel(2)
+        step = make_step(model, optimizer=optim.adam(1e-3),
+                         batch_sharding=batch_sharding)
+        epoch = make_epoch(step, 96, 32)
+        params, state = model.init_with_state(jax.random.key(0))
+        x = np.zeros((96, 64), np.float32)
+        t = np.zeros((96, 10), np.float32)
+        train_state = TrainState(params, state, optim.adam(1e-3).init(params))
+        args = jax.device_put((train_state, x, t, jax.random.key(1)), replicated)
+        text = jax.jit(epoch).lower(*args, np.uint32(1)).compile().as_text()
+        ops = re.findall(r" (all-reduce|all-gather|gather)\\(", text)
+        rows = re.findall(r"= f32\\[(\\d+),(?:1,)?(?:64|10)\\]\\S* gather\\(", text)
+        print(sorted(ops), rows)
+        """
+    )
+    flags = os.environ.get("XLA_FLAGS", "")
+    env = environment(XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count=2")
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    ops, rows = out.stdout.strip().split("] [")
+    assert ops == "['all-reduce', 'gather', 'gather'"
+    assert rows == "'16', '16']"
