@@ -145,3 +145,43 @@ def test_two_processes_train_as_one_with_two_devices(tmp_path):
     for mine, theirs in zip(got, want, strict=True):
         for name in ("train_loss", "val_loss", "val_accuracy"):
             assert mine[name] == pytest.approx(theirs[name], rel=1e-5, abs=1e-5)
+
+
+def test_a_killed_process_ends_the_other_with_one_line(tmp_path):
+    """SIGKILL process 1 mid-training: process 0 exits 4 within the bound,
+    with one line and no traceback (nothing hangs)."""
+    ckpt = tmp_path / "ckpt"
+    address = f"localhost:{free_port()}"
+    command = [sys.executable, "-m", "jaxbp", "train", *FAST, "--epochs", "100000"]
+    command += ["--checkpoint-dir", str(ckpt), "--coordinator-address", address]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    procs = [
+        subprocess.Popen(
+            [*command, "--num-processes", "2", "--process-id", str(i)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        for i in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while not list(ckpt.glob("ckpt-*")) and time.monotonic() < deadline:
+            assert all(p.poll() is None for p in procs)
+            time.sleep(0.2)
+        procs[1].kill()
+        killed_at = time.monotonic()
+        _, err = procs[0].communicate(timeout=30)
+        seconds = time.monotonic() - killed_at
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert procs[0].returncode == 4, err
+    assert seconds < 30
+    lines = [line for line in err.splitlines() if not line.startswith("[Gloo]")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("jaxbp train: error: process 0 of 2: a collective")
+    assert "most likely because another process died" in lines[0]

@@ -222,34 +222,25 @@ def test_two_processes_train_as_one_process_and_resume(tmp_path, one_process):
     assert (ckpt / "ckpt-00000004.npz").exists()
 
 
-@pytest.mark.parametrize("killed", [1, 0])
-def test_a_killed_process_ends_the_other(tmp_path, killed):
-    """SIGKILL one process mid-training: the other exits nonzero within the
-    bound, without a Python traceback (process 1 killed: our one line;
-    process 0, the coordinator, killed: JAX's coordination client ends it)."""
+def test_a_killed_coordinator_ends_the_other(tmp_path):
+    """SIGKILL process 0 (the coordinator) mid-training: JAX's coordination
+    client ends process 1 at once (nonzero, no Python traceback, no hang).
+    (A killed process 1: fit raises JobFailed in process 0, whose one line
+    tests/cli/test_cli_distributed.py checks.)"""
     procs = start_job(tmp_path, "--epochs", 200, "--sleep", 0.2)
     deadline = time.monotonic() + TIMEOUT
     while "epoch" not in _progress(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.2)
         assert all(p.poll() is None for p in procs), log(tmp_path, 0)
-    procs[killed].send_signal(signal.SIGKILL)
+    procs[0].send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
-    survivor = 1 - killed
-    status = finish([procs[survivor]], timeout=30)[0]
+    status = finish([procs[1]], timeout=30)[0]
     finish(procs)
-    seconds = time.monotonic() - killed_at
-    text = log(tmp_path, survivor)
+    text = log(tmp_path, 1)
     assert status != 0, text
-    assert seconds < 30
+    assert time.monotonic() - killed_at < 30
     assert "Traceback" not in text
-    if killed == 1:
-        assert status == 4
-        assert (
-            "job failed: process 0 of 2: a collective with the other processes "
-            "failed, most likely because another process died" in text
-        )
-    else:
-        assert "another task died" in text
+    assert "another task died" in text
 
 
 def _progress(out) -> str:
