@@ -203,10 +203,7 @@ def test_gpt_trains_resumes_samples_and_remats(run_main, tmp_path, text_file):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("text: gpt 1 layers, 2 heads, width 16, block 8")
-    assert (
-        "adamw (jaxbp) lr 0.001 cosine to 0.0001 after 2 warm-up steps β2 0.99"
-        in result.stdout
-    )
+    assert "adamw (jaxbp) lr 0.001 cosine to 0.0001 after 2 warm-up steps β2 0.99" in result.stdout
     assert "weight decay 0.1 (matrices)" in result.stdout
     history = json.loads((tmp_path / "a" / "metrics.json").read_text())["history"]
     remat = run_main("train", *common, "--remat", "--out", str(tmp_path / "b"))

@@ -1,3 +1,5 @@
+
+
 def test_every_activation_has_a_written_derivative():
     from jaxbp.activations import ACTIVATIONS
     from jaxbp.explain.formulas import DERIVATIVE
