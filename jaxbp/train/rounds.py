@@ -90,14 +90,21 @@ def train_rounds(run: Run, progress, schedule, callback, should_stop):
         if run.saver is not None and (due or progress.stopped_early):
             run.saver.request(
                 number,
-                checkpoint_tree(progress, run.train_key),
+                _local(checkpoint_tree(progress, run.train_key)),
                 checkpoint_metadata(progress, run.config),
             )
         if callback is not None:
             callback(dict(progress.history[-1]))
         if stopping:
             break
-    return local_copies(progress) if distributed.in_job() else progress
+    return _local(progress)
+
+
+def _local(tree):
+    """In a job, ``tree`` with this process's copies of its arrays (what the
+    caller and the checkpoint writer get: nothing then runs on other
+    processes' devices); ``tree`` itself otherwise."""
+    return local_copies(tree) if distributed.in_job() else tree
 
 
 def _agreed(flag: bool) -> bool:
