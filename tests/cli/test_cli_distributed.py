@@ -60,6 +60,17 @@ def test_bad_job_flags_exit_2_naming_the_flag(
     assert not (tmp_path / "out").exists()
 
 
+def test_devices_must_come_equally_from_each_process():
+    from jaxbp.cli import UsageError, distributed
+    from jaxbp.train.distributed import Job
+
+    job = Job("localhost:1234", 2, 0)
+    distributed.check_job_devices(4, job, local_devices=2)
+    for devices in (3, 6):
+        with pytest.raises(UsageError, match=f"--devices {devices}: .* multiple of 2"):
+            distributed.check_job_devices(devices, job, local_devices=2)
+
+
 @pytest.mark.parametrize("flag", ["--num-processes", "--process-id", "--join-timeout"])
 def test_malformed_job_numbers_exit_2(flag, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -97,6 +97,22 @@ def test_one_device_one_process_has_no_mesh():
         parallel.data_parallel(len(jax.devices()) + 1)
 
 
+def test_the_mesh_takes_as_many_devices_from_each_process(monkeypatch):
+    from types import SimpleNamespace
+
+    fake = [
+        SimpleNamespace(process_index=p, platform="cpu", id=i)
+        for i, p in enumerate([0, 0, 1, 1])
+    ]
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "devices", lambda: fake)
+    assert [d.id for d in parallel.mesh_devices(2)] == [0, 2]
+    assert [d.id for d in parallel.mesh_devices(4)] == [0, 1, 2, 3]
+    for devices in (1, 3, 6):
+        with pytest.raises(ValueError, match="multiple of 2 and at most 4"):
+            parallel.mesh_devices(devices)
+
+
 def test_local_copies_leave_local_arrays_alone():
     tree = {"a": jax.numpy.ones(3), "b": None, "c": 1.0}
     assert parallel.local_copies(tree) is not tree
