@@ -141,10 +141,9 @@ def fit_language_model(
         validation loss and return the best round's parameters.
       vocab: recorded in the checkpoints (so a sampler can decode, and a
         resume on another text is refused).
-      The other arguments are :func:`jaxbp.train.fit`'s (``devices`` too,
-        in a multi-process job as well); a checkpoint is
-      written after every round, and ``callback(record)`` and
-      ``should_stop()`` are called after every round.
+      The other arguments are :func:`jaxbp.train.fit`'s (``devices`` in a
+      multi-process job too); a checkpoint is written after every round, and
+      ``callback(record)`` and ``should_stop()`` are called after every round.
 
     Raises:
       TrainingDiverged: the training loss became non-finite (its ``step``
