@@ -15,6 +15,9 @@ Exit status:
   One line on stderr naming the flag as typed, no traceback.
 * 3: the training run diverged (its loss or parameters became NaN or
   infinite): one line on stderr naming the epoch and the step.
+* 4: ``jaxbp train`` as one process of a multi-process job
+  (``--num-processes``, ``jaxbp.cli.distributed``): the job could not be
+  joined within ``--join-timeout``, or another process died. One line.
 * 130 / 143: stopped by SIGINT (Ctrl-C) / SIGTERM. ``jaxbp train`` stops after
   the running epoch and first writes ``metrics.json`` (``"interrupted":
   true``), ``curves.png`` and a checkpoint (with ``--checkpoint-dir``); one

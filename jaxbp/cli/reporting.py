@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from jaxbp.cli import resuming
+from jaxbp.cli import distributed, resuming
 from jaxbp.cli.interrupts import Interrupts
 
 
@@ -19,7 +19,7 @@ def progress_bar(args):
     the newest checkpoint's epoch (step), so a finished run shows full; each
     record then moves it to the record's epoch (step).
     """
-    if args.quiet:
+    if args.quiet or not distributed.writes_files():
         return None, lambda: None
     from tqdm import tqdm
 
@@ -98,9 +98,11 @@ def test_summary(test) -> str:
 def train_with_progress(args, train):
     """``train(on_record, interrupts)`` with what every training run has:
     ``flags.json`` beside a fresh run's checkpoints, the progress bar, and
-    Ctrl-C / SIGTERM caught (training stops after its epoch or round).
+    Ctrl-C / SIGTERM caught (training stops after its epoch or round). In a
+    multi-process job only process 0 writes ``flags.json`` and shows the bar.
     Returns ``(train's result, records this process trained, signal or None)``."""
-    if args.checkpoint_dir is not None and not args.resume:
+    fresh = args.checkpoint_dir is not None and not args.resume
+    if fresh and distributed.writes_files():
         resuming.record_flags(args)
     show, close = progress_bar(args)
     trained = []

@@ -4,8 +4,8 @@ with, kept beside its checkpoints, so that a resume with other flags is caught.
 A fresh run writes ``DIR/flags.json`` (its flags after the presets are filled
 in); ``--resume`` needs a checkpoint in DIR and the same flags, except those
 that do not change the run's numbers (``FREE_FLAGS``: where the files go,
-the progress bar, and ``--epochs`` (text: ``--steps``), which may be raised
-to train on).
+the progress bar, the devices and processes it runs on, and ``--epochs``
+(text: ``--steps``), which may be raised to train on).
 
 ``--resume --allow-changed-flags`` also lets the flags in ``OVERRIDABLE``
 change (the optimizer's step sizes and evaluation's chunking: neither the
@@ -39,6 +39,10 @@ FREE_FLAGS = (
     "epochs",
     "steps",
     "devices",
+    "coordinator_address",
+    "num_processes",
+    "process_id",
+    "join_timeout",
     "argv",
     "command",
     "allow_changed_flags",

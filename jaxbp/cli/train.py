@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from jaxbp import recipes
-from jaxbp.cli import building, parsing, reporting, resuming, warmup
+from jaxbp.cli import building, distributed, parsing, reporting, resuming, warmup
 from jaxbp.cli.errors import Diverged, UsageError
 from jaxbp.cli.interrupts import interrupted_message
 from jaxbp.cli.parsing import number
@@ -60,10 +60,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--devices",
         type=number(int, 1, strict=False),
-        default=1,
-        help="data-parallel over this many devices",
+        default=None,
+        help="data-parallel over this many devices (of the whole job with "
+        "--num-processes; default 1 per process)",
     )
     _add_output_flags(p)
+    distributed.add_flags(p)
     return p
 
 
@@ -368,11 +370,14 @@ def _json_default(value):
 
 
 def write_outputs(args, dataset, loss, result, test, seconds, interrupted=False):
-    """``metrics.json`` and ``curves.png`` in ``--out``; returns the directory."""
+    """``metrics.json`` and ``curves.png`` in ``--out`` (process 0 of a job
+    only); returns the directory."""
     from jaxbp.plots import plot_curves
 
     test_loss, test_accuracy = test
     out = Path(args.out)
+    if not distributed.writes_files():
+        return out
     out.mkdir(parents=True, exist_ok=True)
     config = {k: v for k, v in vars(args).items() if k not in ("command", "argv")}
     config.update(loss=loss, hidden=list(args.hidden))
@@ -412,8 +417,13 @@ def prepare_flags(args) -> None:
 
 
 def run(args) -> int:
-    """Train as the flags say; print the summary; 0 on success."""
+    """Train as the flags say (as one process of a job with --num-processes,
+    ``jaxbp.cli.distributed``); print the summary; 0 on success."""
     prepare_flags(args)
+    return distributed.run_in_job(args, _run_prepared)
+
+
+def _run_prepared(args) -> int:
     if args.dataset == parsing.TEXT:
         from jaxbp.cli import train_text
 

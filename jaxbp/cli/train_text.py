@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from jaxbp.cli import building, reporting
+from jaxbp.cli import building, distributed, reporting
 from jaxbp.cli.errors import Diverged, UsageError
 from jaxbp.cli.interrupts import interrupted_message
 from jaxbp.cli.train import OTHER_SETTINGS, check_training_flags
@@ -124,10 +124,13 @@ def text_metrics(args, corpus, result, seconds, tokens, stopped) -> dict:
 
 
 def write_outputs(args, corpus, result, seconds, tokens, stopped) -> Path:
-    """``metrics.json`` and ``curves.png`` in ``--out``; returns the directory."""
+    """``metrics.json`` and ``curves.png`` in ``--out`` (process 0 of a job
+    only); returns the directory."""
     from jaxbp.plots import plot_curves
 
     out = Path(args.out)
+    if not distributed.writes_files():
+        return out
     out.mkdir(parents=True, exist_ok=True)
     metrics = text_metrics(args, corpus, result, seconds, tokens, stopped)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=list))

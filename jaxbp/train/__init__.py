@@ -54,6 +54,10 @@ the newest checkpoint, bit-identical to an uninterrupted run.
 
 **Data parallel** (``fit(devices=k)``, ``jaxbp.train.parallel``): every batch
 split across ``k`` devices, the same maths up to the order of the sums.
+Over several processes (machines): :func:`jaxbp.train.distributed.initialize`
+in each first, then the same ``fit``; ``k`` counts the devices of the whole
+job, only process 0 writes checkpoints, and a process that dies ends the
+others with :class:`JobFailed`.
 
 **Failure.** A non-finite training loss stops :func:`fit` with
 :class:`TrainingDiverged` (a ``ValueError``) naming the epoch and the first bad
@@ -61,6 +65,7 @@ step, after the last good epoch's checkpoint is on disk. :func:`sweep` never
 raises inside its program: a diverging run shows NaN or inf losses.
 """
 
+from jaxbp.train.distributed import JobFailed
 from jaxbp.train.evaluate import compile_evaluate, evaluate, metrics, predict
 from jaxbp.train.fit import FitResult, fit
 from jaxbp.train.history import TrainingDiverged
@@ -73,6 +78,7 @@ from jaxbp.train.sweep import Evaluation, SweepResult, init_params, sweep
 __all__ = [
     "Evaluation",
     "FitResult",
+    "JobFailed",
     "LanguageModelResult",
     "Schedule",
     "SweepResult",

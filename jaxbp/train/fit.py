@@ -122,6 +122,14 @@ def fit(
         after the epoch in evaluation mode on the whole set.
       devices: data-parallel training over this many devices (the batch is
         split across them; ``batch_size`` must be divisible by ``devices``).
+        In a multi-process job (``jaxbp.train.distributed.initialize`` first,
+        in every process, each with the same arguments and data) ``devices``
+        counts the devices of the whole job, the same number from each
+        process (a multiple of the process count); every process runs the
+        same epochs, only process 0 writes checkpoints (all of them read the
+        same ``checkpoint_dir`` to resume), training stops when
+        ``should_stop()`` is true on any process, and the result holds this
+        process's copies of the arrays.
       eval_batch_size: evaluate this many examples at a time.
       should_stop: ``should_stop()`` after each epoch; when true, training
         ends there (with a checkpoint of that epoch when ``checkpoint_dir`` is
@@ -131,6 +139,7 @@ def fit(
       TrainingDiverged: the training loss became non-finite (names the epoch
         and step; the last good checkpoint is kept).
       ValueError: bad arguments, or a checkpoint that does not match.
+      JobFailed: in a multi-process job, another process died.
     """
     check_training_args(loss, optimizer, backprop, epochs, l2, clip_norm, seed)
     check_run_args(val, patience, checkpoint_dir, resume, keep_checkpoints)

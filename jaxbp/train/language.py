@@ -141,14 +141,15 @@ def fit_language_model(
         validation loss and return the best round's parameters.
       vocab: recorded in the checkpoints (so a sampler can decode, and a
         resume on another text is refused).
-      The other arguments are :func:`jaxbp.train.fit`'s; a checkpoint is
-      written after every round, and ``callback(record)`` and
-      ``should_stop()`` are called after every round.
+      The other arguments are :func:`jaxbp.train.fit`'s (``devices`` in a
+      multi-process job too); a checkpoint is written after every round, and
+      ``callback(record)`` and ``should_stop()`` are called after every round.
 
     Raises:
       TrainingDiverged: the training loss became non-finite (its ``step``
         counts from the start of training; ``epoch`` is the round).
       ValueError: bad arguments, or a checkpoint that does not match.
+      JobFailed: in a multi-process job, another process died.
     """
     check_int("steps", steps, 1)
     check_training_args(loss, optimizer, backprop, 1, l2, clip_norm, seed)

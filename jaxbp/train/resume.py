@@ -17,6 +17,7 @@ from pathlib import Path
 
 from jaxbp import checkpoint as ckpt
 from jaxbp.checkpoint_saver import BackgroundSaver
+from jaxbp.train.distributed import is_main_process
 from jaxbp.train.history import Progress
 from jaxbp.train.step import TrainState
 
@@ -125,8 +126,10 @@ def _load_newest_intact(checkpoint_dir: Path, progress: Progress, train_key):
 def background_saver(checkpoint_dir, keep: int):
     """A :class:`BackgroundSaver` for ``checkpoint_dir`` (None: no saver),
     closed on exit: every request written. When the body raises, the saver is
-    still closed, but its own error is dropped so the body's is raised."""
-    if checkpoint_dir is None:
+    still closed, but its own error is dropped so the body's is raised. In a
+    multi-process job only process 0 writes (the others get None); they all
+    read the same directory to resume."""
+    if checkpoint_dir is None or not is_main_process():
         yield None
         return
     saver = BackgroundSaver(checkpoint_dir, keep=keep)
