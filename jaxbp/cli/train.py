@@ -15,7 +15,7 @@ from pathlib import Path
 
 from jaxbp import recipes
 from jaxbp.cli import building, distributed, parsing, reporting, resuming, warmup
-from jaxbp.cli.errors import Diverged, UsageError
+from jaxbp.cli.errors import UsageError, training_errors
 from jaxbp.cli.interrupts import interrupted_message
 from jaxbp.cli.parsing import number
 
@@ -287,7 +287,7 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
     signal, training stops after its epoch and the test split is not
     evaluated (``(None, None)``).
     """
-    from jaxbp import checkpoint, train
+    from jaxbp import train
 
     def split(s):
         return s.x, recipes.targets(dataset, s, loss)
@@ -300,36 +300,30 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
         loss=loss,
         batch_size=args.eval_batch_size,
     )
-    try:
-        with warmup.in_background(warmup.import_plotting, prepare_test):
-            result = train.fit(
-                model,
-                split(dataset.train),
-                split(dataset.val),
-                loss=loss,
-                optimizer=optimizer,
-                backprop=args.backprop,
-                batch_size=args.batch_size,
-                epochs=args.epochs,
-                l2=args.l2,
-                clip_norm=args.clip_norm,
-                patience=args.patience,
-                seed=args.seed,
-                checkpoint_dir=args.checkpoint_dir,
-                resume=args.resume,
-                callback=on_epoch,
-                devices=args.devices,
-                should_stop=lambda: interrupts.signal is not None,
-                eval_batch_size=args.eval_batch_size,
-            )
-    except train.TrainingDiverged as error:
-        raise Diverged(_diverged_message(error)) from None
-    except checkpoint.CheckpointError as error:
-        raise UsageError(f"--checkpoint-dir {args.checkpoint_dir}: {error}") from None
-    except ValueError as error:
-        if args.resume and str(error).startswith(OTHER_SETTINGS):
-            raise UsageError(f"--resume: {error}") from None
-        raise
+    with (
+        training_errors(args, _epoch_and_step),
+        warmup.in_background(warmup.import_plotting, prepare_test),
+    ):
+        result = train.fit(
+            model,
+            split(dataset.train),
+            split(dataset.val),
+            loss=loss,
+            optimizer=optimizer,
+            backprop=args.backprop,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            l2=args.l2,
+            clip_norm=args.clip_norm,
+            patience=args.patience,
+            seed=args.seed,
+            checkpoint_dir=args.checkpoint_dir,
+            resume=args.resume,
+            callback=on_epoch,
+            devices=args.devices,
+            should_stop=lambda: interrupts.signal is not None,
+            eval_batch_size=args.eval_batch_size,
+        )
     seconds = time.perf_counter() - started
     if interrupts.signal is not None:
         return result, seconds, (None, None)
@@ -344,19 +338,8 @@ def fit_and_test(model, dataset, loss, optimizer, args, on_epoch, interrupts):
     return result, seconds, test
 
 
-#: How fit's ValueError begins when the checkpoint to resume was written with
-#: other settings (a plain ValueError, not a CheckpointError: matched here).
-OTHER_SETTINGS = "cannot resume from "
-
-
-def _diverged_message(error) -> str:
-    message = (
-        f"training diverged at epoch {error.epoch}, step {error.step} "
-        f"(training loss {error.loss}); try a smaller --lr or a --clip-norm"
-    )
-    if error.checkpoint is not None:
-        message += f"; the last good checkpoint is {error.checkpoint}"
-    return message
+def _epoch_and_step(error) -> str:
+    return f"epoch {error.epoch}, step {error.step}"
 
 
 def _json_default(value):

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from jaxbp.cli import building, distributed, reporting
-from jaxbp.cli.errors import Diverged, UsageError
+from jaxbp.cli.errors import training_errors
 from jaxbp.cli.interrupts import interrupted_message
-from jaxbp.cli.train import OTHER_SETTINGS, check_training_flags
+from jaxbp.cli.train import check_training_flags
 
 
 def run(args) -> int:
@@ -45,10 +45,10 @@ def fit(model, corpus, optimizer, args, on_round, interrupts):
     """``(LanguageModelResult, seconds)``: the one call of ``jaxbp.train``;
     divergence is :class:`Diverged`, an unreadable checkpoint or one written
     with other settings a UsageError naming the flag."""
-    from jaxbp import checkpoint, train
+    from jaxbp import train
 
     started = time.perf_counter()
-    try:
+    with training_errors(args, lambda error: f"step {error.step}"):
         result = train.fit_language_model(
             model,
             corpus.train,
@@ -71,22 +71,6 @@ def fit(model, corpus, optimizer, args, on_round, interrupts):
             should_stop=lambda: interrupts.signal is not None,
             vocab=corpus.vocab,
         )
-    except train.TrainingDiverged as error:
-        raise Diverged(
-            f"training diverged at step {error.step} (training loss {error.loss}); "
-            "try a smaller --lr or a --clip-norm"
-            + (
-                ""
-                if error.checkpoint is None
-                else f"; the last good checkpoint is {error.checkpoint}"
-            )
-        ) from None
-    except checkpoint.CheckpointError as error:
-        raise UsageError(f"--checkpoint-dir {args.checkpoint_dir}: {error}") from None
-    except ValueError as error:
-        if args.resume and str(error).startswith(OTHER_SETTINGS):
-            raise UsageError(f"--resume: {error}") from None
-        raise
     return result, time.perf_counter() - started
 
 
