@@ -43,18 +43,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
+import _lm_experiment as lm_experiment
 import _lm_training as lm
 import _min_char_rnn as mcr
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbp import optim
 from jaxbp.data import text
 from jaxbp.train import TrainState, run_steps
 
 NAME = "char_rnn"
-MACHINE = "2 CPU cores shared with other jobs (loaded): seconds are indicative"
 SAMPLE_LENGTH = 300
 
 
@@ -183,7 +182,7 @@ def compare_models(cfg, corpus) -> dict:
         histories = []
         with _common.Timer() as timer:
             for seed in range(cfg["seeds"]):
-                histories.append(train_one(model, corpus, cfg, seed))
+                histories.append(lm_experiment.train(model, corpus, cfg, seed)[2])
         finals = [h[-1]["val_loss"] for h in histories]
         bests = [min(r["val_loss"] for r in h) for h in histories]
         out[kind] = {
@@ -198,22 +197,6 @@ def compare_models(cfg, corpus) -> dict:
             "seconds": timer.seconds,
         }
     return out
-
-
-def train_one(model, corpus, cfg, seed):
-    """One ``fit_language_model`` run: its history, step 0 first."""
-    return lm.train_language_model(
-        model,
-        corpus,
-        seed=seed,
-        optimizer=optim.adam(cfg["learning_rate"]),
-        clip_norm=cfg["clip_norm"],
-        steps=cfg["steps"],
-        batch_size=cfg["batch_size"],
-        block_size=cfg["block_size"],
-        eval_interval=cfg["eval_interval"],
-        eval_batches=cfg["eval_batches"],
-    )[2]
 
 
 def plot_min_char_rnn(ax, a):
@@ -304,18 +287,15 @@ def main(argv=None) -> dict:
     with _common.Timer() as timer:
         results = {"min_char_rnn": run_min_char_rnn(cfg, corpus)}
         results["models"] = compare_models(cfg, corpus)
-    out = {
-        "setup": {
-            **cfg,
-            "corpus": "pydoc_data (jaxbp.data.text default)",
-            "machine": MACHINE,
-        },
-        "headline": headline_of(results),
-        **results,
-        "seconds": timer.seconds,
-    }
-    _common.write_json(args, out)
-    plot(results, cfg, _common.figure_path(args))
+    out = lm_experiment.write_outputs(
+        args,
+        cfg,
+        results,
+        about={"corpus": "pydoc_data (jaxbp.data.text default)"},
+        headline=headline_of(results),
+        seconds=timer.seconds,
+        plot=plot,
+    )
     a = results["min_char_rnn"]
     print(
         f"min-char-rnn: first loss {a['first_chunk_loss']:.3f} vs 25 ln V "

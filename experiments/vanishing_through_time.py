@@ -43,18 +43,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
+import _lm_experiment as lm_experiment
 import _lm_training as lm
 import _recurrent_probe as probe
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbp import losses, optim
+from jaxbp import losses
 from jaxbp.data import text
 from jaxbp.layers import dense_backward, dense_forward
 
 NAME = "vanishing_through_time"
-MACHINE = "2 CPU cores shared with other jobs (loaded): seconds are indicative"
 
 
 def config(quick: bool) -> dict:
@@ -178,17 +178,7 @@ def run_kind(kind, cfg, corpus, batch):
         kind, corpus.vocab_size, cfg["hidden"], cfg["embed_dim"], cfg["block_size"]
     )
     measure_jit = jax.jit(lambda p: measure(kind, in_float64(p), *batch))
-    start, trained, history = lm.train_language_model(
-        model,
-        corpus,
-        optimizer=optim.adam(cfg["learning_rate"]),
-        clip_norm=cfg["clip_norm"],
-        steps=cfg["steps"],
-        batch_size=cfg["batch_size"],
-        block_size=cfg["block_size"],
-        eval_interval=cfg["eval_interval"],
-        eval_batches=cfg["eval_batches"],
-    )
+    start, trained, history = lm_experiment.train(model, corpus, cfg)
     out = {"init": jax.device_get(measure_jit(start))}
     out["trained"] = jax.device_get(measure_jit(trained))
     out["history"] = history
@@ -302,21 +292,21 @@ def main(argv=None) -> dict:
             results[kind] = {"history": raw["history"]}
             for when in ("init", "trained"):
                 results[kind][when] = summarize_measurement(raw[when])
-    out = {
-        "setup": {
-            **cfg,
-            "vocab_size": corpus.vocab_size,
-            "corpus": "pydoc_data",
-            "optimizer": "jaxbp.optim.adam + clip_by_global_norm",
-            "loss_measured": "cross-entropy of the last position's prediction",
-            "machine": MACHINE,
-        },
-        "headline": headline_of(results),
-        **results,
-        "seconds": timer.seconds,
+    about = {
+        "vocab_size": corpus.vocab_size,
+        "corpus": "pydoc_data",
+        "optimizer": "jaxbp.optim.adam + clip_by_global_norm",
+        "loss_measured": "cross-entropy of the last position's prediction",
     }
-    _common.write_json(args, out)
-    plot(results, cfg, _common.figure_path(args))
+    out = lm_experiment.write_outputs(
+        args,
+        cfg,
+        results,
+        about=about,
+        headline=headline_of(results),
+        seconds=timer.seconds,
+        plot=plot,
+    )
     print_summary(results, cfg, timer.seconds)
     return out
 

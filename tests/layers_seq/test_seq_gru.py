@@ -6,9 +6,13 @@ import jax.numpy as jnp
 import pytest
 from helpers import RTOL, assert_trees_rel_close
 from hypothesis import given, settings
+from recurrent_testing import (
+    assert_last_state_and_carried_state,
+    assert_recurrent_backward_equals_vjp,
+    recurrent_problem,
+)
 from seq_testing import (
     assert_backward_equals_finite_differences,
-    assert_backward_equals_vjp,
     normal,
     sequence_problems,
 )
@@ -17,18 +21,12 @@ from jaxbp import layers as L
 
 
 def setup(problem, return_sequences):
-    layer = L.gru(problem["hidden"], return_sequences=return_sequences)
-    in_shape = (problem["steps"], problem["features"])
-    out_shape, params, _ = layer.init(
-        jax.random.key(problem["seed"]), in_shape, jnp.dtype(problem["dtype"])
-    )
+    layer, params, x, dy = recurrent_problem(L.gru, problem, return_sequences)
     # nonzero biases: b_hn enters through the reset gate
     params = {
         k: v + normal(problem["seed"] + 9, v.shape, problem["dtype"]) * (k[0] == "b")
         for k, v in params.items()
     }
-    x = normal(problem["seed"], (problem["batch"], *in_shape), problem["dtype"])
-    dy = normal(problem["seed"] + 1, (problem["batch"], *out_shape), problem["dtype"])
     return layer, params, x, dy
 
 
@@ -36,9 +34,7 @@ def setup(problem, return_sequences):
 @settings(max_examples=6)
 @given(problem=sequence_problems())
 def test_gru_backward_equals_jax_vjp_under_jit_and_vmap(problem, return_sequences):
-    layer, params, x, dy = setup(problem, return_sequences)
-    _, dx = assert_backward_equals_vjp(layer, params, x, dy, problem["dtype"])
-    assert dx.shape == x.shape and dx.dtype == x.dtype
+    assert_recurrent_backward_equals_vjp(setup, problem, return_sequences)
 
 
 @settings(max_examples=2)
@@ -71,17 +67,7 @@ def test_gru_gradients_wrt_initial_and_final_state(problem):
 def test_gru_last_state_and_carried_state():
     """return_sequences=False gives h_T; running two chunks with the state
     carried equals one run over the whole sequence."""
-    layer = L.gru(3, return_sequences=True)
-    _, params, _ = layer.init(jax.random.key(0), (6, 2), jnp.float64)
-    x = normal(0, (4, 6, 2), "float64")
-    every, _, _ = layer.forward(params, (), x)
-    last, _, _ = L.gru(3, return_sequences=False).forward(params, (), x)
-    assert_trees_rel_close(last, every[:, -1], 0.0)
-    hs_a, h, _ = L.gru_forward(params, x[:, :4])
-    hs_b, _, _ = L.gru_forward(params, x[:, 4:], h)
-    assert_trees_rel_close(
-        jnp.concatenate([hs_a, hs_b]), jnp.swapaxes(every, 0, 1), 1e-14
-    )
+    assert_last_state_and_carried_state(L.gru, L.gru_forward)
 
 
 def test_gru_forward_is_torch_equations():
