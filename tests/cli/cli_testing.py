@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -45,3 +46,36 @@ def histories(path):
         {k: r[k] for k in ("epoch", "train_loss", "val_loss", "val_accuracy")}
         for r in json.loads((path / "metrics.json").read_text())["history"]
     ]
+
+
+def free_port() -> int:
+    """A TCP port on localhost that nothing listens on (for a job's coordinator)."""
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def jaxbp_together(*argvs, cwd=None, timeout=300, env=None):
+    """Each ``argv`` as ``python -m jaxbp ARGV``, all started at once (as a
+    shell runs ``A & B``); their CompletedProcesses, in order."""
+    full_env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "jaxbp", *argv],
+            cwd=cwd,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argvs
+    ]
+    done = []
+    try:
+        for argv, proc in zip(argvs, procs):
+            out, err = proc.communicate(timeout=timeout)
+            done.append(subprocess.CompletedProcess(argv, proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            proc.kill()
+    return done

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
+from cli_testing import FAST, assert_one_line_error, free_port, histories, jaxbp
 
 from jaxbp.cli import main
-from tests.cli.cli_testing import FAST, assert_one_line_error, histories, jaxbp
 
 JOB = ("--coordinator-address", "localhost:1234", "--num-processes", "2")
 
@@ -92,12 +91,6 @@ def test_unreachable_coordinator_is_one_line_not_a_hang(tmp_path):
         result, "process 1 of 2 could not join the job", "--join-timeout", status=4
     )
     assert time.monotonic() - started < 30
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
 
 
 def test_two_processes_train_as_one_with_two_devices(tmp_path):

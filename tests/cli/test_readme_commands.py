@@ -2,8 +2,9 @@
 
 The commands are read from README.md itself; ``CASES`` maps each one (as the
 README writes it, with ``python -m jaxbp``/``.venv/bin/jaxbp`` written
-``jaxbp``, and the ``jaxbp`` parts of one line joined by ``&&``) to the way
-it is run and what is asserted on it, so a command added to the README with
+``jaxbp``, and the ``jaxbp`` parts of one line joined by ``&&``; a line
+ending in ``&`` joined to the next by `` & ``) to the way it is run and what
+is asserted on it, so a command added to the README with
 no entry here fails ``test_every_readme_command_has_a_case``.
 
 A case runs the README's own arguments, each followed by ``extra`` (argparse
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import jax
 import pytest
-from cli_testing import jaxbp
+from cli_testing import free_port, jaxbp, jaxbp_together
 
 from jaxbp import checkpoint, cli, explain
 
@@ -54,16 +55,21 @@ def readme_commands(text: str) -> list[str]:
     ):
         if tag not in ("", "bash", "sh", "console"):
             continue
+        started = []  # lines ending in `&`: run alongside the next command
         for line in block.splitlines():
             code = line.split(" #", 1)[0].strip()
-            parts = [p.strip() for p in code.split("&&")]
+            alongside = code.endswith("&") and not code.endswith("&&")
+            parts = [p.strip() for p in code.rstrip("&").split("&&")]
             parts = [
                 " ".join(_INVOCATION.sub("jaxbp", p).split())
                 for p in parts
                 if _INVOCATION.match(p)
             ]
-            if parts:
-                commands.append(" && ".join(parts))
+            if parts and alongside:
+                started.append(" && ".join(parts))
+            elif parts:
+                commands.append(" & ".join([*started, " && ".join(parts)]))
+                started = []
     return list(dict.fromkeys(commands))  # the quick start repeats `jaxbp train`
 
 
@@ -236,9 +242,28 @@ def samples_continue_the_prompt(runs, workdir):
     assert set(text) <= set(MY_TEXT), set(text) - set(MY_TEXT)
 
 
+def one_job_wrote_once(runs, workdir):
+    """Both processes finished; process 0 alone wrote the run and printed the
+    summary, 3 epochs of the digits MLP that learned."""
+    succeeded(runs)
+    job_member, writer = runs
+    assert job_member.stdout.strip() == "" and "test accuracy" in writer.stdout
+    m = metrics(workdir)
+    assert m["epochs_run"] == 3 and m["test_accuracy"] >= 0.8, m["test_accuracy"]
+
+
 #: README command -> Case. The README's claims: the default run's 98% and the
 #: spirals example's 95% (issue #13), gradcheck's verdict, the post's numbers.
 CASES = {
+    (
+        "jaxbp train --coordinator-address localhost:12355 --num-processes 2 "
+        "--process-id 1 & jaxbp train --coordinator-address localhost:12355 "
+        "--num-processes 2 --process-id 0"
+    ): Case(
+        "shortened to 3 epochs, on a free port: one job, process 0 writes",
+        one_job_wrote_once,
+        extra=("--epochs", "3", "--quiet"),
+    ),
     "jaxbp train": Case(
         "as written: test accuracy >= 98% (README: 98.06%)",
         accuracy_at_least(0.98, epochs=200),
@@ -352,7 +377,8 @@ def test_every_readme_command_has_a_case():
 def test_readme_commands_are_parsed_from_shell_blocks_only():
     text = (
         "```bash\npython3 -m venv .venv && .venv/bin/jaxbp train\n"
-        "jaxbp gradcheck --model cnn    # a comment\n```\n"
+        "jaxbp gradcheck --model cnn    # a comment\n"
+        "jaxbp train --process-id 1 &\njaxbp train --process-id 0\n```\n"
         "```python\nimport jaxbp  # jaxbp train\n```\n"
         "```\npython -m jaxbp explain --steps 3\njaxbp train\n```\n"
         "```\njaxbp/    (the package)\n```\n"
@@ -360,6 +386,7 @@ def test_readme_commands_are_parsed_from_shell_blocks_only():
     assert readme_commands(text) == [
         "jaxbp train",
         "jaxbp gradcheck --model cnn",
+        "jaxbp train --process-id 1 & jaxbp train --process-id 0",
         "jaxbp explain --steps 3",
     ]
 
@@ -379,8 +406,21 @@ def test_readme_command(command, run_main, tmp_path, monkeypatch, without_x64):
     monkeypatch.chdir(tmp_path)
     if case.setup is not None:
         case.setup(tmp_path)
+    if " & " in command:  # processes that run together: a multi-process job
+        case.check(run_together(command, case, tmp_path), tmp_path)
+        return
     runs = []
     for part in command.split(" && "):
         argv = [a for a in shlex.split(part)[1:] if a != "..."]
         runs.append(run_main(*argv, *case.extra))
     case.check(runs, tmp_path)
+
+
+def run_together(command, case, workdir):
+    """``A & B``'s parts started at once as processes, as a shell does, on a
+    free port instead of the README's (the last ``--coordinator-address`` wins)."""
+    address = ("--coordinator-address", f"localhost:{free_port()}")
+    argvs = [
+        [*shlex.split(part)[1:], *case.extra, *address] for part in command.split(" & ")
+    ]
+    return jaxbp_together(*argvs, cwd=workdir)
