@@ -155,3 +155,17 @@ def test_jit_fast_computes_the_same_integer_work():
     default = jax.jit(bits_and_permutation)(key)
     for a, b in zip(fast, default):
         np.testing.assert_array_equal(a, b)
+
+
+def test_importing_jaxbp_loads_no_heavy_library():
+    """Start-up: ``import jaxbp`` (and the CLI, training and data modules) costs
+    little over ``import jax`` because the heavy libraries load on first use
+    (matplotlib when a figure is drawn, scikit-learn only as the digits'
+    fallback reader, tqdm when a progress bar is shown)."""
+    heavy = ("matplotlib", "sklearn", "scipy", "tqdm", "pandas", "torch", "flax")
+    out = run_python(
+        "import sys\n"
+        "import jaxbp, jaxbp.train, jaxbp.recipes, jaxbp.data, jaxbp.cli\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    assert out.strip() == "[]"
