@@ -1,0 +1,83 @@
+"""Flax NNX, as the Flax documentation trains a model.
+
+An ``nnx.Module`` of ``nnx.Linear`` layers (kernel ``(n_in, n_out)``, the
+problem's initial weights copied in), ``nnx.Optimizer`` with ``optax.adam``,
+and an ``@nnx.jit`` train step (``nnx.value_and_grad``, ``optimizer.update``)
+called once per batch in a Python loop fed NumPy batches, as a data loader
+feeds them.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+
+class MLP(nnx.Module):
+    """Dense layers with ReLU between them, initialised to ``weights``."""
+
+    def __init__(self, weights):
+        rngs = nnx.Rngs(0)
+        self.layers = nnx.List([nnx.Linear(*w.shape, rngs=rngs) for w, _ in weights])
+        for layer, (w, b) in zip(self.layers, weights, strict=True):
+            layer.kernel.value = jnp.asarray(w)
+            layer.bias.value = jnp.asarray(b)
+
+    def __call__(self, x):
+        for layer in self.layers[:-1]:
+            x = nnx.relu(layer(x))
+        return self.layers[-1](x)
+
+
+def loss_fn(model, x, y):
+    """Mean softmax cross-entropy."""
+    logits = model(x)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+@nnx.jit
+def train_step(model, optimizer, x, y):
+    """One Adam step in place; the loss before it."""
+    loss, grads = nnx.value_and_grad(loss_fn)(model, x, y)
+    optimizer.update(model, grads)
+    return loss
+
+
+@nnx.jit
+def predict(model, x):
+    return jnp.argmax(model(x), axis=-1)
+
+
+class Trainer:
+    def __init__(self, problem):
+        self.model = MLP(problem.weights)
+        self.optimizer = nnx.Optimizer(
+            self.model, optax.adam(problem.learning_rate), wrt=nnx.Param
+        )
+        self.x, self.y = problem.x_train, problem.y_train
+
+    def epoch(self, indices):
+        """One step per row of ``indices``; the steps' losses."""
+        losses = [
+            train_step(self.model, self.optimizer, self.x[i], self.y[i])
+            for i in np.asarray(indices)
+        ]
+        return jnp.stack(losses)
+
+    def accuracy(self, x, y) -> float:
+        return float(np.mean(np.asarray(predict(self.model, x)) == y))
+
+
+def make_trainer(problem) -> Trainer:
+    return Trainer(problem)
+
+
+def gradient_call(weights, x, y):
+    """A call of ``nnx.jit(nnx.value_and_grad(loss_fn))``: ``(loss, grads)``."""
+    model = MLP(weights)
+    fn = nnx.jit(nnx.value_and_grad(loss_fn))
+    return functools.partial(fn, model, jnp.asarray(x), jnp.asarray(y))
