@@ -13,7 +13,8 @@ Three sections:
   step scanned over the epoch (manual backprop and autodiff), ``jaxbp.train.fit``
   per epoch (a ``fit`` call of several epochs, divided; it also measures the
   training accuracy after every epoch), a plain JAX + optax ``lax.scan``, Flax
-  NNX's ``nnx.jit`` step in a Python loop, Equinox's ``eqx.filter_jit`` step
+  NNX's ``nnx.jit`` step in a Python loop (and its epoch as a ``lax.scan`` of
+  the split model), Equinox's ``eqx.filter_jit`` step
   in a loop, PyTorch's eager loop and scikit-learn's ``partial_fit``. First,
   every contender trains epoch 1 from the same weights on the same batches,
   and its mean loss is compared with jaxbp's (``Δ loss``: they compute the
@@ -78,6 +79,7 @@ EPOCH_CONTENDERS = (
     ("jaxbp autodiff scan", "jaxbp", {"backprop": "autodiff"}),
     ("JAX+optax scan", "jax", {}),
     ("Flax NNX nnx.jit loop", "flax", {}),
+    ("Flax NNX split/merge scan", "flax", {"scan": True}),
     ("Equinox filter_jit loop", "equinox", {}),
     ("PyTorch eager loop", "torch", {}),
     ("scikit-learn partial_fit", "sklearn", {}),
@@ -306,11 +308,13 @@ def titles(ctx: BenchContext, args) -> dict[str, str]:
     }
 
 
-def run(args) -> dict:
-    """Run the selected sections; the JSON payload."""
+def run(args, ctx: BenchContext | None = None) -> dict:
+    """Run the selected sections (``ctx``: the timing settings, by default
+    those of ``args.quick``); the JSON payload."""
     from benchmarks.benchmark import machine_info
 
-    ctx = BenchContext.make(quick=args.quick, log=print)
+    if ctx is None:
+        ctx = BenchContext.make(quick=args.quick, log=print)
     sections, wanted = selection(args.only)
     libraries, notes = available(wanted)
     for note in notes:
@@ -345,23 +349,34 @@ def run(args) -> dict:
     }
 
 
-def main(argv=None) -> int:
-    """Run, print one table per section, write ``DIR/peers.json``."""
+def parse(argv=None) -> argparse.Namespace:
+    """The flags (``report.parse_args``'s and :func:`options`), defaults filled."""
     args = report.parse_args("peers", __doc__.splitlines()[0], argv, options=options)
     if args.epochs is None:
         args.epochs = 3 if args.quick else 50
     if args.process_reps is None:
         args.process_reps = 1 if args.quick else 5
-    started = time.perf_counter()
-    payload = run(args)
+    return args
+
+
+def finish(args, payload: dict) -> None:
+    """Print one table per section and the skip notes; write the JSON."""
     print()
     for section, title in payload["titles"].items():
         rows = [r for r in payload["rows"] if r["section"] == section]
         print_section(section, rows, title)
     for note in payload["skipped"]:
         print(note)
-    print(f"{time.perf_counter() - started:.0f} s")
     print(f"wrote {report.write_json(args.path, payload)}")
+
+
+def main(argv=None) -> int:
+    """Run, print one table per section, write ``DIR/peers.json``."""
+    args = parse(argv)
+    started = time.perf_counter()
+    payload = run(args)
+    payload["seconds"] = time.perf_counter() - started
+    finish(args, payload)
     return 0
 
 
