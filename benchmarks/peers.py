@@ -46,6 +46,7 @@ import functools
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import sys
 import tempfile
 import time
@@ -73,6 +74,8 @@ LIBRARIES = {
 INSTALL = 'pip install -e ".[peers]"'
 #: Distributions whose versions the JSON records.
 VERSIONS = ("jax", "jaxlib", "optax", "flax", "equinox", "torch", "scikit-learn")
+#: Environment variables that change the timings, recorded in the JSON.
+ENVIRONMENT = ("XLA_FLAGS", "OMP_NUM_THREADS", "PYTHONDONTWRITEBYTECODE")
 #: The epoch section's contenders: (name, library, make_trainer's keywords).
 EPOCH_CONTENDERS = (
     ("jaxbp manual scan", "jaxbp", {"backprop": "manual"}),
@@ -206,6 +209,15 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def torch_settings(libraries) -> dict | None:
+    """PyTorch's device and thread count, as its contenders ran (None: absent)."""
+    if "torch" not in libraries:
+        return None
+    module = peer_module("torch")
+    where = module.device()
+    return {"device": str(where), "threads": module.torch.get_num_threads()}
+
+
 def parse_names(text: str) -> list[str]:
     """``--only``'s comma-separated sections and libraries, checked."""
     names = [n.strip() for n in text.split(",") if n.strip()]
@@ -315,6 +327,7 @@ def run(args, ctx: BenchContext | None = None) -> dict:
 
     if ctx is None:
         ctx = BenchContext.make(quick=args.quick, log=print)
+    load_before = machine_info().get("loadavg")
     sections, wanted = selection(args.only)
     libraries, notes = available(wanted)
     for note in notes:
@@ -333,8 +346,10 @@ def run(args, ctx: BenchContext | None = None) -> dict:
     return {
         "benchmark": args.name,
         "quick": args.quick,
-        "machine": machine_info(),
+        "machine": {**machine_info(), "loadavg_before": load_before},
         "versions": versions(),
+        "environment": {k: os.environ.get(k) for k in ENVIRONMENT},
+        "torch": torch_settings(libraries),
         "settings": {
             "reps": ctx.reps,
             "min_seconds": ctx.min_seconds,
