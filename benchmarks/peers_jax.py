@@ -16,23 +16,24 @@ import numpy as np
 import optax
 
 
-def loss_fn(params, x, y):
-    """Mean softmax cross-entropy of the ReLU MLP ``params`` on ``(x, y)``."""
+def logits(params, x):
+    """The ReLU MLP ``params`` (a list of ``(w, b)``) applied to ``x``."""
     h = x
     for w, b in params[:-1]:
         h = jax.nn.relu(h @ w + b)
     w, b = params[-1]
-    logits = h @ w + b
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return h @ w + b
 
 
+def loss_fn(params, x, y):
+    """Mean softmax cross-entropy of the MLP on ``(x, y)``."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits(params, x), y).mean()
+
+
+@jax.jit
 def predict(params, x):
     """The predicted classes."""
-    h = x
-    for w, b in params[:-1]:
-        h = jax.nn.relu(h @ w + b)
-    w, b = params[-1]
-    return jnp.argmax(h @ w + b, axis=-1)
+    return jnp.argmax(logits(params, x), axis=-1)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -67,7 +68,7 @@ class Trainer:
         return losses
 
     def accuracy(self, x, y) -> float:
-        return float(np.mean(np.asarray(jax.jit(predict)(self.params, x)) == y))
+        return float(np.mean(np.asarray(predict(self.params, x)) == y))
 
 
 def make_trainer(problem) -> Trainer:

@@ -86,8 +86,8 @@ def gradient_call(weights, x, y):
     where = device()
     model = mlp(weights, where)
     params = list(model.parameters())
-    xb = torch.from_numpy(np.asarray(x, np.float32)).to(where)
-    yb = torch.from_numpy(np.asarray(y, np.int64)).to(where)
+    xb = torch.from_numpy(np.array(x, np.float32)).to(where)
+    yb = torch.from_numpy(np.array(y, np.int64)).to(where)
 
     def call():
         loss = F.cross_entropy(model(xb), yb)
