@@ -28,8 +28,8 @@ class MLP(nnx.Module):
         rngs = nnx.Rngs(0)
         self.layers = nnx.List([nnx.Linear(*w.shape, rngs=rngs) for w, _ in weights])
         for layer, (w, b) in zip(self.layers, weights, strict=True):
-            layer.kernel.value = jnp.asarray(w)
-            layer.bias.value = jnp.asarray(b)
+            layer.kernel[...] = jnp.asarray(w)
+            layer.bias[...] = jnp.asarray(b)
 
     def __call__(self, x):
         for layer in self.layers[:-1]:
