@@ -5,7 +5,8 @@ the problem's initial weights copied in transposed), ``F.cross_entropy``,
 ``torch.optim.Adam`` (its defaults: β 0.9/0.999, ε 1e-8, as optax's), a
 Python loop of ``zero_grad``, ``backward``, ``step`` fed NumPy batches (as a
 data loader feeds them), on CUDA when it is available (else the CPU, with as
-many threads as this process may use, like XLA). Calls end with the device
+many threads as this process may use, like XLA, unless ``OMP_NUM_THREADS``
+says otherwise). Calls end with the device
 synchronized, so their wall time is the work's.
 """
 
@@ -20,11 +21,13 @@ from torch.nn import functional as F
 
 
 def device() -> torch.device:
-    """CUDA when available, else the CPU (with one thread per usable core)."""
+    """CUDA when available, else the CPU, with one thread per usable core
+    unless ``OMP_NUM_THREADS`` sets PyTorch's thread count."""
     if torch.cuda.is_available():
         return torch.device("cuda")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-    torch.set_num_threads(cores or os.cpu_count() or 1)
+    if "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+        torch.set_num_threads(cores or os.cpu_count() or 1)
     return torch.device("cpu")
 
 
