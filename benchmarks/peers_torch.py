@@ -6,8 +6,8 @@ the problem's initial weights copied in transposed), ``F.cross_entropy``,
 Python loop of ``zero_grad``, ``backward``, ``step`` fed NumPy batches (as a
 data loader feeds them), on CUDA when it is available (else the CPU, with as
 many threads as this process may use, like XLA, unless ``OMP_NUM_THREADS``
-says otherwise). Calls end with the device
-synchronized, so their wall time is the work's.
+says otherwise). Calls end with the device synchronized, so their wall time
+is the work's.
 """
 
 from __future__ import annotations
