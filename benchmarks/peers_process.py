@@ -149,7 +149,24 @@ def interleaved_runs(runners: list[Contender], reps: int, seed: int = 0) -> dict
     return runs
 
 
-def summary_rows(runners: list[Contender], runs: dict, epochs: int) -> list[dict]:
+def shown_command(argv: list[str], work: Path) -> str:
+    """``argv`` as the table shows it: ``python``, paths in the repository
+    relative to it, the scratch directory as ``$WORK``."""
+    shown = []
+    for a in argv:
+        if a == sys.executable:
+            a = "python"
+        elif a.startswith(str(work)):
+            a = "$WORK" + a[len(str(work)) :]
+        elif a.startswith(str(ROOT) + os.sep):
+            a = a[len(str(ROOT)) + 1 :]
+        shown.append(a)
+    return " ".join(shown)
+
+
+def summary_rows(
+    runners: list[Contender], runs: dict, epochs: int, work: Path
+) -> list[dict]:
     """One row per contender: median seconds (with quartiles), the paired
     ratio to the plain JAX script, every run, the median test accuracy."""
     rows = []
@@ -163,9 +180,7 @@ def summary_rows(runners: list[Contender], runs: dict, epochs: int) -> list[dict
             **time_columns("seconds", seconds, scale=1.0),
             "runs_seconds": seconds.tolist(),
             "test_accuracy": float(np.median([a for _, a in runs[c.name]])),
-            "command": " ".join(
-                Path(a).name if a == sys.executable else a for a in c.argv
-            ),
+            "command": shown_command(c.argv, work),
         }
         if BASELINE in runs:
             baseline = np.asarray([s for s, _ in runs[BASELINE]])
@@ -188,7 +203,7 @@ def process_rows(
             log(f"process: filling the compilation cache ({c.name})")
             c.run()
     runs = interleaved_runs(runners, reps)
-    rows = summary_rows(runners, runs, epochs)
+    rows = summary_rows(runners, runs, epochs, work)
     for r in rows:
         log(
             f"process {r['name']}: {r['seconds']:.2f} s, "

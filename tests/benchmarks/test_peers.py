@@ -128,10 +128,14 @@ def test_fresh_processes_train_and_report_their_accuracy(tmp_path):
     assert "JAX_COMPILATION_CACHE_DIR" not in cold
     assert warm["JAX_COMPILATION_CACHE_DIR"].startswith(str(tmp_path))
     runs = peers_process.interleaved_runs([runners[0], runners[3]], reps=1)
-    rows = peers_process.summary_rows([runners[0], runners[3]], runs, epochs=1)
+    rows = peers_process.summary_rows([runners[0], runners[3]], runs, 1, tmp_path)
     for row in rows:
         assert row["seconds"] > 0 and 0.8 < row["test_accuracy"] <= 1.0
     assert "/jax_script" not in rows[0]  # no JAX script, no ratio to it
+    assert rows[0]["command"].startswith("python -m jaxbp train --quiet")
+    assert (
+        rows[1]["command"] == "python benchmarks/peers_script.py sklearn $WORK/p.npz 1"
+    )
 
 
 def test_the_script_says_how_to_call_it(capsys):
