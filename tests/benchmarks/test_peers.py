@@ -65,19 +65,23 @@ def test_each_installed_peer_trains_the_same_epoch(
     assert 0.8 < trainer.accuracy(problem.x_test, problem.y_test) <= 1.0
 
 
-def test_quick_run_rows_json_and_skip_notes(tmp_path, capsys):
-    assert (
-        peers.main(["--quick", "--out", str(tmp_path), "--only", "epoch,gradient"]) == 0
-    )
+def test_quick_run_rows_json_and_skip_notes(tmp_path, capsys, ctx):
+    """jaxbp, plain JAX and Flax (a note instead where Flax is absent), at the
+    smallest settings; every peer's computation is checked above."""
+    only = "epoch,gradient,jax,flax"
+    args = peers.parse(["--quick", "--out", str(tmp_path), "--only", only])
+    peers.finish(args, peers.run(args, ctx))
     out = capsys.readouterr().out
     payload = json.loads((tmp_path / "peers.json").read_text())
-    missing = [lib for lib in peers.LIBRARIES if not installed(lib)]
+    libraries = [lib for lib in ("jaxbp", "jax", "flax") if installed(lib)]
+    assert payload["settings"]["libraries"] == libraries
+    missing = [] if installed("flax") else ["flax"]
     assert len(payload["skipped"]) == len(missing)
     for lib, note in zip(missing, payload["skipped"], strict=True):
         assert note.startswith(f"skipped {lib}: ") and peers.INSTALL in note
         assert note in out
     epoch = [r for r in payload["rows"] if r["section"] == "epoch"]
-    expected = [n for n, lib, _ in peers.EPOCH_CONTENDERS if installed(lib)]
+    expected = [n for n, lib, _ in peers.EPOCH_CONTENDERS if lib in libraries]
     assert [r["name"] for r in epoch] == [*expected, peers.FIT]
     for r in epoch:
         assert r["steps"] == 40
@@ -85,6 +89,7 @@ def test_quick_run_rows_json_and_skip_notes(tmp_path, capsys):
         assert r["loss_diff"] < 1e-4  # fit's first epoch too
     gradient = [r for r in payload["rows"] if r["section"] == "gradient"]
     assert gradient[0]["name"] == peers.GRADIENT_BASELINE
+    assert len(gradient) == 2 + len(libraries) - 1
     for r in gradient:
         assert r["of_peak"] > 0 and r["gflops"] > 0
         assert r["loss_diff"] < 1e-4
