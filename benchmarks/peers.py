@@ -1,5 +1,4 @@
-"""jaxbp against its peers on one model: plain JAX + optax, Flax NNX, Equinox,
-PyTorch and scikit-learn.
+"""jaxbp against plain JAX+optax, Flax NNX, Equinox, PyTorch and scikit-learn, one model.
 
 Every contender trains the problem of :mod:`benchmarks.peers_problem`: the
 digits split of ``jaxbp.data.load("digits")``, the MLP 64-256-256-10 with
