@@ -5,7 +5,7 @@ scripts from the repository root::
 
     python benchmarks/benchmark.py [--quick] [--out DIR]        # gradients, memory, training
     python benchmarks/train_benchmark.py [--quick] [--out DIR]  # train steps, checkpoint saves
-    python benchmarks/vs_sklearn.py [--quick] [--out DIR]       # jaxbp train vs scikit-learn
+    python benchmarks/peers.py [--quick] [--out DIR]            # jaxbp vs JAX, Flax, Equinox, PyTorch, scikit-learn
 
 Each script puts the repository root on ``sys.path`` so that its modules
 import each other as ``benchmarks.NAME``; other code (experiments, tests)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,18 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse_args(
-    name: str, description: str, argv=None, *, results: Path | None = None
+    name: str,
+    description: str,
+    argv=None,
+    *,
+    results: Path | None = None,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> argparse.Namespace:
     """``--quick`` and ``--out DIR`` (created; default ``results``, or its
     ``quick/`` with ``--quick``, so a quick run never overwrites the full run's
     numbers); ``args.name`` is ``name`` and ``args.path`` the JSON file to write.
-    The experiments use it too, with their own ``results``."""
+    ``options(parser)`` adds a script's own flags. The experiments use it too,
+    with their own ``results``."""
     results = RESULTS if results is None else results
     parser = argparse.ArgumentParser(
         prog=f"{results.parent.name}/{name}.py", description=description
@@ -39,6 +45,8 @@ def parse_args(
         default=None,
         help=f"output directory (default {results}, or its quick/ with --quick)",
     )
+    if options is not None:
+        options(parser)
     args = parser.parse_args(argv)
     if args.out is None:
         args.out = results / "quick" if args.quick else results
