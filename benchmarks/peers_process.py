@@ -50,6 +50,7 @@ class Contender:
     argv: list[str]
     env: dict[str, str]
     metrics: Path | None = None  # jaxbp train's metrics.json; else stdout's JSON
+    trains: bool = True  # False: an import only, no test accuracy
 
     def run(self) -> tuple[float, float]:
         """(wall seconds from spawn to exit, test accuracy) of one fresh run."""
@@ -63,6 +64,8 @@ class Contender:
                 f"{self.name}: `{' '.join(self.argv)}` exited with "
                 f"{done.returncode}:\n{done.stderr[-4000:]}"
             )
+        if not self.trains:
+            return seconds, float("nan")
         if self.metrics is not None:
             accuracy = json.loads(self.metrics.read_text())["test_accuracy"]
         else:
@@ -80,8 +83,27 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def jaxbp_train_argv(epochs: int, out: Path) -> list[str]:
-    """``jaxbp train`` on the problem's model, batches and optimizer."""
+def import_contenders(env) -> list[Contender]:
+    """``import jax`` and ``import jaxbp`` alone, each in a fresh process:
+    jaxbp's own import cost is the difference."""
+    return [
+        Contender(
+            f"import {module}",
+            "jaxbp",
+            [sys.executable, "-c", f"import {module}"],
+            env,
+            trains=False,
+        )
+        for module in ("jax", "jaxbp")
+    ]
+
+
+def jaxbp_train_argv(epochs: int | None, out: Path) -> list[str]:
+    """``jaxbp train`` on the problem's model, batches and optimizer; with
+    ``epochs`` None, ``jaxbp train``'s defaults (its preset: 200 epochs,
+    dropout) with only ``--out``."""
+    if epochs is None:
+        return [sys.executable, "-m", "jaxbp", "train", "--quiet", "--out", str(out)]
     hidden = ",".join(map(str, peers_problem.SIZES[1:-1]))
     return [
         *(sys.executable, "-m", "jaxbp", "train", "--quiet"),
@@ -122,6 +144,14 @@ def contenders(
                 warm_out / "metrics.json",
             ),
             Contender("jaxbp fit script", "jaxbp", [*script, "fit", *tail], env),
+            Contender(
+                "jaxbp train defaults (200 epochs), warm cache",
+                "jaxbp",
+                [*jaxbp_train_argv(None, work / "defaults")],
+                warm,
+                work / "defaults" / "metrics.json",
+            ),
+            *import_contenders(env),
         ]
     names = {
         "jax": BASELINE,
@@ -179,7 +209,9 @@ def summary_rows(
             "epochs": epochs,
             **time_columns("seconds", seconds, scale=1.0),
             "runs_seconds": seconds.tolist(),
-            "test_accuracy": float(np.median([a for _, a in runs[c.name]])),
+            "test_accuracy": (
+                float(np.median([a for _, a in runs[c.name]])) if c.trains else None
+            ),
             "command": shown_command(c.argv, work),
         }
         if BASELINE in runs:
@@ -199,14 +231,15 @@ def process_rows(
     )
     runners = contenders(libraries, problem_path, epochs, work)
     for c in runners:
-        if "warm cache" in c.name:
+        if c.env.get("JAXBP_COMPILATION_CACHE") == "1":
             log(f"process: filling the compilation cache ({c.name})")
             c.run()
     runs = interleaved_runs(runners, reps)
     rows = summary_rows(runners, runs, epochs, work)
     for r in rows:
+        accuracy = r["test_accuracy"]
         log(
-            f"process {r['name']}: {r['seconds']:.2f} s, "
-            f"test accuracy {r['test_accuracy']:.4f}"
+            f"process {r['name']}: {r['seconds']:.2f} s"
+            + ("" if accuracy is None else f", test accuracy {accuracy:.4f}")
         )
     return rows
