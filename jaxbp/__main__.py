@@ -1,7 +1,5 @@
 """``python -m jaxbp`` runs the command line."""
 
-import sys
+from jaxbp.cli import command
 
-from jaxbp.cli import main
-
-sys.exit(main())
+command()

@@ -26,6 +26,7 @@ Exit status:
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -33,7 +34,7 @@ from jaxbp.cli import explain, gradcheck, parsing, sample, train
 from jaxbp.cli.errors import Diverged, UsageError, one_line
 from jaxbp.compilation import enable_compilation_cache
 
-__all__ = ["COMMANDS", "Diverged", "UsageError", "build_parser", "main"]
+__all__ = ["COMMANDS", "Diverged", "UsageError", "build_parser", "command", "main"]
 
 #: name -> the command's module (``add_parser``, ``run``).
 COMMANDS = {
@@ -75,6 +76,25 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"jaxbp {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def command() -> None:
+    """The ``jaxbp`` program (its console script and ``python -m jaxbp``):
+    :func:`main`, then the process ends as soon as its output is flushed.
+
+    When ``main`` returns, everything the command writes is written and
+    closed; what Python's teardown of the interpreter would add (freeing
+    XLA's compiled programs, matplotlib's objects, every module: a noticeable
+    part of a short run) is skipped with ``os._exit``. A process of a
+    multi-process job leaves normally, through JAX's shutdown barrier.
+    """
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.distributed.is_initialized():
+        sys.exit(status)
+    os._exit(status)
 
 
 def _one_line_warning(command: str):
