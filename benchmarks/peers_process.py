@@ -75,8 +75,12 @@ class Contender:
 
 def base_env() -> dict[str, str]:
     """The children's environment: this tree first on ``PYTHONPATH``, no
-    persistent compilation cache."""
-    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    persistent compilation cache, and Python's bytecode cache on as a user's
+    Python has it (``PYTHONDONTWRITEBYTECODE`` would make every process
+    compile jaxbp's sources anew, while the peers' installed packages have
+    their bytecode from ``pip``)."""
+    dropped = ("JAX_COMPILATION_CACHE_DIR", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     paths = [str(ROOT), *filter(None, [env.get("PYTHONPATH")])]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["JAXBP_COMPILATION_CACHE"] = "0"
