@@ -158,3 +158,20 @@ def users_xla_flags() -> str:
 
     fast = set(fast_compile_xla_flags("").split())
     return " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if f not in fast)
+
+
+def python_child(code: str, *, timeout: float = 600, **env):
+    """``code`` run by a fresh ``python -c`` on the CPU, with ``env`` added to
+    this process's environment: its CompletedProcess (text output)."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "JAX_PLATFORMS": "cpu", **env},
+    )

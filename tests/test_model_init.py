@@ -1,12 +1,8 @@
 """jaxbp.model_init: initialisation in two programs equals the one-program reference."""
 
-import os
-import subprocess
-import sys
-
 import jax
 import numpy as np
-from helpers import users_xla_flags
+from helpers import python_child, users_xla_flags
 
 from jaxbp import layers as L
 from jaxbp import model as M
@@ -51,14 +47,7 @@ for dtype in ("float32", "float64"):
 def test_two_programs_equal_the_reference_bit_for_bit_under_xla_defaults():
     """The claim is about XLA's default options (the suite compiles with its
     fast-compile options), so it is checked in a process that uses them."""
-    result = subprocess.run(
-        [sys.executable, "-c", CHECK],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "XLA_FLAGS": users_xla_flags(), "JAX_PLATFORMS": "cpu"},
-    )
+    result = python_child(CHECK, XLA_FLAGS=users_xla_flags())
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split("\n")
     assert sum(line.endswith(" same") for line in lines) == 6 * 2 * 2, result.stdout

@@ -1,13 +1,12 @@
 """``jaxbp gradcheck``: the table, for every combination of the layer flags."""
 
-import os
 import re
 import subprocess
 import sys
 
 import pytest
 from cli_testing import assert_one_line_error, jaxbp
-from helpers import users_xla_flags
+from helpers import python_child, users_xla_flags
 
 
 def test_gradcheck_passes_and_prints_the_table():
@@ -174,14 +173,9 @@ def test_gradcheck_cnn_at_default_widths_stays_under_1_gb():
         "print([l.split()[1] for l in status_lines if l.startswith('VmHWM')][0])\n"
         "sys.exit(status)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "XLA_FLAGS": users_xla_flags()},  # as a user runs it
-    )
+    result = python_child(
+        script, timeout=300, XLA_FLAGS=users_xla_flags()
+    )  # as a user runs it
     assert result.returncode == 0, result.stderr[-2000:]
     assert "all gradients agree" in result.stdout
     peak_kb = int(result.stdout.strip().splitlines()[-1])  # Linux: kilobytes

@@ -1,10 +1,7 @@
 """How many programs training compiles: few, once, and none again between epochs."""
 
-import os
-import subprocess
-import sys
-
 import pytest
+from helpers import python_child
 
 from jaxbp import data, optim, recipes, train
 
@@ -26,14 +23,7 @@ def test_a_fresh_run_compiles_seven_programs():
     initialisation, the optimizer's state, an epoch's batches, and the
     epoch with its evaluation; then the test evaluation. Nothing else (an
     array op run eagerly would compile a program of its own)."""
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH_RUN],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "JAX_PLATFORMS": "cpu"},
-    )
+    result = python_child(FRESH_RUN)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["7", "6", "True"]
 
