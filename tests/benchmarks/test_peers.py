@@ -126,20 +126,33 @@ def test_fresh_processes_train_and_report_their_accuracy(tmp_path):
         "jaxbp train, no cache",
         "jaxbp train, warm cache",
         "jaxbp fit script",
+        "jaxbp train defaults (200 epochs), warm cache",
+        "import jax",
+        "import jaxbp",
         "scikit-learn script",
     ]
     cold, warm = runners[0].env, runners[1].env
     assert cold["JAXBP_COMPILATION_CACHE"] == "0"
     assert "JAX_COMPILATION_CACHE_DIR" not in cold
+    assert "PYTHONDONTWRITEBYTECODE" not in cold  # bytecode cached, as for a user
     assert warm["JAX_COMPILATION_CACHE_DIR"].startswith(str(tmp_path))
-    runs = peers_process.interleaved_runs([runners[0], runners[3]], reps=1)
-    rows = peers_process.summary_rows([runners[0], runners[3]], runs, 1, tmp_path)
+    assert runners[3].env is warm and runners[3].argv[-2:] == [
+        "--out",
+        str(tmp_path / "defaults"),
+    ]
+    timed = [runners[0], runners[5], runners[6]]
+    runs = peers_process.interleaved_runs(timed, reps=1)
+    rows = peers_process.summary_rows(timed, runs, 1, tmp_path)
     for row in rows:
-        assert row["seconds"] > 0 and 0.8 < row["test_accuracy"] <= 1.0
+        assert row["seconds"] > 0
+    for row in (rows[0], rows[2]):
+        assert 0.8 < row["test_accuracy"] <= 1.0
+    assert rows[1]["test_accuracy"] is None  # an import trains nothing
     assert "/jax_script" not in rows[0]  # no JAX script, no ratio to it
     assert rows[0]["command"].startswith("python -m jaxbp train --quiet")
+    assert rows[1]["command"] == "python -c import jaxbp"
     assert (
-        rows[1]["command"] == "python benchmarks/peers_script.py sklearn $WORK/p.npz 1"
+        rows[2]["command"] == "python benchmarks/peers_script.py sklearn $WORK/p.npz 1"
     )
 
 
