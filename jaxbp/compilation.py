@@ -45,28 +45,37 @@ def compile_fast(fn, *args, fast: bool = True):
     lowered = jax.jit(fn).lower(*args)
     if not fast:
         return lowered.compile()
-    try:
-        return lowered.compile(FAST_COMPILE)
-    except jax.errors.JaxRuntimeError:  # an XLA without one of these options
-        return lowered.compile()
+    return _fast_else_default(lambda: lowered.compile(FAST_COMPILE), lowered.compile)
 
 
 def jit_fast(fn):
     """``jax.jit(fn)`` compiled with :data:`FAST_COMPILE`, for programs whose
     results do not depend on XLA's optimisations: integer work (random bits,
     key splitting, permutations) is exact at any optimisation level. Falls
-    back to the default options on an XLA without one of them."""
+    back to the default options on an XLA without one of them. Traced inside
+    another program (``jit``, ``eval_shape``), it is a plain inner ``jit``:
+    the outer program's options apply."""
     import jax
 
     fast, default = jax.jit(fn, compiler_options=FAST_COMPILE), jax.jit(fn)
 
     def call(*args):
-        try:
-            return fast(*args)
-        except jax.errors.JaxRuntimeError:  # an XLA without one of these options
+        if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(args)):
             return default(*args)
+        return _fast_else_default(lambda: fast(*args), lambda: default(*args))
 
     return call
+
+
+def _fast_else_default(fast, default):
+    """``fast()`` (compiles with :data:`FAST_COMPILE`), or ``default()`` on an
+    XLA without one of those options."""
+    import jax
+
+    try:
+        return fast()
+    except jax.errors.JaxRuntimeError:
+        return default()
 
 
 def host_array(x):
@@ -97,7 +106,7 @@ LOWER_EVENT = "/jax/core/compile/jaxpr_to_mlir_module_duration"
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class CompileLog:
     """What a block of code compiled (:func:`compile_log`): ``programs`` XLA
     programs compiled or loaded from the persistent cache, and ``seconds`` of
@@ -106,6 +115,11 @@ class CompileLog:
 
     programs: int = 0
     spans: list = dataclasses.field(default_factory=list, repr=False)
+    threads: set = dataclasses.field(default_factory=set, repr=False)
+
+    def include_this_thread(self) -> None:
+        """Log what the calling thread compiles too."""
+        self.threads.add(threading.get_ident())
 
     @property
     def seconds(self) -> float:
@@ -119,14 +133,18 @@ class CompileLog:
 
 @contextlib.contextmanager
 def compile_log():
-    """Within the ``with``, log what this thread compiles: yields a
-    :class:`CompileLog` (read it after the block)."""
+    """Within the ``with``, log what this thread compiles, and what the
+    background compiles it starts meanwhile compile (:class:`CompiledAhead`):
+    yields a :class:`CompileLog` (read it after the block)."""
     from jax import monitoring
 
-    log, thread = CompileLog(), threading.get_ident()
+    log = CompileLog()
+    log.include_this_thread()
+    logs = _open_logs()
+    logs.append(log)
 
     def on_span(event, start, end, **_):
-        if threading.get_ident() != thread:
+        if threading.get_ident() not in log.threads:
             return
         if event in (TRACE_EVENT, LOWER_EVENT, COMPILE_EVENT):
             log.spans.append((start, end))
@@ -138,6 +156,71 @@ def compile_log():
         yield log
     finally:
         monitoring.unregister_event_time_span_listener(on_span)
+        logs.remove(log)
+
+
+_logs = threading.local()
+
+
+def _open_logs() -> list:
+    """The :func:`compile_log` blocks this thread is in, innermost last."""
+    if not hasattr(_logs, "open"):
+        _logs.open = []
+    return _logs.open
+
+
+class CompiledAhead:
+    """``jitted`` lowered and compiled in a background thread for the
+    arguments ``make_specs()`` returns (``jax.ShapeDtypeStruct`` pytrees, also
+    worked out in that thread), while the caller goes on with other work: XLA compiles without holding Python's lock, so
+    the compile overlaps the caller's own (``fit`` compiles its epoch this
+    way while the initialisation's programs compile and run).
+
+    Calling it waits for the compile, then runs the executable: the same
+    program ``jitted(*args)`` would compile and run. Arguments of other
+    shapes or placements than the specs (which the executable refuses with a
+    ``TypeError`` or ``ValueError`` at the first call) run through ``jitted``
+    itself from then on. The background compile is logged by the
+    :func:`compile_log` blocks the caller is in, and an error in it is raised
+    at the first call.
+    """
+
+    def __init__(self, jitted, make_specs):
+        self._jitted, self._run = jitted, None
+        self._done = threading.Event()
+        self._outcome = None
+        thread = threading.Thread(
+            target=self._compile,
+            args=(make_specs, list(_open_logs())),
+            name="jaxbp-compile",
+            daemon=True,
+        )
+        thread.start()
+
+    def _compile(self, make_specs, logs) -> None:
+        try:
+            for log in logs:
+                log.include_this_thread()
+            self._outcome = (self._jitted.lower(*make_specs()).compile(), None)
+        except BaseException as error:  # noqa: BLE001 (raised at the first call)
+            self._outcome = (None, error)
+        finally:
+            self._done.set()
+
+    def __call__(self, *args):
+        if self._run is not None:
+            return self._run(*args)
+        self._done.wait()
+        executable, error = self._outcome
+        if error is not None:
+            raise error
+        try:
+            out = executable(*args)
+            self._run = executable
+        except (TypeError, ValueError):  # not what it was compiled for
+            out = self._jitted(*args)
+            self._run = self._jitted
+        return out
 
 
 def enable_compilation_cache() -> None:

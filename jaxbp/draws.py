@@ -24,6 +24,7 @@ bits by putting the top mantissa bits of each word under the exponent of 1.0
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Callable
@@ -144,16 +145,13 @@ def _stage():
     return stack[-1] if stack else None
 
 
-class _staged:
+@contextlib.contextmanager
+def _staged(handler):
     """Within the ``with``, this thread's draws go to ``handler``."""
-
-    def __init__(self, handler):
-        self.handler = handler
-
-    def __enter__(self):
-        if not hasattr(_local, "stack"):
-            _local.stack = []
-        _local.stack.append(self.handler)
-
-    def __exit__(self, *exc):
+    if not hasattr(_local, "stack"):
+        _local.stack = []
+    _local.stack.append(handler)
+    try:
+        yield
+    finally:
         _local.stack.pop()

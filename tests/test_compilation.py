@@ -7,6 +7,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxbp import compilation
 
@@ -155,6 +156,54 @@ def test_jit_fast_computes_the_same_integer_work():
     default = jax.jit(bits_and_permutation)(key)
     for a, b in zip(fast, default):
         np.testing.assert_array_equal(a, b)
+
+
+def test_jit_fast_inside_another_program_is_an_inner_jit():
+    """Traced (here by ``eval_shape`` and ``jit``), a ``jit_fast`` program is
+    an ordinary inner ``jit``: XLA options belong to the outer program only."""
+    permute = compilation.jit_fast(lambda key: jax.random.permutation(key, 9))
+    key = jax.random.key(2)
+    assert jax.eval_shape(permute, key).shape == (9,)
+    np.testing.assert_array_equal(jax.jit(permute)(key), permute(key))
+
+
+def scaled_sum(x, w):
+    return jnp.sum(x * w, axis=-1)
+
+
+def specs_of(*arrays):
+    return tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in arrays)
+
+
+def test_compiled_ahead_runs_what_jit_runs_compiled_in_the_background():
+    x, w = np.arange(12.0, dtype=np.float32).reshape(3, 4), np.float32(0.5)
+    jitted = jax.jit(scaled_sum)
+    with compilation.compile_log() as log:
+        ahead = compilation.CompiledAhead(jitted, lambda: specs_of(x, w))
+        with compilation.compile_log() as calls:
+            first, second = ahead(x, w), ahead(2 * x, w)
+    np.testing.assert_array_equal(first, jitted(x, w))
+    np.testing.assert_array_equal(second, jitted(2 * x, w))
+    assert log.programs == 1  # the background compile, logged by the caller's block
+    assert calls.programs == 0  # calls run the executable: no compile of their own
+
+
+def test_compiled_ahead_runs_other_shapes_through_jit():
+    x, w = np.ones((2, 3), np.float32), np.float32(2.0)
+    jitted = jax.jit(scaled_sum)
+    ahead = compilation.CompiledAhead(jitted, lambda: specs_of(np.ones((5, 3)), w))
+    np.testing.assert_array_equal(ahead(x, w), jitted(x, w))  # 5 rows compiled: refused
+    np.testing.assert_array_equal(ahead(3 * x, w), jitted(3 * x, w))
+
+
+def test_compiled_ahead_raises_a_compile_error_at_the_first_call():
+    def wrong_shapes(x, w):
+        return x @ w  # (3, 4) @ (5,)
+
+    x, w = np.ones((3, 4), np.float32), np.ones(5, np.float32)
+    ahead = compilation.CompiledAhead(jax.jit(wrong_shapes), lambda: specs_of(x, w))
+    with pytest.raises(TypeError, match="dot_general"):
+        ahead(x, w)
 
 
 def test_importing_jaxbp_loads_no_heavy_library():
