@@ -170,11 +170,13 @@ def _open_logs() -> list:
 
 
 class CompiledAhead:
-    """``jitted`` lowered and compiled in a background thread for the
-    arguments ``make_specs()`` returns (``jax.ShapeDtypeStruct`` pytrees, also
-    worked out in that thread), while the caller goes on with other work: XLA compiles without holding Python's lock, so
-    the compile overlaps the caller's own (``fit`` compiles its epoch this
-    way while the initialisation's programs compile and run).
+    """``jitted`` lowered for the arguments ``specs`` (``jax.ShapeDtypeStruct``
+    pytrees) and compiled in a background thread, while the caller goes on
+    with other work: XLA compiles without holding Python's lock, so the
+    compile overlaps the caller's own (``fit`` compiles its epoch this way
+    while the initialisation's programs compile and run). Tracing and
+    lowering happen here, in the caller's thread, under its JAX settings
+    (``jax.enable_x64`` and the like are per thread).
 
     Calling it waits for the compile, then runs the executable: the same
     program ``jitted(*args)`` would compile and run. Arguments of other
@@ -185,23 +187,24 @@ class CompiledAhead:
     at the first call.
     """
 
-    def __init__(self, jitted, make_specs):
+    def __init__(self, jitted, specs):
         self._jitted, self._run = jitted, None
         self._done = threading.Event()
         self._outcome = None
+        lowered = jitted.lower(*specs)
         thread = threading.Thread(
             target=self._compile,
-            args=(make_specs, list(_open_logs())),
+            args=(lowered, list(_open_logs())),
             name="jaxbp-compile",
             daemon=True,
         )
         thread.start()
 
-    def _compile(self, make_specs, logs) -> None:
+    def _compile(self, lowered, logs) -> None:
         try:
             for log in logs:
                 log.include_this_thread()
-            self._outcome = (self._jitted.lower(*make_specs()).compile(), None)
+            self._outcome = (lowered.compile(), None)
         except BaseException as error:  # noqa: BLE001 (raised at the first call)
             self._outcome = (None, error)
         finally:

@@ -320,7 +320,7 @@ class EpochProgram:
         shapes = tuple((a.shape, a.dtype) for a in jax.tree.leaves(data))
         key = (shapes, data.xv is None, replicated)
         if key not in self._ahead:
-            specs = functools.partial(self._specs, start, data, replicated)
+            specs = self._specs(start, data, replicated)
             self._ahead[key] = CompiledAhead(self.train_and_eval, specs)
         return functools.partial(self._run, self._ahead[key])
 
