@@ -299,7 +299,7 @@ class EpochProgram:
 
     def __init__(self, batches, train_and_eval):
         self.batches, self.train_and_eval = batches, train_and_eval
-        self._ahead = {}  # (data shapes, placement) -> CompiledAhead
+        self._compiled_ahead = False
 
     def __call__(self, train_state, x, t, train_key, epoch, xv, tv):
         return self._run(
@@ -315,14 +315,18 @@ class EpochProgram:
         (``jaxbp.compilation.CompiledAhead``) for the run that starts from
         ``start = (model, optimizer, init_key, train_key)`` on ``data``
         (every array on ``replicated`` when it is not None), before its
-        parameters are made: the compile overlaps the initialisation. Once
-        per data shape and placement: a later run reuses the executable."""
-        shapes = tuple((a.shape, a.dtype) for a in jax.tree.leaves(data))
-        key = (shapes, data.xv is None, replicated)
-        if key not in self._ahead:
-            specs = self._specs(start, data, replicated)
-            self._ahead[key] = CompiledAhead(self.train_and_eval, specs)
-        return functools.partial(self._run, self._ahead[key])
+        parameters are made: the compile overlaps the initialisation.
+
+        For the first run of this (cached) program only: later runs call
+        ``train_and_eval`` itself, whose ``jax.jit`` cache already holds what
+        that compile made (and, unlike an executable, keys on JAX's scoped
+        settings, such as ``jax.enable_x64``, of the run calling it).
+        """
+        if self._compiled_ahead:
+            return self
+        self._compiled_ahead = True
+        specs = self._specs(start, data, replicated)
+        return functools.partial(self._run, CompiledAhead(self.train_and_eval, specs))
 
     def _specs(self, start, data, replicated):
         """The shapes ``train_and_eval`` is called with (traced abstractly)."""

@@ -1,5 +1,6 @@
 """How many programs training compiles: few, once, and none again between epochs."""
 
+import jax
 import pytest
 from helpers import python_child
 
@@ -40,3 +41,20 @@ def test_more_epochs_and_other_seeds_compile_nothing_more(digits):
     longer = train.fit(model, digits.train, digits.val, optimizer=tx, epochs=4, seed=9)
     assert first.compiled_programs >= 3 and first.compile_seconds > 0
     assert longer.compiled_programs == 0 and longer.compile_seconds == 0
+
+
+def test_the_epoch_compiled_ahead_is_not_reused_under_other_jax_settings(digits):
+    """fit compiles its first run's epoch ahead of time as an executable; a
+    later fit of the same program under other scoped JAX settings (here
+    64-bit mode, which changes a float32 run's random draws) must not run it."""
+    model = recipes.model("mlp", digits, hidden=(11,))  # a model no other test fits
+    tx = optim.sgd(0.1)
+    with jax.enable_x64(False):
+        off = train.fit(model, digits.train, digits.val, optimizer=tx, epochs=2)
+    again = train.fit(model, digits.train, digits.val, optimizer=tx, epochs=2)
+    fresh = train.fit(
+        model, digits.train, digits.val, optimizer=optim.sgd(0.1), epochs=2
+    )
+    assert jax.config.jax_enable_x64  # the suite's setting (conftest.py)
+    assert off.history != fresh.history
+    assert again.history == fresh.history
