@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from jaxbp.plot_layout import arrange_panels
+
 #: The suptitle's font size (points); it shrinks to fit only when one of the
 #: title's phrases alone is wider than the figure.
 TITLE_FONTSIZE = 10
@@ -88,9 +90,7 @@ def curves_figure(history: Sequence[dict], *, title: str = ""):
         ax.legend()
     if _spans_a_decade(history):
         axes[0].set_yscale("log")
-    if title:
-        _fit_title(fig, title)
-    fig.tight_layout()
+    arrange_panels(fig, _fit_title(fig, title) if title else None)
     return fig
 
 
@@ -116,8 +116,9 @@ def title_lines(fig, title: str, fontsize: float = TITLE_FONTSIZE) -> list[str]:
     return lines
 
 
-def _fit_title(fig, title: str) -> None:
-    """The suptitle in whole phrases; smaller when a phrase alone is too wide."""
+def _fit_title(fig, title: str):
+    """The suptitle (returned) in whole phrases; smaller when a phrase alone
+    is too wide."""
     lines = title_lines(fig, title)
     width = fig.get_figwidth() * fig.dpi * 0.96
     fontsize = TITLE_FONTSIZE
@@ -126,7 +127,7 @@ def _fit_title(fig, title: str) -> None:
         if widest <= width:
             break
         fontsize *= 0.98 * width / widest
-    fig.suptitle("\n".join(lines), fontsize=fontsize)
+    return fig.suptitle("\n".join(lines), fontsize=fontsize)
 
 
 def _text_width(fig, text: str, fontsize: float) -> float:
