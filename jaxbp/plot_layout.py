@@ -21,7 +21,6 @@ with the figure's renderer, without drawing them.
 
 from __future__ import annotations
 
-import itertools
 from typing import NamedTuple
 
 #: Space between texts, and between a text and the figure's edge, in font sizes.
@@ -29,16 +28,19 @@ PAD_FONTSIZES = 1.08
 
 
 class Decorations(NamedTuple):
-    """How far (pixels) a panel's texts reach past its axes on each side."""
+    """How far (pixels) a panel's texts reach past its axes: to the left
+    (y tick labels and y label), below and above; and its outermost x tick
+    labels as ``(position, width)``, whose reach left and right depends on
+    the panel's width (:func:`x_overhangs`)."""
 
     left: float
-    right: float
     bottom: float
     top: float
+    x_ends: tuple[tuple[float, float], ...]
 
 
 def arrange_panels(fig, suptitle=None) -> None:
-    """Set ``fig``'s subplot parameters so that the decorations of its axes
+    """Set ``fig``'s subplot parameters so that the texts around its axes
     (one row, as ``Figure.subplots(1, n)`` made them) and ``suptitle`` (the
     :class:`matplotlib.text.Text` of ``fig.suptitle``, or None) fit inside
     the figure, one pad apart. Leaves them as they are when the texts would
@@ -48,17 +50,18 @@ def arrange_panels(fig, suptitle=None) -> None:
     renderer = fig.canvas.get_renderer()
     width, height = fig.bbox.width, fig.bbox.height
     pad = PAD_FONTSIZES * mpl.rcParams["font.size"] * fig.dpi / 72
-    axes = fig.axes
-    n = len(axes)
+    decorations = [decorations_of(ax, renderer) for ax in fig.axes]
+    n = len(decorations)
     panel_width = (width - 2 * pad) / n
-    for _ in range(2):  # overhangs depend on the panels' width, and back
-        decorations = [decorations_of(ax, renderer, panel_width) for ax in axes]
-        left = pad + decorations[0].left
-        right = pad + decorations[-1].right
-        gap = pad + max(
-            (a.right + b.left for a, b in itertools.pairwise(decorations)),
-            default=0.0,
-        )
+    for _ in range(2):  # the overhangs depend on the panels' width, and back
+        reach = [
+            x_overhangs(ax, d.x_ends, panel_width)
+            for ax, d in zip(fig.axes, decorations)
+        ]
+        lefts = [max(d.left, r[0]) for d, r in zip(decorations, reach)]
+        left = pad + lefts[0]
+        right = pad + reach[-1][1]
+        gap = pad + max((r[1] + l for r, l in zip(reach, lefts[1:])), default=0.0)
         panel_width = (width - left - right - (n - 1) * gap) / n
     top = pad + max(d.top for d in decorations)
     if suptitle is not None and suptitle.get_text():
@@ -75,41 +78,44 @@ def arrange_panels(fig, suptitle=None) -> None:
     )
 
 
-def decorations_of(ax, renderer, panel_width: float) -> Decorations:
+def decorations_of(ax, renderer) -> Decorations:
     """The reach of ``ax``'s tick labels, axis labels, offset texts and title
-    past its edges, in pixels, were it ``panel_width`` pixels wide."""
+    past its edges, in pixels."""
     import matplotlib as mpl
 
     points = ax.figure.dpi / 72
-    x_labels, x_offset = tick_labels(ax.xaxis, renderer)
-    y_labels, y_offset = tick_labels(ax.yaxis, renderer)
-    labelpad = ax.xaxis.labelpad * points
-    below = _tick_space("xtick", points) + max((h for _, _, h in x_labels), default=0)
-    widest = max((w for _, w, _ in y_labels), default=0.0)
-    ylabel = _size(ax.yaxis.label, renderer)[0]
-    xlabel = _size(ax.xaxis.label, renderer)[1]
-    overhang_left, overhang_right = _x_overhangs(ax, x_labels, panel_width)
+    x_labels = tick_labels(ax.xaxis)
+    x_ends = [
+        (loc, *_tick_label_size(ax.xaxis, label, renderer))
+        for loc, label in sorted({min(x_labels), max(x_labels)} if x_labels else ())
+    ]
+    font = ax.yaxis.offsetText.get_fontproperties()  # as the tick labels'
+    y_widths = [_text_width(renderer, s, font) for _, s in tick_labels(ax.yaxis)]
+    below = max(
+        ax.xaxis.labelpad * points + _size(ax.xaxis.label, renderer)[1],
+        ax.xaxis.OFFSETTEXTPAD * points + _offset_height(ax.xaxis, renderer),
+    )
     return Decorations(
-        left=max(
-            _tick_space("ytick", points) + widest + labelpad + ylabel, overhang_left
-        ),
-        right=overhang_right,
-        bottom=below
-        + max(labelpad + xlabel, ax.xaxis.OFFSETTEXTPAD * points + x_offset),
+        left=_tick_space("ytick", points)
+        + max(y_widths, default=0.0)
+        + ax.yaxis.labelpad * points
+        + _size(ax.yaxis.label, renderer)[0],
+        bottom=_tick_space("xtick", points)
+        + max((h for *_, h in x_ends), default=0.0)
+        + below,
         top=mpl.rcParams["axes.titlepad"] * points
         + _size(ax.title, renderer)[1]
-        + y_offset,
+        + _offset_height(ax.yaxis, renderer),
+        x_ends=tuple((loc, w) for loc, w, _ in x_ends),
     )
 
 
-def tick_labels(axis, renderer):
-    """``[(position, width, height)]`` of the tick labels ``axis`` will draw
-    in its view (major and minor, formatted as the axis formats them), and
-    the height of its offset text (0 without one); pixels, measured without
-    making the tick artists."""
+def tick_labels(axis) -> list[tuple[float, str]]:
+    """``[(position, label)]`` of the tick labels ``axis`` will draw in its
+    view (major then minor, formatted as the axis formats them; empty labels
+    left out), found without making the tick artists."""
     lo, hi = sorted(axis.get_view_interval())
     slack = 1e-10 * (hi - lo)
-    font = axis.offsetText.get_fontproperties()  # as the tick labels'
     labels = []
     for ticker, locs in (
         (axis.major, axis.get_majorticklocs()),
@@ -117,9 +123,21 @@ def tick_labels(axis, renderer):
     ):
         for loc, label in zip(locs, ticker.formatter.format_ticks(list(locs))):
             if label and lo - slack <= loc <= hi + slack:
-                labels.append((loc, *_text_size(axis.figure, label, font, renderer)))
-    offset = axis.major.formatter.get_offset()
-    return labels, _text_size(axis.figure, offset, font, renderer)[1] if offset else 0.0
+                labels.append((float(loc), label))
+    return labels
+
+
+def x_overhangs(ax, x_ends, panel_width: float) -> tuple[float, float]:
+    """How far (pixels) the x tick labels ``x_ends`` (``(position, width)``)
+    reach past ``ax``'s left and right edges, the axes being ``panel_width``
+    pixels wide."""
+    lo, hi = ax.get_xlim()
+    left = right = 0.0
+    for loc, w in x_ends if hi != lo else ():
+        at = (loc - lo) / (hi - lo) * panel_width
+        left = max(left, w / 2 - at)
+        right = max(right, at + w / 2 - panel_width)
+    return left, right
 
 
 def _tick_space(name: str, points: float) -> float:
@@ -132,21 +150,27 @@ def _tick_space(name: str, points: float) -> float:
     return (outward * length + mpl.rcParams[f"{name}.major.pad"]) * points
 
 
-def _x_overhangs(ax, x_labels, panel_width: float) -> tuple[float, float]:
-    """How far (pixels) the x tick labels reach past the axes' left and right
-    edges, the axes being ``panel_width`` pixels wide."""
-    lo, hi = ax.get_xlim()
-    left = right = 0.0
-    for loc, w, _ in x_labels if hi != lo else ():
-        at = (loc - lo) / (hi - lo) * panel_width
-        left = max(left, w / 2 - at)
-        right = max(right, at + w / 2 - panel_width)
-    return left, right
+def _offset_height(axis, renderer) -> float:
+    """Height (pixels) of the offset text ``axis`` will draw (0 without one);
+    valid after :func:`tick_labels` formatted its ticks."""
+    offset = axis.major.formatter.get_offset()
+    return _tick_label_size(axis, offset, renderer)[1] if offset else 0.0
 
 
-def _text_size(fig, text: str, font, renderer) -> tuple[float, float]:
-    """Width and height (pixels) of ``text`` drawn in ``font`` in ``fig``."""
-    artist = fig.text(0, 0, text, fontproperties=font)
+def _text_width(renderer, text: str, font) -> float:
+    """Width (pixels) of one line of ``text`` in ``font`` (mathtext between
+    ``$``), as a Text artist lays it out."""
+    from matplotlib.cbook import is_math_text
+
+    return renderer.get_text_width_height_descent(
+        text, font, ismath=is_math_text(text)
+    )[0]
+
+
+def _tick_label_size(axis, text: str, renderer) -> tuple[float, float]:
+    """Width and height (pixels) of ``text`` as a tick label of ``axis``."""
+    font = axis.offsetText.get_fontproperties()  # as the tick labels'
+    artist = axis.figure.text(0, 0, text, fontproperties=font)
     box = artist.get_window_extent(renderer)
     artist.remove()
     return box.width, box.height

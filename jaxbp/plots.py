@@ -131,9 +131,11 @@ def _fit_title(fig, title: str):
 
 
 def _text_width(fig, text: str, fontsize: float) -> float:
-    """Rendered width of ``text`` in pixels at ``fontsize`` in ``fig``."""
+    """Rendered width of one line of ``text`` in pixels at ``fontsize`` in
+    ``fig`` (as a Text artist lays it out; mathtext between ``$``)."""
+    from matplotlib.cbook import is_math_text
+    from matplotlib.font_manager import FontProperties
+
     renderer = fig.canvas.get_renderer()
-    artist = fig.text(0, 0, text, fontsize=fontsize)
-    width = artist.get_window_extent(renderer).width
-    artist.remove()
-    return width
+    font = FontProperties(size=fontsize)
+    return renderer.get_text_width_height_descent(text, font, is_math_text(text))[0]
