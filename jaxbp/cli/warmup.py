@@ -18,13 +18,26 @@ from collections.abc import Callable
 
 
 def import_plotting() -> None:
-    """Import what ``jaxbp.plots`` draws with."""
+    """Import what ``jaxbp.plots`` draws with, and do the first-use work
+    that any thread's later drawing shares: the image plugins PIL loads on
+    its first ``save``, and the grammar of matplotlib's mathtext parser
+    (built on the first mathtext label, as a log axis' ``10^{-1}``).
+    Fonts and text sizes are cached per thread, so drawing a figure here
+    would not spare the main thread its own."""
     for name in (
         "matplotlib.figure",
         "matplotlib.ticker",
         "matplotlib.backends.backend_agg",
+        "matplotlib.mathtext",
+        "PIL.Image",
+        "jaxbp.plots",
     ):
         importlib.import_module(name)
+    import PIL.Image
+    from matplotlib.mathtext import MathTextParser
+
+    PIL.Image.preinit()
+    MathTextParser("agg").parse(r"$10^{-1}$", dpi=100)
 
 
 @contextlib.contextmanager
