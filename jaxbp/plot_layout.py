@@ -11,32 +11,36 @@ are fixed by matplotlib's rules, so the margins follow from their sizes:
   and formatters will label it), then the y label;
 * above: the axes title (``axes.titlepad`` above the axes), and a y offset
   text under it when there is one;
-* right: how far the last x tick label reaches past the axes' right edge.
+* right: how far the last x tick label reaches past the axes' right edge
+  (and left: the first one past the left edge, when that is further).
 
-The suptitle (if any) sits at the top of the figure; the panels' decorations
+The suptitle (if any) sits at the top of the figure; the panels' texts
 start one pad below it. The pad, between every two of these and at the
 figure's edge, is ``tight_layout``'s: 1.08 font sizes. Texts are measured
-with the figure's renderer, without drawing them.
+with the figure's renderer, without drawing them. Which ticks an axis
+labels depends on its length, so the margins are measured again on the
+panels they give, until they no longer change (twice, usually).
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 #: Space between texts, and between a text and the figure's edge, in font sizes.
 PAD_FONTSIZES = 1.08
 
+#: Rounds of measuring and placing the panels, at most.
+ROUNDS = 3
+
 
 class Decorations(NamedTuple):
-    """How far (pixels) a panel's texts reach past its axes: to the left
-    (y tick labels and y label), below and above; and its outermost x tick
-    labels as ``(position, width)``, whose reach left and right depends on
-    the panel's width (:func:`x_overhangs`)."""
+    """How far (pixels) a panel's texts reach past its axes on each side."""
 
     left: float
+    right: float
     bottom: float
     top: float
-    x_ends: tuple[tuple[float, float], ...]
 
 
 def arrange_panels(fig, suptitle=None) -> None:
@@ -45,43 +49,51 @@ def arrange_panels(fig, suptitle=None) -> None:
     :class:`matplotlib.text.Text` of ``fig.suptitle``, or None) fit inside
     the figure, one pad apart. Leaves them as they are when the texts would
     leave the panels less than a fifth of the figure."""
+    renderer = fig.canvas.get_renderer()
+    below_title = 0.0
+    if suptitle is not None and suptitle.get_text():
+        below_title = fig.bbox.height - suptitle.get_window_extent(renderer).y0
+    for _ in range(ROUNDS):
+        decorations = [decorations_of(ax, renderer) for ax in fig.axes]
+        margins = subplot_margins(fig, decorations, below_title)
+        current = {k: getattr(fig.subplotpars, k) for k in margins or {}}
+        if margins is None or all(abs(margins[k] - current[k]) < 1e-9 for k in margins):
+            return
+        fig.subplots_adjust(**margins)
+
+
+def subplot_margins(fig, decorations, below_title: float) -> dict | None:
+    """``Figure.subplots_adjust`` arguments that leave one pad around the
+    panels' ``decorations`` (left to right) and ``below_title`` pixels at the
+    top; None when the panels would keep less than a fifth of the figure."""
     import matplotlib as mpl
 
-    renderer = fig.canvas.get_renderer()
     width, height = fig.bbox.width, fig.bbox.height
     pad = PAD_FONTSIZES * mpl.rcParams["font.size"] * fig.dpi / 72
-    decorations = [decorations_of(ax, renderer) for ax in fig.axes]
     n = len(decorations)
-    panel_width = (width - 2 * pad) / n
-    for _ in range(2):  # the overhangs depend on the panels' width, and back
-        reach = [
-            x_overhangs(ax, d.x_ends, panel_width)
-            for ax, d in zip(fig.axes, decorations)
-        ]
-        lefts = [max(d.left, r[0]) for d, r in zip(decorations, reach)]
-        left = pad + lefts[0]
-        right = pad + reach[-1][1]
-        gap = pad + max((r[1] + l for r, l in zip(reach, lefts[1:])), default=0.0)
-        panel_width = (width - left - right - (n - 1) * gap) / n
-    top = pad + max(d.top for d in decorations)
-    if suptitle is not None and suptitle.get_text():
-        top += height - suptitle.get_window_extent(renderer).y0
-    bottom = pad + max(d.bottom for d in decorations)
-    if panel_width < 0.2 * width / n or height - top - bottom < 0.2 * height:
-        return
-    fig.subplots_adjust(
-        left=left / width,
-        right=1 - right / width,
-        bottom=bottom / height,
-        top=1 - top / height,
-        wspace=gap / panel_width,
+    left = pad + decorations[0].left
+    right = pad + decorations[-1].right
+    gap = pad + max(
+        (a.right + b.left for a, b in itertools.pairwise(decorations)),
+        default=0.0,
     )
+    top = below_title + pad + max(d.top for d in decorations)
+    bottom = pad + max(d.bottom for d in decorations)
+    panel_width = (width - left - right - (n - 1) * gap) / n
+    if panel_width < 0.2 * width / n or height - top - bottom < 0.2 * height:
+        return None
+    return {
+        "left": left / width,
+        "right": 1 - right / width,
+        "bottom": bottom / height,
+        "top": 1 - top / height,
+        "wspace": gap / panel_width,
+    }
 
 
 def decorations_of(ax, renderer) -> Decorations:
     """The reach of ``ax``'s tick labels, axis labels, offset texts and title
     past its edges, in pixels."""
-    import matplotlib as mpl
 
     points = ax.figure.dpi / 72
     x_labels = tick_labels(ax.xaxis)
@@ -93,21 +105,42 @@ def decorations_of(ax, renderer) -> Decorations:
     y_widths = [_text_width(renderer, s, font) for _, s in tick_labels(ax.yaxis)]
     below = max(
         ax.xaxis.labelpad * points + _size(ax.xaxis.label, renderer)[1],
-        ax.xaxis.OFFSETTEXTPAD * points + _offset_height(ax.xaxis, renderer),
+        ax.xaxis.OFFSETTEXTPAD * points + _offset_size(ax.xaxis, renderer)[1],
     )
+    overhang_left, overhang_right = x_overhangs(ax, x_ends)
     return Decorations(
-        left=_tick_space("ytick", points)
-        + max(y_widths, default=0.0)
-        + ax.yaxis.labelpad * points
-        + _size(ax.yaxis.label, renderer)[0],
+        left=max(
+            overhang_left,
+            _tick_space("ytick", points)
+            + max(y_widths, default=0.0)
+            + ax.yaxis.labelpad * points
+            + _size(ax.yaxis.label, renderer)[0],
+        ),
+        right=overhang_right,
         bottom=_tick_space("xtick", points)
         + max((h for *_, h in x_ends), default=0.0)
         + below,
-        top=mpl.rcParams["axes.titlepad"] * points
-        + _size(ax.title, renderer)[1]
-        + _offset_height(ax.yaxis, renderer),
-        x_ends=tuple((loc, w) for loc, w, _ in x_ends),
+        top=_above(ax, renderer),
     )
+
+
+def _above(ax, renderer) -> float:
+    """How far (pixels) the axes title, and the y offset text at the axes'
+    top left, reach above ``ax``: the title goes above the offset text when
+    they would overlap (``Axes._update_title_position``)."""
+    import matplotlib as mpl
+
+    points = ax.figure.dpi / 72
+    title_width, title_height = _size(ax.title, renderer)
+    title = mpl.rcParams["axes.titlepad"] * points + title_height
+    offset = _offset_size(ax.yaxis, renderer)
+    if not offset[0]:
+        return title
+    above = ax.yaxis.OFFSETTEXTPAD * points + offset[1]
+    title_left = ax.title.get_position()[0] * ax.bbox.width - title_width / 2
+    if title_width and offset[0] > title_left:
+        return above + title_height
+    return max(title, above)
 
 
 def tick_labels(axis) -> list[tuple[float, str]]:
@@ -127,13 +160,13 @@ def tick_labels(axis) -> list[tuple[float, str]]:
     return labels
 
 
-def x_overhangs(ax, x_ends, panel_width: float) -> tuple[float, float]:
-    """How far (pixels) the x tick labels ``x_ends`` (``(position, width)``)
-    reach past ``ax``'s left and right edges, the axes being ``panel_width``
-    pixels wide."""
+def x_overhangs(ax, x_ends) -> tuple[float, float]:
+    """How far (pixels) the x tick labels ``x_ends`` (``(position, width,
+    height)``) reach past ``ax``'s left and right edges."""
     lo, hi = ax.get_xlim()
+    panel_width = ax.bbox.width
     left = right = 0.0
-    for loc, w in x_ends if hi != lo else ():
+    for loc, w, _ in x_ends if hi != lo else ():
         at = (loc - lo) / (hi - lo) * panel_width
         left = max(left, w / 2 - at)
         right = max(right, at + w / 2 - panel_width)
@@ -150,11 +183,11 @@ def _tick_space(name: str, points: float) -> float:
     return (outward * length + mpl.rcParams[f"{name}.major.pad"]) * points
 
 
-def _offset_height(axis, renderer) -> float:
-    """Height (pixels) of the offset text ``axis`` will draw (0 without one);
-    valid after :func:`tick_labels` formatted its ticks."""
+def _offset_size(axis, renderer) -> tuple[float, float]:
+    """Width and height (pixels) of the offset text ``axis`` will draw (0
+    without one); valid after :func:`tick_labels` formatted its ticks."""
     offset = axis.major.formatter.get_offset()
-    return _tick_label_size(axis, offset, renderer)[1] if offset else 0.0
+    return _tick_label_size(axis, offset, renderer) if offset else (0.0, 0.0)
 
 
 def _text_width(renderer, text: str, font) -> float:
