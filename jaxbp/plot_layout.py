@@ -43,18 +43,58 @@ class Decorations(NamedTuple):
     top: float
 
 
+class TextSizes:
+    """Sizes (pixels) of texts as ``fig``'s renderer lays them out, each
+    string measured once (the rounds of :func:`arrange_panels` measure the
+    same tick labels again)."""
+
+    def __init__(self, fig):
+        self.fig = fig
+        self.renderer = fig.canvas.get_renderer()
+        self._known = {}
+
+    def width(self, text: str, font) -> float:
+        """Width of one line of ``text`` in ``font`` (mathtext between ``$``)."""
+        from matplotlib.cbook import is_math_text
+
+        key = ("width", text, font)
+        if key not in self._known:
+            self._known[key] = self.renderer.get_text_width_height_descent(
+                text, font, ismath=is_math_text(text)
+            )[0]
+        return self._known[key]
+
+    def tick_label(self, axis, text: str) -> tuple[float, float]:
+        """Width and height of ``text`` as a tick label of ``axis``."""
+        font = axis.offsetText.get_fontproperties()  # as the tick labels'
+        key = ("tick", text, font)
+        if key not in self._known:
+            artist = self.fig.text(0, 0, text, fontproperties=font)
+            box = artist.get_window_extent(self.renderer)
+            artist.remove()
+            self._known[key] = box.width, box.height
+        return self._known[key]
+
+    def of(self, text) -> tuple[float, float]:
+        """Width and height of a Text artist; zero when it is empty."""
+        if not text.get_visible() or not text.get_text():
+            return 0.0, 0.0
+        box = text.get_window_extent(self.renderer)
+        return box.width, box.height
+
+
 def arrange_panels(fig, suptitle=None) -> None:
     """Set ``fig``'s subplot parameters so that the texts around its axes
     (one row, as ``Figure.subplots(1, n)`` made them) and ``suptitle`` (the
     :class:`matplotlib.text.Text` of ``fig.suptitle``, or None) fit inside
     the figure, one pad apart. Leaves them as they are when the texts would
     leave the panels less than a fifth of the figure."""
-    renderer = fig.canvas.get_renderer()
+    sizes = TextSizes(fig)
     below_title = 0.0
     if suptitle is not None and suptitle.get_text():
-        below_title = fig.bbox.height - suptitle.get_window_extent(renderer).y0
+        below_title = fig.bbox.height - suptitle.get_window_extent(sizes.renderer).y0
     for _ in range(ROUNDS):
-        decorations = [decorations_of(ax, renderer) for ax in fig.axes]
+        decorations = [decorations_of(ax, sizes) for ax in fig.axes]
         margins = subplot_margins(fig, decorations, below_title)
         current = {k: getattr(fig.subplotpars, k) for k in margins or {}}
         if margins is None or all(abs(margins[k] - current[k]) < 1e-9 for k in margins):
@@ -91,21 +131,20 @@ def subplot_margins(fig, decorations, below_title: float) -> dict | None:
     }
 
 
-def decorations_of(ax, renderer) -> Decorations:
+def decorations_of(ax, sizes: TextSizes) -> Decorations:
     """The reach of ``ax``'s tick labels, axis labels, offset texts and title
     past its edges, in pixels."""
-
     points = ax.figure.dpi / 72
     x_labels = tick_labels(ax.xaxis)
     x_ends = [
-        (loc, *_tick_label_size(ax.xaxis, label, renderer))
+        (loc, *sizes.tick_label(ax.xaxis, label))
         for loc, label in sorted({min(x_labels), max(x_labels)} if x_labels else ())
     ]
     font = ax.yaxis.offsetText.get_fontproperties()  # as the tick labels'
-    y_widths = [_text_width(renderer, s, font) for _, s in tick_labels(ax.yaxis)]
+    y_widths = [sizes.width(label, font) for _, label in tick_labels(ax.yaxis)]
     below = max(
-        ax.xaxis.labelpad * points + _size(ax.xaxis.label, renderer)[1],
-        ax.xaxis.OFFSETTEXTPAD * points + _offset_size(ax.xaxis, renderer)[1],
+        ax.xaxis.labelpad * points + sizes.of(ax.xaxis.label)[1],
+        ax.xaxis.OFFSETTEXTPAD * points + _offset_size(ax.xaxis, sizes)[1],
     )
     overhang_left, overhang_right = x_overhangs(ax, x_ends)
     return Decorations(
@@ -114,26 +153,26 @@ def decorations_of(ax, renderer) -> Decorations:
             _tick_space("ytick", points)
             + max(y_widths, default=0.0)
             + ax.yaxis.labelpad * points
-            + _size(ax.yaxis.label, renderer)[0],
+            + sizes.of(ax.yaxis.label)[0],
         ),
         right=overhang_right,
         bottom=_tick_space("xtick", points)
         + max((h for *_, h in x_ends), default=0.0)
         + below,
-        top=_above(ax, renderer),
+        top=_above(ax, sizes),
     )
 
 
-def _above(ax, renderer) -> float:
+def _above(ax, sizes: TextSizes) -> float:
     """How far (pixels) the axes title, and the y offset text at the axes'
     top left, reach above ``ax``: the title goes above the offset text when
     they would overlap (``Axes._update_title_position``)."""
     import matplotlib as mpl
 
     points = ax.figure.dpi / 72
-    title_width, title_height = _size(ax.title, renderer)
+    title_width, title_height = sizes.of(ax.title)
     title = mpl.rcParams["axes.titlepad"] * points + title_height
-    offset = _offset_size(ax.yaxis, renderer)
+    offset = _offset_size(ax.yaxis, sizes)
     if not offset[0]:
         return title
     above = ax.yaxis.OFFSETTEXTPAD * points + offset[1]
@@ -183,35 +222,8 @@ def _tick_space(name: str, points: float) -> float:
     return (outward * length + mpl.rcParams[f"{name}.major.pad"]) * points
 
 
-def _offset_size(axis, renderer) -> tuple[float, float]:
+def _offset_size(axis, sizes: TextSizes) -> tuple[float, float]:
     """Width and height (pixels) of the offset text ``axis`` will draw (0
     without one); valid after :func:`tick_labels` formatted its ticks."""
     offset = axis.major.formatter.get_offset()
-    return _tick_label_size(axis, offset, renderer) if offset else (0.0, 0.0)
-
-
-def _text_width(renderer, text: str, font) -> float:
-    """Width (pixels) of one line of ``text`` in ``font`` (mathtext between
-    ``$``), as a Text artist lays it out."""
-    from matplotlib.cbook import is_math_text
-
-    return renderer.get_text_width_height_descent(
-        text, font, ismath=is_math_text(text)
-    )[0]
-
-
-def _tick_label_size(axis, text: str, renderer) -> tuple[float, float]:
-    """Width and height (pixels) of ``text`` as a tick label of ``axis``."""
-    font = axis.offsetText.get_fontproperties()  # as the tick labels'
-    artist = axis.figure.text(0, 0, text, fontproperties=font)
-    box = artist.get_window_extent(renderer)
-    artist.remove()
-    return box.width, box.height
-
-
-def _size(text, renderer) -> tuple[float, float]:
-    """Width and height (pixels) of a Text artist; zero when it is empty."""
-    if not text.get_visible() or not text.get_text():
-        return 0.0, 0.0
-    box = text.get_window_extent(renderer)
-    return box.width, box.height
+    return sizes.tick_label(axis, offset) if offset else (0.0, 0.0)
