@@ -2,9 +2,9 @@
 
 XLA compiles and runs programs without holding Python's lock, so while
 ``fit`` compiles and runs its epochs another thread can import matplotlib
-(for ``curves.png``) and compile the test split's evaluation
-(``jaxbp.train.evaluate.compile_evaluate``): work that otherwise adds to the
-run's wall time after training. Each task is done again where its result is
+and do its first-use work (for ``curves.png``) and compile the test split's
+evaluation (``jaxbp.train.evaluate.compile_evaluate``): work that otherwise
+adds to the run's wall time after training. Each task is done again where its result is
 used (then at no cost), and that is where an error in it is reported, so
 errors in the background are dropped.
 """
@@ -22,14 +22,13 @@ def import_plotting() -> None:
     that any thread's later drawing shares: the image plugins PIL loads on
     its first ``save``, and the grammar of matplotlib's mathtext parser
     (built on the first mathtext label, as a log axis' ``10^{-1}``).
-    Fonts and text sizes are cached per thread, so drawing a figure here
-    would not spare the main thread its own."""
+    Drawing a throwaway figure here would do little more for the main
+    thread: matplotlib keeps its fonts per thread and text sizes per
+    figure."""
     for name in (
         "matplotlib.figure",
         "matplotlib.ticker",
         "matplotlib.backends.backend_agg",
-        "matplotlib.mathtext",
-        "PIL.Image",
         "jaxbp.plots",
     ):
         importlib.import_module(name)
