@@ -18,8 +18,10 @@ The suptitle (if any) sits at the top of the figure; the panels' texts
 start one pad below it. The pad, between every two of these and at the
 figure's edge, is ``tight_layout``'s: 1.08 font sizes. Texts are measured
 with the figure's renderer, without drawing them. Which ticks an axis
-labels depends on its length, so the margins are measured again on the
-panels they give, until they no longer change (twice, usually).
+labels depends on its length, so the texts are measured again on the
+panels the margins give, until the margins no longer change (two or three
+rounds; if they still change after :data:`ROUNDS`, they make room for the
+widest texts of every round).
 """
 
 from __future__ import annotations
@@ -93,13 +95,24 @@ def arrange_panels(fig, suptitle=None) -> None:
     below_title = 0.0
     if suptitle is not None and suptitle.get_text():
         below_title = fig.bbox.height - suptitle.get_window_extent(sizes.renderer).y0
+    rounds = []
     for _ in range(ROUNDS):
-        decorations = [decorations_of(ax, sizes) for ax in fig.axes]
-        margins = subplot_margins(fig, decorations, below_title)
-        current = {k: getattr(fig.subplotpars, k) for k in margins or {}}
-        if margins is None or all(abs(margins[k] - current[k]) < 1e-9 for k in margins):
+        rounds.append([decorations_of(ax, sizes) for ax in fig.axes])
+        margins = subplot_margins(fig, rounds[-1], below_title)
+        if margins is None or _already(fig, margins):
             return
         fig.subplots_adjust(**margins)
+    widest = [
+        Decorations(*(max(side) for side in zip(*panel))) for panel in zip(*rounds)
+    ]
+    margins = subplot_margins(fig, widest, below_title)  # room for every round's
+    if margins is not None:
+        fig.subplots_adjust(**margins)
+
+
+def _already(fig, margins: dict) -> bool:
+    """Whether ``fig``'s subplot parameters are ``margins``."""
+    return all(abs(getattr(fig.subplotpars, k) - v) < 1e-9 for k, v in margins.items())
 
 
 def subplot_margins(fig, decorations, below_title: float) -> dict | None:

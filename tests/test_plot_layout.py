@@ -102,6 +102,24 @@ def test_the_panels_fill_the_figure_as_tight_layout_would(name, title):
     assert ours.wspace == pytest.approx(theirs.wspace, abs=0.01)
 
 
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_margins_that_have_not_settled_make_room_for_every_round(monkeypatch, rounds):
+    """Cut short, the rounds still leave every text inside the figure, with
+    margins no narrower than the settled ones."""
+    from jaxbp import plot_layout
+
+    monkeypatch.setattr(plot_layout, "ROUNDS", rounds)
+    history = HISTORIES["two panels, linear loss"]
+    fig, renderer = drawn(history, TITLE)
+    for box in (ax.get_tightbbox(renderer) for ax in fig.axes):
+        assert box.x0 >= -0.5 and box.y0 >= -0.5
+        assert box.x1 <= fig.bbox.width + 0.5
+    monkeypatch.setattr(plot_layout, "ROUNDS", 3)
+    settled = curves_figure(history, title=TITLE).subplotpars
+    assert fig.subplotpars.left >= settled.left - 1e-9
+    assert fig.subplotpars.bottom >= settled.bottom - 1e-9
+
+
 def test_the_figure_keeps_no_layout_engine():
     """savefig lays a figure with a layout engine out again before drawing it."""
     fig = curves_figure(HISTORIES["two panels, log loss"], title=TITLE)
