@@ -19,8 +19,8 @@ from jaxbp.plot_layout import arrange_panels
 TITLE_FONTSIZE = 10
 
 #: zlib level of the PNG's deflate stream: the pixels are the same at every
-#: level; below PIL's default (6) they are written in about two thirds of the
-#: time, for a few percent more bytes (a curve plot is mostly flat colour).
+#: level; below PIL's default (6) the file is written faster and only a little
+#: larger (a curve plot is mostly flat colour).
 PNG_COMPRESS_LEVEL = 3
 
 
@@ -61,7 +61,8 @@ def curves_figure(history: Sequence[dict], *, title: str = ""):
     """The :class:`matplotlib.figure.Figure` that :func:`plot_curves` saves:
     a loss panel (log scale) and, when accuracies are recorded, an accuracy
     panel; the best epoch (step) a dotted vertical line on each, labelled in
-    the loss panel's legend."""
+    the loss panel's legend; the margins from the sizes of the texts around
+    the panels (:func:`jaxbp.plot_layout.arrange_panels`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator

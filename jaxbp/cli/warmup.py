@@ -4,9 +4,9 @@ XLA compiles and runs programs without holding Python's lock, so while
 ``fit`` compiles and runs its epochs another thread can import matplotlib
 and do its first-use work (for ``curves.png``) and compile the test split's
 evaluation (``jaxbp.train.evaluate.compile_evaluate``): work that otherwise
-adds to the run's wall time after training. Each task is done again where its result is
-used (then at no cost), and that is where an error in it is reported, so
-errors in the background are dropped.
+adds to the run's wall time after training. Each task is done again where
+its result is used (then at no cost), and that is where an error in it is
+reported, so errors in the background are dropped.
 """
 
 from __future__ import annotations
