@@ -12,9 +12,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from jaxbp.plot_layout import arrange_panels
+
 #: The suptitle's font size (points); it shrinks to fit only when one of the
 #: title's phrases alone is wider than the figure.
 TITLE_FONTSIZE = 10
+
+#: zlib level of the PNG's deflate stream: the pixels are the same at every
+#: level; below PIL's default (6) the file is written faster and only a little
+#: larger (a curve plot is mostly flat colour).
+PNG_COMPRESS_LEVEL = 3
 
 
 def _finite(values):
@@ -54,7 +61,8 @@ def curves_figure(history: Sequence[dict], *, title: str = ""):
     """The :class:`matplotlib.figure.Figure` that :func:`plot_curves` saves:
     a loss panel (log scale) and, when accuracies are recorded, an accuracy
     panel; the best epoch (step) a dotted vertical line on each, labelled in
-    the loss panel's legend."""
+    the loss panel's legend; the margins from the sizes of the texts around
+    the panels (:func:`jaxbp.plot_layout.arrange_panels`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -88,15 +96,16 @@ def curves_figure(history: Sequence[dict], *, title: str = ""):
         ax.legend()
     if _spans_a_decade(history):
         axes[0].set_yscale("log")
-    if title:
-        _fit_title(fig, title)
-    fig.tight_layout()
+    arrange_panels(fig, _fit_title(fig, title) if title else None)
     return fig
 
 
 def plot_curves(history: Sequence[dict], path, *, title: str = "") -> None:
-    """Write :func:`curves_figure` of ``history`` as a PNG to ``path``."""
-    curves_figure(history, title=title).savefig(path)
+    """Write :func:`curves_figure` of ``history`` as a PNG to ``path``
+    (deflated at zlib level :data:`PNG_COMPRESS_LEVEL`)."""
+    curves_figure(history, title=title).savefig(
+        path, format="png", pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL}
+    )
 
 
 def title_lines(fig, title: str, fontsize: float = TITLE_FONTSIZE) -> list[str]:
@@ -116,8 +125,9 @@ def title_lines(fig, title: str, fontsize: float = TITLE_FONTSIZE) -> list[str]:
     return lines
 
 
-def _fit_title(fig, title: str) -> None:
-    """The suptitle in whole phrases; smaller when a phrase alone is too wide."""
+def _fit_title(fig, title: str):
+    """The suptitle (returned) in whole phrases; smaller when a phrase alone
+    is too wide."""
     lines = title_lines(fig, title)
     width = fig.get_figwidth() * fig.dpi * 0.96
     fontsize = TITLE_FONTSIZE
@@ -126,13 +136,15 @@ def _fit_title(fig, title: str) -> None:
         if widest <= width:
             break
         fontsize *= 0.98 * width / widest
-    fig.suptitle("\n".join(lines), fontsize=fontsize)
+    return fig.suptitle("\n".join(lines), fontsize=fontsize)
 
 
 def _text_width(fig, text: str, fontsize: float) -> float:
-    """Rendered width of ``text`` in pixels at ``fontsize`` in ``fig``."""
+    """Rendered width of one line of ``text`` in pixels at ``fontsize`` in
+    ``fig`` (as a Text artist lays it out; mathtext between ``$``)."""
+    from matplotlib.cbook import is_math_text
+    from matplotlib.font_manager import FontProperties
+
     renderer = fig.canvas.get_renderer()
-    artist = fig.text(0, 0, text, fontsize=fontsize)
-    width = artist.get_window_extent(renderer).width
-    artist.remove()
-    return width
+    font = FontProperties(size=fontsize)
+    return renderer.get_text_width_height_descent(text, font, is_math_text(text))[0]

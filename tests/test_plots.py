@@ -131,3 +131,18 @@ def test_no_validation_no_marker():
     history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": None} for e in (1, 2)]
     (ax,) = curves_figure(history).axes
     assert [line.get_label() for line in ax.get_lines()] == ["training"]
+
+
+def test_the_png_has_the_pixels_of_a_default_savefig(tmp_path):
+    """The compression level changes the file's bytes, not its picture."""
+    import numpy as np
+    from PIL import Image
+
+    history = digits_history()
+    plot_curves(history, tmp_path / "fast.png", title=TITLE)
+    curves_figure(history, title=TITLE).savefig(tmp_path / "default.png")
+    fast, default = (
+        np.asarray(Image.open(tmp_path / n)) for n in ("fast.png", "default.png")
+    )
+    assert fast.shape == default.shape == (360, 1000, 4)
+    np.testing.assert_array_equal(fast, default)

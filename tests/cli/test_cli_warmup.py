@@ -36,3 +36,24 @@ def test_import_plotting_imports_what_the_plots_use():
 
     warmup.import_plotting()
     assert "matplotlib.backends.backend_agg" in sys.modules
+
+
+def test_import_plotting_leaves_the_first_use_work_done_for_every_thread():
+    """In a fresh interpreter, after ``import_plotting`` ran in another
+    thread: PIL's image plugins are loaded and mathtext's grammar is built
+    (what the main thread's first ``savefig`` of a log axis would do)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, threading\n"
+        "from jaxbp.cli import warmup\n"
+        "from matplotlib.mathtext import MathTextParser\n"
+        "assert MathTextParser._parser is None\n"
+        "thread = threading.Thread(target=warmup.import_plotting)\n"
+        "thread.start(); thread.join()\n"
+        "assert MathTextParser._parser is not None\n"
+        "assert 'PIL.JpegImagePlugin' in sys.modules\n"
+        "assert 'jaxbp.plots' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
