@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from jaxbp.cli import building, distributed, reporting
+from jaxbp.cli import building, distributed, reporting, warmup
 from jaxbp.cli.errors import training_errors
 from jaxbp.cli.interrupts import interrupted_message
 from jaxbp.cli.train import check_training_flags
@@ -48,7 +48,10 @@ def fit(model, corpus, optimizer, args, on_round, interrupts):
     from jaxbp import train
 
     started = time.perf_counter()
-    with training_errors(args, lambda error: f"step {error.step}"):
+    with (
+        training_errors(args, lambda error: f"step {error.step}"),
+        warmup.in_background(warmup.import_plotting),
+    ):
         result = train.fit_language_model(
             model,
             corpus.train,
