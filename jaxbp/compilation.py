@@ -106,7 +106,7 @@ LOWER_EVENT = "/jax/core/compile/jaxpr_to_mlir_module_duration"
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass
 class CompileLog:
     """What a block of code compiled (:func:`compile_log`): ``programs`` XLA
     programs compiled or loaded from the persistent cache, and ``seconds`` of
@@ -115,11 +115,6 @@ class CompileLog:
 
     programs: int = 0
     spans: list = dataclasses.field(default_factory=list, repr=False)
-    threads: set = dataclasses.field(default_factory=set, repr=False)
-
-    def include_this_thread(self) -> None:
-        """Log what the calling thread compiles too."""
-        self.threads.add(threading.get_ident())
 
     @property
     def seconds(self) -> float:
@@ -133,18 +128,14 @@ class CompileLog:
 
 @contextlib.contextmanager
 def compile_log():
-    """Within the ``with``, log what this thread compiles, and what the
-    background compiles it starts meanwhile compile (:class:`CompiledAhead`):
-    yields a :class:`CompileLog` (read it after the block)."""
+    """Within the ``with``, log what this thread compiles: yields a
+    :class:`CompileLog` (read it after the block)."""
     from jax import monitoring
 
-    log = CompileLog()
-    log.include_this_thread()
-    logs = _open_logs()
-    logs.append(log)
+    log, thread = CompileLog(), threading.get_ident()
 
     def on_span(event, start, end, **_):
-        if threading.get_ident() not in log.threads:
+        if threading.get_ident() != thread:
             return
         if event in (TRACE_EVENT, LOWER_EVENT, COMPILE_EVENT):
             log.spans.append((start, end))
@@ -156,74 +147,6 @@ def compile_log():
         yield log
     finally:
         monitoring.unregister_event_time_span_listener(on_span)
-        logs.remove(log)
-
-
-_logs = threading.local()
-
-
-def _open_logs() -> list:
-    """The :func:`compile_log` blocks this thread is in, innermost last."""
-    if not hasattr(_logs, "open"):
-        _logs.open = []
-    return _logs.open
-
-
-class CompiledAhead:
-    """``jitted`` lowered for the arguments ``specs`` (``jax.ShapeDtypeStruct``
-    pytrees) and compiled in a background thread, while the caller goes on
-    with other work: XLA compiles without holding Python's lock, so the
-    compile overlaps the caller's own (``fit`` compiles its epoch this way
-    while the initialisation's programs compile and run). Tracing and
-    lowering happen here, in the caller's thread, under its JAX settings
-    (``jax.enable_x64`` and the like are per thread).
-
-    Calling it waits for the compile, then runs the executable: the same
-    program ``jitted(*args)`` would compile and run. Arguments of other
-    shapes or placements than the specs (which the executable refuses with a
-    ``TypeError`` or ``ValueError`` at the first call) run through ``jitted``
-    itself from then on. The background compile is logged by the
-    :func:`compile_log` blocks the caller is in, and an error in it is raised
-    at the first call.
-    """
-
-    def __init__(self, jitted, specs):
-        self._jitted, self._run = jitted, None
-        self._done = threading.Event()
-        self._outcome = None
-        lowered = jitted.lower(*specs)
-        thread = threading.Thread(
-            target=self._compile,
-            args=(lowered, list(_open_logs())),
-            name="jaxbp-compile",
-            daemon=True,
-        )
-        thread.start()
-
-    def _compile(self, lowered, logs) -> None:
-        try:
-            for log in logs:
-                log.include_this_thread()
-            self._outcome = (lowered.compile(), None)
-        except BaseException as error:  # noqa: BLE001 (raised at the first call)
-            self._outcome = (None, error)
-        finally:
-            self._done.set()
-
-    def __call__(self, *args):
-        if self._run is not None:
-            return self._run(*args)
-        self._done.wait()
-        executable, error = self._outcome
-        if error is not None:
-            raise error
-        try:
-            out = executable(*args)
-            self._run = executable
-        except (TypeError, ValueError):  # not what it was compiled for
-            out = self._jitted(*args)
-            self._run = self._jitted
-        return out
 
 
 def enable_compilation_cache() -> None:

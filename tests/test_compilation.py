@@ -7,7 +7,6 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from jaxbp import compilation
 
@@ -165,62 +164,6 @@ def test_jit_fast_inside_another_program_is_an_inner_jit():
     key = jax.random.key(2)
     assert jax.eval_shape(permute, key).shape == (9,)
     np.testing.assert_array_equal(jax.jit(permute)(key), permute(key))
-
-
-def scaled_sum(x, w):
-    return jnp.sum(x * w, axis=-1)
-
-
-def specs_of(*arrays):
-    return tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in arrays)
-
-
-def test_compiled_ahead_runs_what_jit_runs_compiled_in_the_background():
-    x, w = np.arange(12.0, dtype=np.float32).reshape(3, 4), np.float32(0.5)
-    jitted = jax.jit(scaled_sum)
-    with compilation.compile_log() as log:
-        ahead = compilation.CompiledAhead(jitted, specs_of(x, w))
-        with compilation.compile_log() as calls:
-            first, second = ahead(x, w), ahead(2 * x, w)
-    np.testing.assert_array_equal(first, jitted(x, w))
-    np.testing.assert_array_equal(second, jitted(2 * x, w))
-    assert log.programs == 1  # the background compile, logged by the caller's block
-    assert calls.programs == 0  # calls run the executable: no compile of their own
-
-
-def test_compiled_ahead_runs_other_shapes_through_jit():
-    x, w = np.ones((2, 3), np.float32), np.float32(2.0)
-    jitted = jax.jit(scaled_sum)
-    ahead = compilation.CompiledAhead(jitted, specs_of(np.ones((5, 3)), w))
-    np.testing.assert_array_equal(ahead(x, w), jitted(x, w))  # 5 rows compiled: refused
-    np.testing.assert_array_equal(ahead(3 * x, w), jitted(3 * x, w))
-
-
-def test_compiled_ahead_traces_under_the_callers_settings():
-    """JAX's scoped settings are per thread: the program is traced where the
-    CompiledAhead is made, so it computes what ``jitted`` computes there."""
-    x = np.arange(3, dtype=np.int32)
-    jitted = jax.jit(lambda x: x.astype(float) / 3)
-    with jax.enable_x64(False):
-        ahead = compilation.CompiledAhead(jitted, specs_of(x))
-        expected = jitted(x)
-    got = ahead(x)
-    assert got.dtype == expected.dtype == jnp.float32
-    np.testing.assert_array_equal(got, expected)
-
-
-def test_compiled_ahead_raises_a_compile_error_at_the_first_call(monkeypatch):
-    x = np.ones(3, np.float32)
-    lowered = jax.jit(jnp.sin).lower(x)
-    failing = type(lowered)  # a Lowered whose compile fails in the thread
-
-    def compile_fails(self, *args, **kwargs):
-        raise RuntimeError("XLA could not compile this")
-
-    monkeypatch.setattr(failing, "compile", compile_fails)
-    ahead = compilation.CompiledAhead(jax.jit(jnp.cos), specs_of(x))
-    with pytest.raises(RuntimeError, match="could not compile"):
-        ahead(x)
 
 
 def test_importing_jaxbp_loads_no_heavy_library():

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jaxbp import backprop as bp
 from jaxbp import losses
 from jaxbp.checks import check_int, check_seed, choose, is_finite_number
-from jaxbp.compilation import CompiledAhead, compile_log
+from jaxbp.compilation import compile_log
 from jaxbp.model import Model
 from jaxbp.train import history as hist
 from jaxbp.train.evaluate import metrics
@@ -149,18 +149,18 @@ def fit(
         batch_sharding, replicated = data_parallel(devices)
 
         init_key, train_key = seed_keys(seed)
-        data = _prepare_data(model, train, val, loss)
+        params, state = model.init_with_state(init_key)
+        data, state = _prepare_data(model, params, state, train, val, loss)
         n = data.x.shape[0]
         batch = resolve_batch_size(batch_size, n)
         check_batch_split(batch, devices)
 
         tx = make_optimizer(optimizer, clip_norm=clip_norm)
+        progress = hist.start(init_train_state(tx, params, state), patience)
         config = _config(seed, n, batch, loss, backprop, l2, clip_norm, patience, val)
         program = _epoch_program(
             model, optimizer, config, eval_batch_size, batch_sharding
-        ).compiled_ahead((model, tx, init_key, train_key), data, replicated)
-        params, state = model.init_with_state(init_key)
-        progress = hist.start(init_train_state(tx, params, state), patience)
+        )
         restored = None
         if checkpoint_dir is not None:
             progress, train_key, restored = restore(
@@ -197,15 +197,13 @@ def check_run_args(val, patience, checkpoint_dir, resume, keep_checkpoints):
         raise ValueError("resume=True needs a checkpoint_dir")
 
 
-def _prepare_data(model, train, val, loss) -> RoundData:
-    """The checked training and validation arrays, on the device (before the
-    model's parameters exist: ``fit`` makes them with the model's dtype)."""
-    state = ()  # the model state is not prepared here
-    x, t, _ = prepare_pair(model, (), train, "train", loss, state)
+def _prepare_data(model, params, state, train, val, loss):
+    """``(RoundData, state)``: the checked training and validation arrays."""
+    x, t, state = prepare_pair(model, params, train, "train", loss, state)
     xv = tv = None
     if val is not None:
-        xv, tv, _ = prepare_pair(model, (), val, "val", loss, state)
-    return RoundData(x, t, xv, tv)
+        xv, tv, _ = prepare_pair(model, params, val, "val", loss, state)
+    return RoundData(x, t, xv, tv), state
 
 
 def _config(seed, n, batch, loss, backprop, l2, clip_norm, patience, val) -> dict:
@@ -289,65 +287,13 @@ def _compiled_epoch(
         evaluation = (train_accuracy, val_loss, val_accuracy)
         return train_state, step_losses, jnp.mean(step_losses), finite, evaluation
 
-    return EpochProgram(batches, jax.jit(train_and_eval))
+    train_and_eval = jax.jit(train_and_eval)
 
-
-class EpochProgram:
-    """:func:`fit`'s epoch: ``epoch_and_eval(train_state, x, t, train_key,
-    epoch, xv, tv)`` runs ``batches(train_key, epoch) -> (indices, keys)``,
-    then ``train_and_eval(train_state, x, t, indices, keys, xv, tv)``."""
-
-    def __init__(self, batches, train_and_eval):
-        self.batches, self.train_and_eval = batches, train_and_eval
-        self._compiled_ahead = False
-
-    def __call__(self, train_state, x, t, train_key, epoch, xv, tv):
-        return self._run(
-            self.train_and_eval, train_state, x, t, train_key, epoch, xv, tv
-        )
-
-    def _run(self, train_and_eval, train_state, x, t, train_key, epoch, xv, tv):
-        indices, keys = self.batches(train_key, epoch)
+    def epoch_and_eval(train_state, x, t, train_key, epoch, xv, tv):
+        indices, keys = batches(train_key, epoch)
         return train_and_eval(train_state, x, t, indices, keys, xv, tv)
 
-    def compiled_ahead(self, start, data: RoundData, replicated):
-        """This program with ``train_and_eval`` compiling in the background
-        (``jaxbp.compilation.CompiledAhead``) for the run that starts from
-        ``start = (model, optimizer, init_key, train_key)`` on ``data``
-        (every array on ``replicated`` when it is not None), before its
-        parameters are made: the compile overlaps the initialisation.
-
-        For the first run of this (cached) program only: later runs call
-        ``train_and_eval`` itself, whose ``jax.jit`` cache already holds what
-        that compile made (and, unlike an executable, keys on JAX's scoped
-        settings, such as ``jax.enable_x64``, of the run calling it).
-        """
-        if self._compiled_ahead:
-            return self
-        self._compiled_ahead = True
-        specs = self._specs(start, data, replicated)
-        return functools.partial(self._run, CompiledAhead(self.train_and_eval, specs))
-
-    def _specs(self, start, data, replicated):
-        """The shapes ``train_and_eval`` is called with (traced abstractly)."""
-        model, tx, init_key, train_key = start
-        params, state = jax.eval_shape(model.init_with_state, init_key)
-        train_state = jax.eval_shape(
-            lambda p, s: init_train_state(tx, p, s), params, state
-        )
-        epoch = jax.ShapeDtypeStruct((), jnp.uint32)
-        indices, keys = jax.eval_shape(self.batches, train_key, epoch)
-        x, t, xv, tv = jax.tree.map(_spec, data)
-        specs = (train_state, x, t, indices, keys, xv, tv)
-        if replicated is None:
-            return specs
-        return jax.tree.map(lambda s: _spec(s, replicated), specs)
-
-
-def _spec(a, sharding=None):
-    """``a``'s shape and dtype (and weak type), placed on ``sharding``."""
-    weak = getattr(a, "weak_type", False)
-    return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding, weak_type=weak)
+    return epoch_and_eval
 
 
 def _record(epoch, train_loss, evaluation, *, loss, has_val) -> dict:

@@ -43,10 +43,10 @@ def test_more_epochs_and_other_seeds_compile_nothing_more(digits):
     assert longer.compiled_programs == 0 and longer.compile_seconds == 0
 
 
-def test_the_epoch_compiled_ahead_is_not_reused_under_other_jax_settings(digits):
-    """fit compiles its first run's epoch ahead of time as an executable; a
-    later fit of the same program under other scoped JAX settings (here
-    64-bit mode, which changes a float32 run's random draws) must not run it."""
+def test_a_cached_epoch_program_is_not_reused_under_other_jax_settings(digits):
+    """fit keeps its compiled epoch per model and optimizer for later runs;
+    a later run under other scoped JAX settings (here 64-bit mode, which
+    changes a float32 run's random draws) must compute what a fresh one does."""
     model = recipes.model("mlp", digits, hidden=(11,))  # a model no other test fits
     tx = optim.sgd(0.1)
     with jax.enable_x64(False):
