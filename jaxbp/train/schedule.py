@@ -50,7 +50,11 @@ def seed_keys(seed: int):
     return _seed_keys(np.uint32(seed))
 
 
-_seed_keys = jit_fast(lambda seed: train_keys(jax.random.key(seed)))
+def _keys_of_seed(seed):
+    return train_keys(jax.random.key(seed))
+
+
+_seed_keys = jit_fast(_keys_of_seed)
 
 
 def resolve_batch_size(batch_size, n: int) -> int:
@@ -94,7 +98,10 @@ def epoch_batches_program(n: int, batch_size: int):
 
 @functools.lru_cache(maxsize=64)
 def _epoch_batches_program(n, batch_size):
-    return jit_fast(lambda key, epoch: epoch_batches(key, epoch, n, batch_size))
+    def batches_of_epoch(key, epoch):
+        return epoch_batches(key, epoch, n, batch_size)
+
+    return jit_fast(batches_of_epoch)
 
 
 def batch_schedule(seed_or_train_key, n: int, batch_size: int | None, epochs: int):
