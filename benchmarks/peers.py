@@ -229,12 +229,6 @@ def parse_names(text: str) -> list[str]:
     return names
 
 
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
-    return int(text)
-
-
 def options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only",
@@ -247,13 +241,13 @@ def options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--epochs",
-        type=positive_int,
+        type=report.positive_int,
         default=None,
         help="epochs of the fresh-process runs (default 50; 3 with --quick)",
     )
     parser.add_argument(
         "--process-reps",
-        type=positive_int,
+        type=report.positive_int,
         default=None,
         help="interleaved rounds of fresh processes (default 5; 1 with --quick)",
     )

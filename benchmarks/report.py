@@ -56,6 +56,13 @@ def parse_args(
     return args
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 1 (else argparse's one-line error, exit 2)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return int(text)
+
+
 def to_jsonable(value: Any) -> Any:
     """``value`` with numpy/jax arrays and scalars as lists and numbers, tuples
     as lists, keys as strings, NaN as None and infinities as "inf"/"-inf"."""

@@ -35,8 +35,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 
 from benchmarks import peers_process
-from benchmarks.report import parse_args, print_table, write_json
+from benchmarks.report import parse_args, positive_int, print_table, write_json
 from benchmarks.timing import quartiles
+from jaxbp.compilation import covered_seconds
 
 PROBE = Path(__file__).resolve().parent / "startup_probe.py"
 MODES = ("no cache", "warm cache")
@@ -54,16 +55,6 @@ PHASES = (
 )
 
 
-def covered(spans) -> float:
-    """Seconds covered by the ``(start, end)`` spans, overlaps counted once."""
-    total, reach = 0.0, float("-inf")
-    for start, end in sorted(spans):
-        if end > reach:
-            total += end - max(start, reach)
-            reach = end
-    return total
-
-
 def phases(wall: float, probe: dict) -> dict[str, float]:
     """One run's seconds per phase (:data:`PHASES`) from its wall time and
     what ``startup_probe.py`` wrote."""
@@ -73,14 +64,14 @@ def phases(wall: float, probe: dict) -> dict[str, float]:
         k: [(a, b) for kind, _, a, b in spans if kind == k]
         for k in ("trace", "lower", "compile")
     }
-    making = covered([(a, b) for *_, a, b in spans])
+    making = covered_seconds([(a, b) for *_, a, b in spans])
     return {
         "imports": marks["imported"],
         "flags, data and model": marks["prepared"] - marks["imported"],
         "making programs": making,
-        "  of which tracing": covered(by_kind["trace"]),
-        "  of which lowering": covered(by_kind["lower"]),
-        "  of which compiling or loading": covered(by_kind["compile"]),
+        "  of which tracing": covered_seconds(by_kind["trace"]),
+        "  of which lowering": covered_seconds(by_kind["lower"]),
+        "  of which compiling or loading": covered_seconds(by_kind["compile"]),
         "epochs and test evaluation": marks["trained"] - marks["prepared"] - making,
         "outputs": marks["written"] - marks["trained"],
         "interpreter start and exit": wall - marks["written"],
@@ -184,11 +175,14 @@ def print_summary(result: dict, epochs: int, reps: int) -> None:
 def main(argv=None) -> int:
     def options(parser):
         parser.add_argument(
-            "--reps", type=int, default=None, help="rounds (default 5; 1 with --quick)"
+            "--reps",
+            type=positive_int,
+            default=None,
+            help="rounds (default 5; 1 with --quick)",
         )
         parser.add_argument(
             "--epochs",
-            type=int,
+            type=positive_int,
             default=None,
             help="epochs (default 50; 3 with --quick)",
         )

@@ -118,12 +118,17 @@ class CompileLog:
 
     @property
     def seconds(self) -> float:
-        total, reach = 0.0, float("-inf")
-        for start, end in sorted(self.spans):
-            if end > reach:
-                total += end - max(start, reach)
-                reach = end
-        return total
+        return covered_seconds(self.spans)
+
+
+def covered_seconds(spans) -> float:
+    """Seconds the ``(start, end)`` spans cover, overlaps counted once."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 @contextlib.contextmanager

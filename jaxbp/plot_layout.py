@@ -56,14 +56,10 @@ class TextSizes:
         self._known = {}
 
     def width(self, text: str, font) -> float:
-        """Width of one line of ``text`` in ``font`` (mathtext between ``$``)."""
-        from matplotlib.cbook import is_math_text
-
+        """Width of one line of ``text`` in ``font`` (:func:`text_width`)."""
         key = ("width", text, font)
         if key not in self._known:
-            self._known[key] = self.renderer.get_text_width_height_descent(
-                text, font, ismath=is_math_text(text)
-            )[0]
+            self._known[key] = text_width(self.renderer, text, font)
         return self._known[key]
 
     def tick_label(self, axis, text: str) -> tuple[float, float]:
@@ -83,6 +79,14 @@ class TextSizes:
             return 0.0, 0.0
         box = text.get_window_extent(self.renderer)
         return box.width, box.height
+
+
+def text_width(renderer, text: str, font) -> float:
+    """Width (pixels) of one line of ``text`` in ``font`` as ``renderer``
+    lays out a Text artist's (mathtext between ``$``), without drawing it."""
+    from matplotlib.cbook import is_math_text
+
+    return renderer.get_text_width_height_descent(text, font, is_math_text(text))[0]
 
 
 def arrange_panels(fig, suptitle=None) -> None:

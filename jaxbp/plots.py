@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from jaxbp.plot_layout import arrange_panels
+from jaxbp.plot_layout import arrange_panels, text_width
 
 #: The suptitle's font size (points); it shrinks to fit only when one of the
 #: title's phrases alone is wider than the figure.
@@ -141,10 +141,7 @@ def _fit_title(fig, title: str):
 
 def _text_width(fig, text: str, fontsize: float) -> float:
     """Rendered width of one line of ``text`` in pixels at ``fontsize`` in
-    ``fig`` (as a Text artist lays it out; mathtext between ``$``)."""
-    from matplotlib.cbook import is_math_text
+    ``fig`` (:func:`jaxbp.plot_layout.text_width`)."""
     from matplotlib.font_manager import FontProperties
 
-    renderer = fig.canvas.get_renderer()
-    font = FontProperties(size=fontsize)
-    return renderer.get_text_width_height_descent(text, font, is_math_text(text))[0]
+    return text_width(fig.canvas.get_renderer(), text, FontProperties(size=fontsize))

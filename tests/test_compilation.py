@@ -130,6 +130,7 @@ def test_compile_log_counts_only_its_own_thread():
 def test_compile_log_counts_overlapping_spans_once():
     log = compilation.CompileLog(spans=[(0.0, 2.0), (1.0, 3.0), (5.0, 6.0), (5.5, 5.7)])
     assert log.seconds == 4.0
+    assert compilation.CompileLog().seconds == 0.0
 
 
 def test_host_data_goes_to_the_device_without_compiling():

@@ -8,11 +8,6 @@ import pytest
 from benchmarks import startup
 
 
-def test_covered_counts_overlapping_spans_once():
-    assert startup.covered([(0.0, 2.0), (1.0, 3.0), (5.0, 6.0), (5.5, 5.7)]) == 4.0
-    assert startup.covered([]) == 0.0
-
-
 def record(spans):
     marks = {"imported": 1.0, "prepared": 1.25, "trained": 4.0, "written": 4.5}
     return {"exit": 0, "marks": marks, "spans": spans}

@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+from helpers import python_child
 
 from jaxbp.cli import warmup
 
@@ -42,9 +43,6 @@ def test_import_plotting_leaves_the_first_use_work_done_for_every_thread():
     """In a fresh interpreter, after ``import_plotting`` ran in another
     thread: PIL's image plugins are loaded and mathtext's grammar is built
     (what the main thread's first ``savefig`` of a log axis would do)."""
-    import subprocess
-    import sys
-
     script = (
         "import sys, threading\n"
         "from jaxbp.cli import warmup\n"
@@ -56,4 +54,5 @@ def test_import_plotting_leaves_the_first_use_work_done_for_every_thread():
         "assert 'PIL.JpegImagePlugin' in sys.modules\n"
         "assert 'jaxbp.plots' in sys.modules\n"
     )
-    subprocess.run([sys.executable, "-c", script], check=True)
+    result = python_child(script)
+    assert result.returncode == 0, result.stderr
