@@ -11,14 +11,14 @@ quartiles in ``DIR/startup.json``) of:
 
 - imports: ``jax`` and ``jaxbp.cli``;
 - flags, data and model: until training starts;
-- making programs: tracing, lowering and compiling (or loading from the
-  cache) during training, each span counted once;
+- making programs: tracing, keying (jaxbp's executable cache), lowering and
+  compiling (or loading from a cache) during training, each span counted once;
 - epochs and the test evaluation: the rest of training;
 - outputs: ``metrics.json`` and ``curves.png``;
 - interpreter start and exit: the wall time from spawn to exit not covered above;
 
-and, per program (JAX's function name), its tracing, lowering and compile or
-load seconds.
+and, per program (JAX's function name), its tracing, keying, lowering and
+compile or load seconds.
 """
 
 from __future__ import annotations
@@ -41,11 +41,14 @@ from jaxbp.compilation import covered_seconds
 
 PROBE = Path(__file__).resolve().parent / "startup_probe.py"
 MODES = ("no cache", "warm cache")
+#: What making a program is made of (``startup_probe.py``'s span kinds).
+KINDS = ("trace", "key", "lower", "compile")
 PHASES = (
     "imports",
     "flags, data and model",
     "making programs",
     "  of which tracing",
+    "  of which keying",
     "  of which lowering",
     "  of which compiling or loading",
     "epochs and test evaluation",
@@ -60,16 +63,14 @@ def phases(wall: float, probe: dict) -> dict[str, float]:
     what ``startup_probe.py`` wrote."""
     marks = probe["marks"]
     spans = [s for s in probe["spans"] if marks["prepared"] <= s[2] <= marks["trained"]]
-    by_kind = {
-        k: [(a, b) for kind, _, a, b in spans if kind == k]
-        for k in ("trace", "lower", "compile")
-    }
+    by_kind = {k: [(a, b) for kind, _, a, b in spans if kind == k] for k in KINDS}
     making = covered_seconds([(a, b) for *_, a, b in spans])
     return {
         "imports": marks["imported"],
         "flags, data and model": marks["prepared"] - marks["imported"],
         "making programs": making,
         "  of which tracing": covered_seconds(by_kind["trace"]),
+        "  of which keying": covered_seconds(by_kind["key"]),
         "  of which lowering": covered_seconds(by_kind["lower"]),
         "  of which compiling or loading": covered_seconds(by_kind["compile"]),
         "epochs and test evaluation": marks["trained"] - marks["prepared"] - making,
@@ -80,11 +81,12 @@ def phases(wall: float, probe: dict) -> dict[str, float]:
 
 
 def programs(probe: dict) -> dict[str, dict[str, float]]:
-    """Seconds of tracing, lowering and compiling (or loading) per function name."""
+    """Seconds of tracing, keying, lowering and compiling (or loading) per
+    function name."""
     out: dict[str, dict[str, float]] = {}
     for kind, name, a, b in probe["spans"]:
         name = name.removeprefix("jit(").removesuffix(")")  # lowering's and XLA's
-        row = out.setdefault(name, {"trace": 0.0, "lower": 0.0, "compile": 0.0})
+        row = out.setdefault(name, dict.fromkeys(KINDS, 0.0))
         row[kind] += b - a
     return out
 
@@ -146,7 +148,7 @@ def _program_medians(per_run: list[dict]) -> dict[str, dict[str, float]]:
             kind: float(
                 np.median([run.get(name, {}).get(kind, 0.0) for run in per_run])
             )
-            for kind in ("trace", "lower", "compile")
+            for kind in KINDS
         }
         for name in names
     }
@@ -161,12 +163,12 @@ def print_summary(result: dict, epochs: int, reps: int) -> None:
     print_table(["phase", *MODES], rows, title)
     for mode in MODES:
         rows = [
-            [name, *(f"{row[k]:.3f}" for k in ("trace", "lower", "compile"))]
+            [name, *(f"{row[k]:.3f}" for k in KINDS)]
             for name, row in result[mode]["programs"].items()
         ]
         print()
         print_table(
-            ["program", "trace s", "lower s", "compile/load s"],
+            ["program", "trace s", "key s", "lower s", "compile/load s"],
             rows,
             f"programs made in the main thread, {mode}: medians",
         )

@@ -28,12 +28,14 @@ import threading
 def main(out: str, argv: list[str]) -> int:
     import jax.monitoring  # the import of jax is part of the timed phase
 
-    from jaxbp import compilation
+    from jaxbp import compilation, executable_cache
 
     events = {
         compilation.TRACE_EVENT: "trace",
+        executable_cache.KEY_EVENT: "key",
         compilation.LOWER_EVENT: "lower",
         compilation.COMPILE_EVENT: "compile",
+        executable_cache.LOAD_EVENT: "compile",
     }
     main_thread, spans, marks = threading.get_ident(), [], {}
 

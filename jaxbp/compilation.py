@@ -15,6 +15,8 @@ import os
 import threading
 from pathlib import Path
 
+from jaxbp.executable_cache import KEY_EVENT, LOAD_EVENT
+
 #: XLA:CPU options for programs that run briefly on small arrays, where
 #: compiling is most of the cost: no LLVM optimization, and the classic loop
 #: emitters instead of the fusion emitters. Faster compiles of the same
@@ -42,10 +44,10 @@ def compile_fast(fn, *args, fast: bool = True):
     when ``fast`` (falling back to the defaults on an XLA without one of them)."""
     import jax
 
+    from jaxbp import executable_cache
+
     lowered = jax.jit(fn).lower(*args)
-    if not fast:
-        return lowered.compile()
-    return _fast_else_default(lambda: lowered.compile(FAST_COMPILE), lowered.compile)
+    return executable_cache.compile_lowered(lowered, FAST_COMPILE if fast else {})
 
 
 def jit_fast(fn):
@@ -54,28 +56,11 @@ def jit_fast(fn):
     key splitting, permutations) is exact at any optimisation level. Falls
     back to the default options on an XLA without one of them. Traced inside
     another program (``jit``, ``eval_shape``), it is a plain inner ``jit``:
-    the outer program's options apply."""
-    import jax
+    the outer program's options apply. Kept on disk while the executable
+    cache is on (``jaxbp.executable_cache``)."""
+    from jaxbp import executable_cache
 
-    fast, default = jax.jit(fn, compiler_options=FAST_COMPILE), jax.jit(fn)
-
-    def call(*args):
-        if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(args)):
-            return default(*args)
-        return _fast_else_default(lambda: fast(*args), lambda: default(*args))
-
-    return call
-
-
-def _fast_else_default(fast, default):
-    """``fast()`` (compiles with :data:`FAST_COMPILE`), or ``default()`` on an
-    XLA without one of those options."""
-    import jax
-
-    try:
-        return fast()
-    except jax.errors.JaxRuntimeError:
-        return default()
+    return executable_cache.jit(fn, FAST_COMPILE)
 
 
 def host_array(x):
@@ -100,17 +85,20 @@ def to_device(host):
 
 
 #: The ``jax.monitoring`` events of making a program: tracing to a jaxpr,
-#: lowering it to MLIR, and XLA's compilation (or a persistent-cache load).
+#: lowering it to MLIR, and XLA's compilation (or a persistent-cache load);
+#: and jaxbp's executable cache's keying and loading
+#: (``executable_cache.KEY_EVENT``, ``executable_cache.LOAD_EVENT``).
 TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
 LOWER_EVENT = "/jax/core/compile/jaxpr_to_mlir_module_duration"
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+MAKING_EVENTS = (TRACE_EVENT, KEY_EVENT, LOWER_EVENT, COMPILE_EVENT, LOAD_EVENT)
 
 
 @dataclasses.dataclass
 class CompileLog:
     """What a block of code compiled (:func:`compile_log`): ``programs`` XLA
-    programs compiled or loaded from the persistent cache, and ``seconds`` of
-    wall time spent tracing, lowering or compiling (overlapping spans, such
+    programs compiled or loaded from a cache (JAX's or jaxbp's), and ``seconds`` of
+    wall time spent tracing, lowering, keying, compiling or loading (overlapping spans, such
     as a jitted function traced inside another, counted once)."""
 
     programs: int = 0
@@ -142,9 +130,9 @@ def compile_log():
     def on_span(event, start, end, **_):
         if threading.get_ident() != thread:
             return
-        if event in (TRACE_EVENT, LOWER_EVENT, COMPILE_EVENT):
+        if event in MAKING_EVENTS:
             log.spans.append((start, end))
-        if event == COMPILE_EVENT:
+        if event in (COMPILE_EVENT, LOAD_EVENT):
             log.programs += 1
 
     monitoring.register_event_time_span_listener(on_span)
@@ -155,10 +143,13 @@ def compile_log():
 
 
 def enable_compilation_cache() -> None:
-    """Keep compiled programs on disk between runs (JAX's persistent cache).
+    """Keep compiled programs on disk between runs: JAX's persistent cache,
+    and in its ``jaxbp-executables`` subdirectory jaxbp's own
+    (``jaxbp.executable_cache``: the programs of ``jit_fast`` and ``fit``,
+    found without lowering them again).
 
     A second ``jaxbp train`` with the same model skips most compilation.
-    ``JAXBP_COMPILATION_CACHE=0`` turns it off; a ``JAX_COMPILATION_CACHE_DIR``
+    ``JAXBP_COMPILATION_CACHE=0`` turns both off; a ``JAX_COMPILATION_CACHE_DIR``
     already set is respected; the default place is ``~/.cache/jaxbp/xla``
     (under ``XDG_CACHE_HOME`` when that is set).
     """
@@ -172,3 +163,8 @@ def enable_compilation_cache() -> None:
             "jax_compilation_cache_dir", str(Path(base) / "jaxbp" / "xla")
         )
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    from jaxbp import executable_cache
+
+    executable_cache.enable(
+        Path(jax.config.jax_compilation_cache_dir) / "jaxbp-executables"
+    )

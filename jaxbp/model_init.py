@@ -13,7 +13,7 @@ import functools
 
 import jax
 
-from jaxbp import draws
+from jaxbp import draws, executable_cache
 from jaxbp.compilation import jit_fast
 from jaxbp.layers import split_key
 
@@ -50,7 +50,7 @@ def _programs(model):
     fast-compile options (integer work only, exact: ``jit_fast``), the second
     with the defaults."""
     bits_of, init_from_bits = draws.two_stage(functools.partial(layers_init, model))
-    return jit_fast(bits_of), jax.jit(init_from_bits)
+    return jit_fast(bits_of), executable_cache.jit(init_from_bits)
 
 
 @functools.lru_cache(maxsize=128)

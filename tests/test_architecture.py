@@ -3,7 +3,7 @@
 Every ``.py`` file under ``jaxbp/`` is parsed (``ast``, nothing is imported) and
 its imports resolved to absolute module names. The layers, bottom to top::
 
-    core (checks compilation draws activations losses initializers layers/
+    core (checks executable_cache compilation draws activations losses initializers layers/
           model model_init backprop gradcheck diagnostics bridge remat sampling)
       -> optim/ -> train/ (+ checkpoint) -> explain/, recipes -> cli/
     data/ is used by recipes and the CLI; benchmarks/ and experiments/ live
@@ -26,6 +26,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent / "jaxbp"
 CORE = (
     "jaxbp.checks",
     "jaxbp.compilation",
+    "jaxbp.executable_cache",
     "jaxbp.draws",
     "jaxbp.model_init",
     "jaxbp.activations",

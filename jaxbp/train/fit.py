@@ -7,11 +7,10 @@ import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 
 from jaxbp import backprop as bp
-from jaxbp import losses
+from jaxbp import executable_cache, losses
 from jaxbp.checks import check_int, check_seed, choose, is_finite_number
 from jaxbp.compilation import compile_log
 from jaxbp.model import Model
@@ -287,7 +286,7 @@ def _compiled_epoch(
         evaluation = (train_accuracy, val_loss, val_accuracy)
         return train_state, step_losses, jnp.mean(step_losses), finite, evaluation
 
-    train_and_eval = jax.jit(train_and_eval)
+    train_and_eval = executable_cache.jit(train_and_eval)
 
     def epoch_and_eval(train_state, x, t, train_key, epoch, xv, tv):
         indices, keys = batches(train_key, epoch)

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import jax
 
 from jaxbp import backprop as bp
-from jaxbp import losses, optim
+from jaxbp import executable_cache, losses, optim
 from jaxbp.checks import choose, is_finite_number, is_number
 from jaxbp.model import Model
 from jaxbp.regularization import add_l2_grad, l2_penalty
@@ -33,7 +33,7 @@ def init_train_state(optimizer, params, state) -> TrainState:
     """The train state before the first step: ``optimizer.init(params)``
     compiled as one program (run op by op, every zeros-like buffer of the
     optimizer's state would compile a program of its own)."""
-    return TrainState(params, state, jax.jit(optimizer.init)(params))
+    return TrainState(params, state, executable_cache.jit(optimizer.init)(params))
 
 
 def is_gradient_transformation(optimizer) -> bool:

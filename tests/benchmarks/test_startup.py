@@ -18,6 +18,7 @@ def test_phases_split_the_wall_time():
     CLI's own) is not training's."""
     spans = [
         ["trace", "f", 1.5, 1.7],
+        ["key", "f", 1.7, 1.75],
         ["lower", "jit(f)", 1.6, 1.9],
         ["compile", "jit(f)", 1.9, 2.5],
         ["compile", "jit(g)", 1.1, 1.2],
@@ -25,6 +26,7 @@ def test_phases_split_the_wall_time():
     got = startup.phases(5.0, record(spans))
     assert got["making programs"] == pytest.approx(1.0)
     assert got["  of which tracing"] == pytest.approx(0.2)
+    assert got["  of which keying"] == pytest.approx(0.05)
     assert got["  of which lowering"] == pytest.approx(0.3)
     assert got["  of which compiling or loading"] == pytest.approx(0.6)
     assert got["epochs and test evaluation"] == pytest.approx(2.75 - 1.0)
@@ -34,7 +36,7 @@ def test_phases_split_the_wall_time():
     ]
     assert sum(got[p] for p in parts) == pytest.approx(got["whole process"])
     assert startup.programs(record(spans))["f"] == pytest.approx(
-        {"trace": 0.2, "lower": 0.3, "compile": 0.6}
+        {"trace": 0.2, "key": 0.05, "lower": 0.3, "compile": 0.6}
     )
 
 

@@ -58,3 +58,38 @@ def test_a_cached_epoch_program_is_not_reused_under_other_jax_settings(digits):
     assert jax.config.jax_enable_x64  # the suite's setting (conftest.py)
     assert off.history != fresh.history
     assert again.history == fresh.history
+
+
+#: A fresh process fitting with jaxbp's executable cache in ``EXE_DIR`` (off
+#: when it is empty): the history, and the programs compiled or loaded.
+CACHED_RUN = """
+import os
+from jaxbp import data, executable_cache, optim, recipes, train
+if os.environ["EXE_DIR"]:
+    executable_cache.enable(os.environ["EXE_DIR"])
+ds = data.load("digits")
+model = recipes.model("mlp", ds)
+result = train.fit(model, ds.train, ds.val, optimizer=optim.adam(1e-3), epochs=2)
+print(result.compiled_programs, repr(result.history))
+"""
+
+
+def test_a_run_from_the_executable_cache_loads_every_program_and_is_the_same(tmp_path):
+    """The second process loads all six of fit's programs (it writes no entry)
+    and its history is bit for bit the first's and a run's without the cache."""
+
+    def run(directory):
+        result = python_child(CACHED_RUN, EXE_DIR=directory)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split(" ", 1)
+
+    def entries():
+        return {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.exe")}
+
+    programs, first = run(str(tmp_path))
+    written = entries()
+    assert programs == "6" and len(written) == 6
+    programs, second = run(str(tmp_path))
+    assert programs == "6" and entries() == written
+    _, uncached = run("")
+    assert first == second == uncached

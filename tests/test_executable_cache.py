@@ -1,0 +1,208 @@
+"""jaxbp.executable_cache: programs kept on disk, keyed by their jaxpr."""
+
+import threading
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxbp import compilation, executable_cache
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    """The cache on, in a fresh directory; off again after the test."""
+    executable_cache.enable(tmp_path / "exe")
+    yield tmp_path / "exe"
+    executable_cache.disable()
+
+
+def key_of(fn, *args, options=None):
+    traced = jax.jit(fn).trace(*args)
+    return executable_cache.program_key(traced, args, options or {})
+
+
+def entries(directory):
+    return sorted(p.name for p in directory.glob("*.exe")) if directory.exists() else []
+
+
+def affine(x):
+    return jnp.tanh(x) @ x.T + 1.0
+
+
+X = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+
+
+def test_the_same_program_has_the_same_key():
+    """Traced afresh (``key_of`` makes a new ``jit``), with other values."""
+    assert key_of(affine, X) == key_of(affine, X.copy() + 1)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        lambda x: jnp.tanh(x) @ x.T + 2.0,  # a scalar literal
+        lambda x: jnp.sin(x) @ x.T + 1.0,  # a primitive
+        lambda x: jnp.tanh(x) @ x.T + jnp.arange(3.0),  # an array constant
+        lambda x: jnp.tanh(x) @ x.T + jnp.arange(3.0) * 2,  # its values
+        lambda x: jnp.sum(jnp.tanh(x), axis=0) + 1.0,  # a parameter (axes)
+    ],
+)
+def test_a_different_program_has_a_different_key(other):
+    keys = {key_of(affine, X), key_of(other, X)}
+    assert len(keys) == 2
+
+
+def test_the_key_covers_types_options_settings_and_xla_flags(monkeypatch):
+    base = key_of(affine, X)
+    assert key_of(affine, X[:2]) != base  # shape
+    assert key_of(affine, X.astype(jnp.bfloat16)) != base  # dtype
+    assert key_of(affine, X, options=compilation.FAST_COMPILE) != base
+    with jax.default_matmul_precision("highest"):  # a setting the jaxpr omits
+        assert key_of(affine, X) != base
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    assert key_of(affine, X) != base
+
+
+def test_the_key_reads_the_settings_of_the_calling_thread():
+    """Scoped settings are per thread: the key is the caller's."""
+    keys = {}
+
+    def in_a_thread():
+        with jax.default_matmul_precision("highest"):
+            keys["thread"] = key_of(affine, X)
+
+    with jax.default_matmul_precision("highest"):
+        keys["here"] = key_of(affine, X)
+    worker = threading.Thread(target=in_a_thread)
+    worker.start()
+    worker.join()
+    assert keys["thread"] == keys["here"] != key_of(affine, X)
+
+
+def test_describe_writes_out_array_literals_that_the_printer_elides():
+    """``str(jaxpr)`` prints a non-scalar literal as ``[...]``; the key must not."""
+    a = executable_cache.describe(np.arange(4))
+    b = executable_cache.describe(np.arange(4) + 1)
+    assert a != b
+
+
+def test_programs_that_cannot_be_keyed_are_refused():
+    def with_callback(x):
+        return jax.pure_callback(np.sin, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+
+    def with_effect(x):
+        jax.debug.print("x {}", x)
+        return x
+
+    for fn in (with_callback, with_effect):
+        with pytest.raises(executable_cache.Uncacheable):
+            key_of(fn, X)
+
+
+def test_a_stored_program_is_loaded_and_gives_the_same_results(cache_dir):
+    def cubic(x):  # compiled by this test only (JAX keeps programs in memory)
+        return x @ x.T @ x + 3.0
+
+    with compilation.compile_log() as first:
+        got = executable_cache.jit(cubic)(X)
+    assert len(entries(cache_dir)) == 1 and first.programs == 1
+    spans = []
+
+    def on_span(event, start, end, **kwargs):
+        spans.append(event)
+
+    jax.monitoring.register_event_time_span_listener(on_span)
+    try:
+        with compilation.compile_log() as second:
+            again = executable_cache.jit(cubic)(X)  # a new function: nothing in memory
+    finally:
+        jax.monitoring.unregister_event_time_span_listener(on_span)
+    assert executable_cache.LOAD_EVENT in spans
+    assert (
+        compilation.COMPILE_EVENT not in spans and compilation.LOWER_EVENT not in spans
+    )
+    assert second.programs == 1
+    want = jax.jit(cubic)(X)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(again, want)
+
+
+def test_a_call_with_the_same_signature_uses_the_program_in_memory(cache_dir):
+    f = executable_cache.jit(affine)
+    f(X)
+    with compilation.compile_log() as again:
+        f(X + 1)
+    with compilation.compile_log() as other_shape:
+        f(X[:2])
+    assert (again.programs, again.seconds) == (0, 0)
+    assert other_shape.programs == 1 and len(entries(cache_dir)) == 2
+
+
+def test_a_damaged_entry_is_compiled_again_and_rewritten(cache_dir):
+    executable_cache.jit(affine)(X)
+    (entry,) = cache_dir.glob("*.exe")
+    good = entry.read_bytes()
+    entry.write_bytes(good[: len(good) // 2])
+    got = executable_cache.jit(affine)(X)
+    np.testing.assert_array_equal(got, jax.jit(affine)(X))
+    assert entry.read_bytes() == good
+
+
+def test_the_settings_of_the_call_select_the_program(cache_dir):
+    """An entry made with x64 off is not used with it on (and vice versa)."""
+    f = executable_cache.jit(lambda x: x * 2)
+    with jax.enable_x64(False):
+        assert f(np.float64(1.5)).dtype == jnp.float32
+    with jax.enable_x64(True):
+        assert f(np.float64(1.5)).dtype == jnp.float64
+        assert (
+            executable_cache.jit(lambda x: x * 2)(np.float64(1.5)).dtype == jnp.float64
+        )
+    assert len(entries(cache_dir)) == 2
+
+
+def test_compiler_options_are_those_asked_for(cache_dir):
+    """Fast-compiled and default programs are different entries, and the
+    integer work jit_fast exists for gives the same bits either way."""
+
+    def bits(key):
+        return jax.random.bits(key, (64,))
+
+    key = jax.random.key(3)
+    fast = executable_cache.jit(bits, compilation.FAST_COMPILE)(key)
+    default = executable_cache.jit(bits)(key)
+    np.testing.assert_array_equal(fast, default)
+    assert len(entries(cache_dir)) == 2
+
+
+def test_off_it_is_jax_jit_and_writes_nothing(tmp_path):
+    assert executable_cache.directory() is None
+    f = executable_cache.jit(affine)
+    np.testing.assert_array_equal(f(X), jax.jit(affine)(X))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_inside_another_program_it_is_an_inner_jit(cache_dir):
+    f = executable_cache.jit(affine, compilation.FAST_COMPILE)
+    np.testing.assert_array_equal(jax.jit(f)(X), jax.jit(affine)(X))
+    assert jax.eval_shape(f, X).shape == (3, 3)
+    assert entries(cache_dir) == []
+
+
+def test_a_program_xla_will_not_serialize_is_run_and_not_stored(tmp_path):
+    """A sort compiled first through ``jax.jit``'s dispatch (cache off) and
+    then fetched from JAX's memory is one XLA refuses to serialize."""
+
+    def permute(key):
+        return jax.random.permutation(key, 50)
+
+    key = jax.random.key(1)
+    want = executable_cache.jit(permute, compilation.FAST_COMPILE)(key)  # cache off
+    executable_cache.enable(tmp_path)
+    try:
+        got = executable_cache.jit(permute, compilation.FAST_COMPILE)(key)
+    finally:
+        executable_cache.disable()
+    np.testing.assert_array_equal(got, want)
