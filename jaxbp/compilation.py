@@ -97,11 +97,13 @@ MAKING_EVENTS = (TRACE_EVENT, KEY_EVENT, LOWER_EVENT, COMPILE_EVENT, LOAD_EVENT)
 @dataclasses.dataclass
 class CompileLog:
     """What a block of code compiled (:func:`compile_log`): ``programs`` XLA
-    programs compiled or loaded from a cache (JAX's or jaxbp's), and ``seconds`` of
-    wall time spent tracing, lowering, keying, compiling or loading (overlapping spans, such
+    programs compiled or loaded from a cache (JAX's or jaxbp's; ``loaded`` of
+    them from jaxbp's executable cache), and ``seconds`` of wall time spent
+    tracing, lowering, keying, compiling or loading (overlapping spans, such
     as a jitted function traced inside another, counted once)."""
 
     programs: int = 0
+    loaded: int = 0
     spans: list = dataclasses.field(default_factory=list, repr=False)
 
     @property
@@ -134,6 +136,8 @@ def compile_log():
             log.spans.append((start, end))
         if event in (COMPILE_EVENT, LOAD_EVENT):
             log.programs += 1
+        if event == LOAD_EVENT:
+            log.loaded += 1
 
     monitoring.register_event_time_span_listener(on_span)
     try:
@@ -145,8 +149,8 @@ def compile_log():
 def enable_compilation_cache() -> None:
     """Keep compiled programs on disk between runs: JAX's persistent cache,
     and in its ``jaxbp-executables`` subdirectory jaxbp's own
-    (``jaxbp.executable_cache``: the programs of ``jit_fast`` and ``fit``,
-    found without lowering them again).
+    (``jaxbp.executable_cache``: the programs of ``jit_fast``, ``fit`` and
+    ``fit_language_model``, found without lowering them again).
 
     A second ``jaxbp train`` with the same model skips most compilation.
     ``JAXBP_COMPILATION_CACHE=0`` turns both off; a ``JAX_COMPILATION_CACHE_DIR``

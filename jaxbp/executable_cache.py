@@ -23,8 +23,9 @@ down as data: a parameter holding a Python callable that lowering may call,
 a parameter or type JAX may add later (unknown types are refused, not
 skipped), a mesh (whose device order its repr omits), effects, more than one
 device or process. A program XLA will not serialize is run and not stored.
-An entry that cannot be loaded is compiled again and rewritten; entries are
-written atomically.
+An entry that cannot be loaded, or that holds another key's program or other
+types, is compiled again and rewritten; entries are written atomically, and
+the least recently used are deleted beyond :data:`MAX_BYTES`.
 
 Entries are ``jax.experimental.serialize_executable`` payloads, which are
 pickles: like JAX's own cache, the directory is trusted (the user's own).
@@ -32,6 +33,7 @@ pickles: like JAX's own cache, the directory is trusted (the user's own).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
@@ -47,6 +49,9 @@ import numpy as np
 
 #: Bumped when the key or the entry format changes.
 FORMAT = 1
+
+#: The most the entries take on disk; the least recently used go first.
+MAX_BYTES = 1 << 30
 
 #: The ``jax.monitoring`` events of computing a program's key and of
 #: loading it from this cache (spans in ``time.time()`` seconds, as JAX's).
@@ -177,10 +182,10 @@ def _load_or_compile(jitted, args, options):
     if key is None:
         return _compile(traced, options)
     path = _directory / f"{key}.exe"
-    program = _load(path, traced)
+    program = _load(path, traced, key)
     if program is None:
         program = _compile(traced, options)
-        _store(path, program)
+        _store(path, program, key)
     return program
 
 
@@ -205,29 +210,54 @@ def compile_lowered(lowered, options: dict):
     return _options_else_default(lambda: lowered.compile(options), lowered.compile)
 
 
-def _load(path: Path, traced):
+def _header(key: str) -> bytes:
+    """An entry's first line: the format and the key it was stored under (a
+    file copied or renamed to another key's name is not loaded)."""
+    return f"jaxbp-executable {FORMAT} {key}\n".encode()
+
+
+def _load(path: Path, traced, key: str):
     """The program stored at ``path`` for ``traced``, or None (absent, or an
-    entry that cannot be loaded: it is compiled again)."""
+    entry that cannot be loaded or is not ``traced``'s types: it is compiled
+    again). A loaded entry is marked as used (its time, for eviction)."""
     import jax
     from jax.experimental import serialize_executable
 
     start = time.time()
     try:
-        payload = path.read_bytes()
+        entry = path.read_bytes()
     except OSError:
+        return None
+    header = _header(key)
+    if not entry.startswith(header):
         return None
     in_tree = jax.tree.structure(traced.args_info)
     try:
         program = serialize_executable.deserialize_and_load(
-            payload, in_tree, traced.out_tree
+            entry[len(header) :], in_tree, traced.out_tree
         )
     except _UNREADABLE:  # a damaged or foreign entry: compile it again
         return None
+    if _types(program) != _types(traced):
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)
     _record(LOAD_EVENT, start, traced)
     return program
 
 
-def _store(path: Path, program) -> None:
+def _types(stage) -> tuple:
+    """The shapes and dtypes of a traced or compiled program's arguments and
+    results."""
+    import jax
+
+    def of(tree):
+        return tuple((x.shape, str(x.dtype)) for x in jax.tree.leaves(tree))
+
+    return of(stage.args_info), of(stage.out_info)
+
+
+def _store(path: Path, program, key: str) -> None:
     """Write ``program`` to ``path`` atomically; a program JAX cannot
     serialize, or a directory that cannot be written, is skipped. (XLA
     refuses to serialize some programs, e.g. one this process compiled
@@ -242,10 +272,32 @@ def _store(path: Path, program) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+            f.write(_header(key) + payload)
         os.replace(tmp, path)
+        evict(path.parent, MAX_BYTES)
     except OSError:
         return
+
+
+def evict(directory: Path, max_bytes: int) -> None:
+    """Delete the least recently used entries of ``directory`` until the
+    rest take at most ``max_bytes`` (and any temporary file over an hour
+    old: a write that never finished)."""
+    entries, total = [], 0
+    for path in directory.iterdir():
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            if path.name.startswith(".tmp-") and time.time() - stat.st_mtime > 3600:
+                path.unlink()
+            elif path.suffix == ".exe":
+                entries.append((stat.st_mtime, stat.st_size, path))
+                total += stat.st_size
+    for _, size, path in sorted(entries):
+        if total <= max_bytes:
+            break
+        with contextlib.suppress(OSError):
+            path.unlink()
+            total -= size
 
 
 def program_key(traced, args, options: dict) -> str:

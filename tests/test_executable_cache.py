@@ -123,7 +123,7 @@ def test_a_stored_program_is_loaded_and_gives_the_same_results(cache_dir):
     assert (
         compilation.COMPILE_EVENT not in spans and compilation.LOWER_EVENT not in spans
     )
-    assert second.programs == 1
+    assert (first.loaded, second.programs, second.loaded) == (0, 1, 1)
     want = jax.jit(cubic)(X)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(again, want)
@@ -206,3 +206,48 @@ def test_a_program_xla_will_not_serialize_is_run_and_not_stored(tmp_path):
     finally:
         executable_cache.disable()
     np.testing.assert_array_equal(got, want)
+
+
+def test_an_entry_under_another_programs_name_is_not_loaded(cache_dir):
+    """A file copied to another key's name holds that other key in its
+    header: it is not loaded, and the right program is compiled and stored."""
+
+    def double(x):
+        return x * 2.0
+
+    def triple(x):
+        return x * 3.0
+
+    executable_cache.jit(double)(X)
+    (double_entry,) = cache_dir.glob("*.exe")
+    executable_cache.jit(triple)(X)
+    (triple_entry,) = set(cache_dir.glob("*.exe")) - {double_entry}
+    triple_entry.write_bytes(double_entry.read_bytes())
+    np.testing.assert_array_equal(executable_cache.jit(triple)(X), X * 3.0)
+    assert triple_entry.read_bytes() != double_entry.read_bytes()
+
+
+def test_eviction_deletes_the_least_recently_used_entries(tmp_path):
+    import os
+
+    for age, name in enumerate(["newest", "middle", "oldest"]):
+        path = tmp_path / f"{name}.exe"
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (1e9 - age * 10, 1e9 - age * 10))
+    stale = tmp_path / ".tmp-unfinished"
+    stale.write_bytes(b"x")
+    os.utime(stale, (1e9, 1e9))
+    executable_cache.evict(tmp_path, max_bytes=250)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["middle.exe", "newest.exe"]
+    executable_cache.evict(tmp_path, max_bytes=100)
+    assert [p.name for p in tmp_path.iterdir()] == ["newest.exe"]
+
+
+def test_loading_an_entry_marks_it_used(cache_dir):
+    import os
+
+    executable_cache.jit(affine)(X)
+    (entry,) = cache_dir.glob("*.exe")
+    os.utime(entry, (1e9, 1e9))
+    executable_cache.jit(affine)(X)  # a new function: loads the entry
+    assert entry.stat().st_mtime > 1e9 + 1

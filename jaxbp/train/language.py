@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxbp import losses
+from jaxbp import executable_cache, losses
 from jaxbp.checks import check_int
 from jaxbp.model import Model
 from jaxbp.train import history as hist
@@ -298,7 +298,7 @@ def _compiled_round(
         evaluation = (jnp.nan, val_loss, jnp.nan)
         return train_state, step_losses, jnp.mean(step_losses), finite, evaluation
 
-    return jax.jit(round_and_eval)
+    return executable_cache.jit(round_and_eval)
 
 
 def _record(number, train_loss, evaluation, *, eval_interval, steps) -> dict:

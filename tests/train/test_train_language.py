@@ -157,3 +157,25 @@ def test_windows_lie_inside_the_stream_and_targets_are_next_tokens(
     assert x.shape == y.shape == (3, batch, block)
     assert int(x.min()) >= 0 and int(y.max()) <= n - 1
     np.testing.assert_array_equal(y, x + 1)  # tokens are positions here
+
+
+def test_rounds_loaded_from_the_executable_cache_train_the_same(tmp_path):
+    """With jaxbp's executable cache on, a run whose programs are loaded from
+    disk (nothing of them left in memory) has the history of one that
+    compiled them, bit for bit."""
+    from jaxbp import executable_cache
+    from jaxbp.compilation import compile_log
+    from jaxbp.train import language
+
+    model = tiny("gpt")
+    executable_cache.enable(tmp_path)
+    try:
+        first = fit_tiny(model, steps=3)
+        language._compiled_round.cache_clear()
+        with compile_log() as log:
+            second = fit_tiny(model, steps=3)
+    finally:
+        executable_cache.disable()
+    assert log.programs == log.loaded >= 1  # the rounds' programs: all loaded
+    assert second.history == first.history
+    assert_trees_bit_equal(second.params, first.params)
