@@ -3,7 +3,7 @@
 Every ``.py`` file under ``jaxbp/`` is parsed (``ast``, nothing is imported) and
 its imports resolved to absolute module names. The layers, bottom to top::
 
-    core (checks executable_cache compilation draws activations losses initializers layers/
+    core (checks program_keys executable_cache compilation draws activations losses initializers layers/
           model model_init backprop gradcheck diagnostics bridge remat sampling)
       -> optim/ -> train/ (+ checkpoint) -> explain/, recipes -> cli/
     data/ is used by recipes and the CLI; benchmarks/ and experiments/ live
@@ -27,6 +27,7 @@ CORE = (
     "jaxbp.checks",
     "jaxbp.compilation",
     "jaxbp.executable_cache",
+    "jaxbp.program_keys",
     "jaxbp.draws",
     "jaxbp.model_init",
     "jaxbp.activations",
