@@ -13,7 +13,7 @@ written out as text and hashed (``jaxbp.executable_cache`` finds programs by it)
 - every JAX configuration value as the calling thread sees it (scoped
   settings such as ``jax.enable_x64`` are per thread), ``XLA_FLAGS``;
 - the jax and jaxlib versions, the backend and its version, the devices and
-  the CPU (an executable is machine code for it).
+  the CPU: model, features, cores (an executable is machine code for it).
 
 What cannot be written down as data raises :class:`Uncacheable`: a
 parameter holding a Python callable that lowering may call, a parameter or
@@ -38,8 +38,9 @@ import numpy as np
 VERSION = 1
 
 #: Parameters holding Python callables that lowering never calls: the
-#: derivative rules of ``custom_jvp``/``custom_vjp`` functions (lowering
-#: uses ``call_jaxpr``; differentiation already happened when tracing).
+#: derivative rules of ``custom_jvp``/``custom_vjp`` functions (JAX lowers
+#: both primitives from ``call_jaxpr`` alone, in ``custom_derivatives.
+#: _custom_jvp_vjp_call_lowering``; differentiation happened when tracing).
 NOT_LOWERED = {
     ("custom_jvp_call", "jvp_jaxpr_fun"),
     ("custom_jvp_call", "jvp_jaxpr_thunk"),
@@ -95,7 +96,9 @@ def settings() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _machine() -> str:
-    """The jax and jaxlib versions, the backend, its devices and the CPU."""
+    """The jax and jaxlib versions, the backend, its devices and the CPU (its
+    model, features and count of cores: XLA may compile for the threads it
+    will have)."""
     import jax
     import jaxlib
 
@@ -110,6 +113,7 @@ def _machine() -> str:
             devices,
             platform.machine(),
             _cpu_features(),
+            os.cpu_count(),
         )
     )
 

@@ -40,7 +40,8 @@ class FitResult(NamedTuple):
     when there is no validation set). ``stopped_early``: whether ``patience``
     ended training. ``opt_state``: the optimizer state that goes with ``params``.
     ``compile_seconds``: wall time this call spent tracing, lowering and
-    compiling programs (or loading them from the persistent cache);
+    compiling programs (or keying and loading them from a cache: JAX's or
+    ``jaxbp.executable_cache``);
     ``compiled_programs``: how many it compiled or loaded (0 when an earlier
     fit with the same model and settings compiled them in this process).
     """
