@@ -229,15 +229,13 @@ def main(argv=None) -> int:
     )
     for row in rows:
         print(row["command"])
-    payload = {
-        "benchmark": args.name,
-        "quick": args.quick,
-        "limit_mib": LIMIT_MIB,
-        "machine": {**machine, "loadavg_after": list(os.getloadavg())},
-        "rows": rows,
-        "seconds": time.perf_counter() - started,
-    }
-    print(f"wrote {report.write_json(args.path, payload)}")
+    report.write_result(
+        args,
+        started,
+        limit_mib=LIMIT_MIB,
+        machine={**machine, "loadavg_after": list(os.getloadavg())},
+        rows=rows,
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,17 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
+
+
+def write_result(args: argparse.Namespace, started: float, **fields: Any) -> Path:
+    """Write a benchmark's result to ``args.path``: its name, ``--quick``,
+    ``fields`` in order, and the ``seconds`` since ``started`` (a
+    ``time.perf_counter()``); print where it went, and return the path."""
+    payload = {"benchmark": args.name, "quick": args.quick, **fields}
+    payload["seconds"] = time.perf_counter() - started
+    path = write_json(args.path, payload)
+    print(f"wrote {path}")
+    return path
 
 
 def write_json(path: str | Path, payload: Any) -> Path:

@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 
 from benchmarks import peers_process
-from benchmarks.report import parse_args, positive_int, print_table, write_json
+from benchmarks.report import parse_args, positive_int, print_table, write_result
 from benchmarks.timing import quartiles
 from jaxbp.compilation import covered_seconds
 
@@ -198,15 +198,14 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as work:
         result = summary(measure(epochs, reps, Path(work)))
     print_summary(result, epochs, reps)
-    payload = {
-        "benchmark": "startup",
-        "quick": args.quick,
-        "machine": machine_info(),
-        "settings": {"epochs": epochs, "reps": reps},
-        "results": result,
-        "seconds": time.perf_counter() - started,
-    }
-    print(f"\nwrote {write_json(args.path, payload)}")
+    print()
+    write_result(
+        args,
+        started,
+        machine=machine_info(),
+        settings={"epochs": epochs, "reps": reps},
+        results=result,
+    )
     return 0
 
 

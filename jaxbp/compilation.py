@@ -15,6 +15,7 @@ import os
 import threading
 from pathlib import Path
 
+from jaxbp import executable_cache
 from jaxbp.executable_cache import KEY_EVENT, LOAD_EVENT
 
 #: XLA:CPU options for programs that run briefly on small arrays, where
@@ -44,8 +45,6 @@ def compile_fast(fn, *args, fast: bool = True):
     when ``fast`` (falling back to the defaults on an XLA without one of them)."""
     import jax
 
-    from jaxbp import executable_cache
-
     lowered = jax.jit(fn).lower(*args)
     return executable_cache.compile_lowered(lowered, FAST_COMPILE if fast else {})
 
@@ -58,8 +57,6 @@ def jit_fast(fn):
     another program (``jit``, ``eval_shape``), it is a plain inner ``jit``:
     the outer program's options apply. Kept on disk while the executable
     cache is on (``jaxbp.executable_cache``)."""
-    from jaxbp import executable_cache
-
     return executable_cache.jit(fn, FAST_COMPILE)
 
 
@@ -167,8 +164,6 @@ def enable_compilation_cache() -> None:
             "jax_compilation_cache_dir", str(Path(base) / "jaxbp" / "xla")
         )
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    from jaxbp import executable_cache
-
     executable_cache.enable(
         Path(jax.config.jax_compilation_cache_dir) / "jaxbp-executables"
     )

@@ -92,23 +92,18 @@ def jit(fn, compiler_options: dict | None = None):
 
     @functools.wraps(fn)
     def call(*args):
-        if _traced(args):
+        leaves, tree = jax.tree.flatten(args)
+        if any(isinstance(x, jax.core.Tracer) for x in leaves):
             return plain(*args)
         if _directory is None:
             return _options_else_default(lambda: optioned(*args), lambda: plain(*args))
-        signature = _signature(args)
+        signature = _signature(leaves, tree)
         program = programs.get(signature)
         if program is None:
             program = programs[signature] = _load_or_compile(plain, args, options)
         return program(*args)
 
     return call
-
-
-def _traced(args) -> bool:
-    import jax
-
-    return any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(args))
 
 
 def _options_else_default(optioned, default):
@@ -121,15 +116,16 @@ def _options_else_default(optioned, default):
         return default()
 
 
-def _signature(args) -> tuple:
-    """What selects a compiled program for ``args`` in memory, as ``jax.jit``'s
-    own dispatch does: structure, types (weak types included), shardings, and
-    the JAX settings (all of them: a superset of those that shape a trace)."""
+def _signature(leaves, tree) -> tuple:
+    """What selects a compiled program in memory for arguments flattened to
+    ``leaves`` and ``tree``, as ``jax.jit``'s own dispatch does: structure,
+    types (weak types included), shardings, and the JAX settings as this
+    thread sees them (all of them: a superset of those that shape a trace;
+    as values, cheaper on every call than the key's text of them)."""
     import jax
 
-    leaves, tree = jax.tree.flatten(args)
     kinds = tuple((jax.typeof(x), getattr(x, "sharding", None)) for x in leaves)
-    return tree, kinds, program_keys.settings()
+    return tree, kinds, tuple(jax.config.values.items())
 
 
 def _load_or_compile(jitted, args, options):
