@@ -11,10 +11,18 @@ drive their rounds through :func:`train_rounds`::
         record       =  run.make_record(r, mean step loss, evaluation)
         progress     =  history.advance(...)       (best round, early stopping)
         checkpoint (when due), callback(record), should_stop()?
+
+Short rounds run one ahead: while Python reads round r's numbers, records,
+checkpoints and calls back, the device already runs round r + 1 (dispatched
+with round r's train state, which it does not wait for). A round's results
+do not depend on when it was dispatched, so the history is the same bit for
+bit; a round run ahead that is not wanted (early stopping, divergence,
+``should_stop()``) is dropped, which costs at most one short round.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -79,10 +87,18 @@ def train_rounds(run: Run, progress, schedule, callback, should_stop):
     returned progress holds this process's copies of the arrays.
     """
     rounds, checkpoint_every = schedule
+    ahead, last_seconds = None, None
     for number in range(progress.epoch + 1, rounds + 1):
         if progress.stopped_early:
             break
-        progress = one_round(run, progress, number)
+        started = time.perf_counter()
+        if ahead is None:
+            ahead = dispatch(run, progress.current, number)
+        outputs, ahead = ahead, None
+        if number < rounds and _runs_ahead(last_seconds):
+            ahead = dispatch(run, outputs[0], number + 1)
+        progress = finish_round(run, progress, number, outputs)
+        last_seconds = time.perf_counter() - started
         stopping = should_stop is not None and bool(should_stop())
         if distributed.in_job():
             stopping = _agreed(stopping)
@@ -113,25 +129,46 @@ def _agreed(flag: bool) -> bool:
     try:
         return distributed.any_process(flag)
     except Exception as error:
-        if distributed.is_collective_failure(error):
-            raise distributed.job_failed(error) from None
+        _raise_if_job_failed(error)
         raise
 
 
-def one_round(run: Run, progress, number: int):
-    """Train and evaluate round ``number``; raise TrainingDiverged on
-    non-finite numbers, JobFailed when a collective with another process of a
-    multi-process job fails."""
+#: Rounds are run one ahead while the last one took less than this many
+#: seconds: there Python's work between rounds (reading the numbers, the
+#: record, the callback) is a noticeable share of a round, and a round run
+#: ahead and then dropped costs little.
+AHEAD_BELOW_SECONDS = 0.25
+
+
+def _runs_ahead(last_seconds: float | None) -> bool:
+    """Whether to dispatch the next round before reading this one: after a
+    short round (not after the first, which compiles), not in a job (whose
+    processes agree on stopping through a collective after every round)."""
+    if last_seconds is None or last_seconds >= AHEAD_BELOW_SECONDS:
+        return False
+    return not distributed.in_job()
+
+
+def dispatch(run: Run, train_state, number: int):
+    """Round ``number``'s program started from ``train_state``: its outputs,
+    arrays the device is still computing."""
     x, t, xv, tv = run.data
     try:
-        outputs = run.program(
-            progress.current, x, t, run.train_key, np.uint32(number), xv, tv
-        )
-        new, *numbers = outputs
+        return run.program(train_state, x, t, run.train_key, np.uint32(number), xv, tv)
+    except Exception as error:
+        _raise_if_job_failed(error)
+        raise
+
+
+def finish_round(run: Run, progress, number: int, outputs):
+    """Round ``number``'s outputs read and recorded: the new progress. Raises
+    TrainingDiverged on non-finite numbers, JobFailed when a collective with
+    another process of a multi-process job failed."""
+    new, *numbers = outputs
+    try:
         step_losses, train_loss, finite, evaluation = jax.device_get(numbers)
     except Exception as error:
-        if distributed.in_job() and distributed.is_collective_failure(error):
-            raise distributed.job_failed(error) from None
+        _raise_if_job_failed(error)
         raise
     if not (np.all(np.isfinite(step_losses)) and finite):
         # the last good round is on disk first
@@ -139,3 +176,9 @@ def one_round(run: Run, progress, number: int):
         run.diverged(number, step_losses, progress.history, saved or run.restored)
     record = run.make_record(number, train_loss, evaluation)
     return hist.advance(progress, new, record, run.config["patience"], number)
+
+
+def _raise_if_job_failed(error: BaseException) -> None:
+    """Raise ``JobFailed`` when ``error`` is a failed collective in a job."""
+    if distributed.in_job() and distributed.is_collective_failure(error):
+        raise distributed.job_failed(error) from None
