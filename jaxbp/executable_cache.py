@@ -79,7 +79,8 @@ def jit(fn, compiler_options: dict | None = None):
 
     Called with concrete arguments, it keeps one compiled program per
     argument signature (pytree structure, types, shardings, JAX settings) in
-    memory, and finds it on disk before lowering. Called with tracers (inside
+    memory, and finds it on disk before lowering (while the cache is off it
+    compiles ahead of time, as it would for the disk). Called with tracers (inside
     another ``jit``), it is a plain inner ``jax.jit(fn)``: the outer program's
     options apply. ``compiler_options`` XLA rejects fall back to the defaults.
     """
@@ -87,7 +88,6 @@ def jit(fn, compiler_options: dict | None = None):
 
     plain = jax.jit(fn)
     options = dict(compiler_options or {})
-    optioned = jax.jit(fn, compiler_options=options) if options else plain
     programs: dict = {}
 
     @functools.wraps(fn)
@@ -95,8 +95,6 @@ def jit(fn, compiler_options: dict | None = None):
         leaves, tree = jax.tree.flatten(args)
         if any(isinstance(x, jax.core.Tracer) for x in leaves):
             return plain(*args)
-        if _directory is None:
-            return _options_else_default(lambda: optioned(*args), lambda: plain(*args))
         signature = _signature(leaves, tree)
         program = programs.get(signature)
         if program is None:
@@ -104,16 +102,6 @@ def jit(fn, compiler_options: dict | None = None):
         return program(*args)
 
     return call
-
-
-def _options_else_default(optioned, default):
-    """``optioned()``, or ``default()`` on an XLA without one of the options."""
-    import jax
-
-    try:
-        return optioned()
-    except jax.errors.JaxRuntimeError:
-        return default()
 
 
 def _signature(leaves, tree) -> tuple:
@@ -129,9 +117,11 @@ def _signature(leaves, tree) -> tuple:
 
 
 def _load_or_compile(jitted, args, options):
-    """The compiled program for ``args``: from the cache, else compiled (and
-    stored when its key is complete)."""
+    """The compiled program for ``args``: compiled while the cache is off;
+    else from the cache, or compiled (and stored when its key is complete)."""
     traced = jitted.trace(*args)
+    if _directory is None:
+        return _compile(traced, options)
     start = time.time()
     try:
         key = program_keys.program_key(traced, args, options)
@@ -163,10 +153,15 @@ def _compile(traced, options):
 
 def compile_lowered(lowered, options: dict):
     """``lowered.compile(options)``, or with XLA's defaults on an XLA without
-    one of the options."""
+    one of the options (only compiling is retried, never running)."""
+    import jax
+
     if not options:
         return lowered.compile()
-    return _options_else_default(lambda: lowered.compile(options), lowered.compile)
+    try:
+        return lowered.compile(options)
+    except jax.errors.JaxRuntimeError:
+        return lowered.compile()
 
 
 def _header(key: str) -> bytes:

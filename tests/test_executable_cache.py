@@ -110,6 +110,39 @@ def test_off_it_is_jax_jit_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.fixture(params=["off", "on"])
+def cache_on_and_off(request, tmp_path):
+    """The test runs with the cache off, then on (in a fresh directory)."""
+    if request.param == "on":
+        executable_cache.enable(tmp_path / "exe")
+    yield request.param
+    executable_cache.disable()
+
+
+def test_options_xla_does_not_know_fall_back_to_the_defaults(cache_on_and_off):
+    f = executable_cache.jit(affine, {"xla_no_such_option_jaxbp": True})
+    np.testing.assert_array_equal(f(X), jax.jit(affine)(X))
+
+
+def test_an_error_while_running_is_raised_once_not_retried(cache_on_and_off):
+    """Only compiling falls back to the default options: a program that
+    fails as it runs is not run again."""
+    calls = []
+
+    def fail(x):
+        calls.append(x)
+        raise RuntimeError("the callback failed")
+
+    def program(x):
+        jax.debug.callback(fail, x)
+        return x + 1
+
+    f = executable_cache.jit(program, compilation.FAST_COMPILE)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="the callback failed"):
+        jax.block_until_ready(f(X))
+    assert len(calls) == 1
+
+
 def test_inside_another_program_it_is_an_inner_jit(cache_dir):
     f = executable_cache.jit(affine, compilation.FAST_COMPILE)
     np.testing.assert_array_equal(jax.jit(f)(X), jax.jit(affine)(X))
@@ -125,7 +158,7 @@ def test_a_program_xla_will_not_serialize_is_run_and_not_stored(tmp_path):
         return jax.random.permutation(key, 50)
 
     key = jax.random.key(1)
-    want = executable_cache.jit(permute, compilation.FAST_COMPILE)(key)  # cache off
+    want = jax.jit(permute, compiler_options=compilation.FAST_COMPILE)(key)
     executable_cache.enable(tmp_path)
     try:
         got = executable_cache.jit(permute, compilation.FAST_COMPILE)(key)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -33,7 +34,18 @@ def init_train_state(optimizer, params, state) -> TrainState:
     """The train state before the first step: ``optimizer.init(params)``
     compiled as one program (run op by op, every zeros-like buffer of the
     optimizer's state would compile a program of its own)."""
-    return TrainState(params, state, executable_cache.jit(optimizer.init)(params))
+    try:
+        program = _init_program(optimizer.init)
+    except TypeError:  # an unhashable init: jitted for this call alone
+        program = executable_cache.jit(optimizer.init)
+    return TrainState(params, state, program(params))
+
+
+@functools.lru_cache(maxsize=16)
+def _init_program(init):
+    """``init`` jitted once per function: a later fit with the same
+    optimizer reuses the compiled program without tracing it again."""
+    return executable_cache.jit(init)
 
 
 def is_gradient_transformation(optimizer) -> bool:
