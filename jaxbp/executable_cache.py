@@ -79,10 +79,11 @@ def jit(fn, compiler_options: dict | None = None):
 
     Called with concrete arguments, it keeps one compiled program per
     argument signature (pytree structure, types, shardings, JAX settings) in
-    memory, and finds it on disk before lowering (while the cache is off it
-    compiles ahead of time, as it would for the disk). Called with tracers (inside
-    another ``jit``), it is a plain inner ``jax.jit(fn)``: the outer program's
-    options apply. ``compiler_options`` XLA rejects fall back to the defaults.
+    memory, and finds it on disk before lowering (with the cache off, it
+    compiles the program as it would for the disk). Called with tracers
+    (inside another ``jit``), it is a plain inner ``jax.jit(fn)``: the outer
+    program's options apply. ``compiler_options`` XLA rejects fall back to
+    the defaults; only compiling is retried, never running.
     """
     import jax
 
