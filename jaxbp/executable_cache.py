@@ -8,7 +8,9 @@ versions, devices and CPU), so a warm start traces, hashes and loads.
 
 Only what can be keyed completely is cached: a program whose key cannot be
 complete (``program_keys.Uncacheable``) is compiled as ``jax.jit`` compiles
-it, every time. A program XLA will not serialize is run and not stored. An
+it, every time. A program XLA will not serialize is run and not stored, and
+so is one JAX loaded from its own persistent cache (it would be stored
+without its kernels' code: :func:`_jax_cache_hits`). An
 entry that cannot be loaded, or that holds another key's program or other
 types, is compiled again and rewritten; entries are written atomically, and
 the least recently used are deleted beyond :data:`MAX_BYTES`.
@@ -24,6 +26,7 @@ import functools
 import os
 import pickle
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -134,9 +137,39 @@ def _load_or_compile(jitted, args, options):
     path = _directory / f"{key}.exe"
     program = _load(path, traced, key)
     if program is None:
-        program = _compile(traced, options)
-        _store(path, program, key)
+        with _jax_cache_hits() as hits:
+            program = _compile(traced, options)
+        if not hits:  # one JAX loaded from its own cache serializes incompletely
+            _store(path, program, key)
     return program
+
+
+#: The ``jax.monitoring`` event of JAX loading a program from its persistent
+#: compilation cache instead of compiling it.
+JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
+
+
+@contextlib.contextmanager
+def _jax_cache_hits():
+    """Within the ``with``, collect JAX's persistent-cache hits in this thread.
+
+    A program XLA:CPU loaded from JAX's cache serializes without the code of
+    its kernels: stored here, it would load and then fail as it runs
+    ("Function ... not found"). So such a program is not stored; JAX's cache
+    keeps finding it (a run after an upgrade of jaxbp, whose keys changed)."""
+    import jax
+
+    hits, thread = [], threading.get_ident()
+
+    def on_event(event, **_):
+        if event == JAX_CACHE_HIT and threading.get_ident() == thread:
+            hits.append(event)
+
+    jax.monitoring.register_event_listener(on_event)
+    try:
+        yield hits
+    finally:
+        jax.monitoring.unregister_event_listener(on_event)
 
 
 def _record(event: str, start: float, traced) -> None:

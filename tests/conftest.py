@@ -2,6 +2,8 @@
 hypothesis profiles."""
 
 import os
+import shutil
+import tempfile
 
 from jaxbp.compilation import fast_compile_xla_flags
 
@@ -17,10 +19,9 @@ if os.environ.get("JAXBP_TEST_XLA_DEFAULTS") != "1":
     # importing jaxbp imports jax but starts no backend: this is still in time
     os.environ["XLA_FLAGS"] = fast_compile_xla_flags(os.environ.get("XLA_FLAGS", ""))
 
-# No persistent compilation cache in the test processes or the subprocesses
-# they start (jaxbp's CLI switches it on for users): every program is compiled
-# where it is used, so no test depends on what an earlier one left on disk or
-# switched on in its worker. tests/test_compilation.py turns it on explicitly.
+# No compilation cache in the subprocesses the tests start (jaxbp's CLI switches
+# it on for users), so no test depends on what an earlier one left on disk;
+# tests/test_compilation.py turns it on explicitly.
 os.environ.setdefault("JAXBP_COMPILATION_CACHE", "0")
 
 import jax
@@ -30,6 +31,39 @@ from hypothesis import HealthCheck, settings
 # float64 tests need x64; every jaxbp function takes its dtype from its inputs,
 # so float32 tests stay float32 with it on.
 jax.config.update("jax_enable_x64", True)
+
+# The test processes (both xdist workers) share one JAX persistent compilation
+# cache in a directory made fresh for this run and deleted after it: a program
+# that one test compiled is loaded, not compiled again, by a later test that
+# builds the same one (the same model in another test is a new trace, which
+# JAX's in-memory caches do not recognise, but the same program). Nothing is
+# kept between runs. JAXBP_TEST_SHARED_CACHE=0 compiles everything where used.
+SHARED_CACHE = "JAXBP_TEST_CACHE_DIR"
+if os.environ.get("JAXBP_TEST_SHARED_CACHE", "1") != "0":
+    if SHARED_CACHE not in os.environ:  # the first process: xdist's controller
+        os.environ[SHARED_CACHE] = tempfile.mkdtemp(prefix="jaxbp-tests-xla-")
+    jax.config.update("jax_compilation_cache_dir", os.environ[SHARED_CACHE])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput") and SHARED_CACHE in os.environ:
+        shutil.rmtree(os.environ[SHARED_CACHE], ignore_errors=True)
+
+
+@pytest.fixture
+def without_jax_cache():
+    """JAX's persistent cache off for the test: what jaxbp's executable cache
+    stores depends on it (a program JAX loaded from its own cache is not
+    stored), and the suite shares one across its tests."""
+    from jax._src import compilation_cache
+
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()  # JAX decides once whether it uses one
+    yield
+    jax.config.update("jax_enable_compilation_cache", True)
+    compilation_cache.reset_cache()
+
 
 settings.register_profile(
     "default",

@@ -4,8 +4,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import python_child
 
 from jaxbp import compilation, executable_cache
+
+#: What this cache stores depends on JAX's persistent cache, which the suite
+#: shares across its tests (conftest): off here.
+pytestmark = pytest.mark.usefixtures("without_jax_cache")
 
 
 @pytest.fixture
@@ -165,6 +170,51 @@ def test_a_program_xla_will_not_serialize_is_run_and_not_stored(tmp_path):
     finally:
         executable_cache.disable()
     np.testing.assert_array_equal(got, want)
+
+
+#: Three fresh processes share JAX's persistent cache and jaxbp's: the first
+#: compiles through ``jax.jit`` (JAX's cache only), the next two through
+#: ``executable_cache.jit``.
+THREE_PROCESSES = """
+import sys, jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_compilation_cache_dir", sys.argv[1])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+from jaxbp import executable_cache
+def layer(x, w):
+    h = jnp.tanh(x @ w + 1.0)
+    return (h * jnp.arange(h.shape[1])).sum(axis=1), jax.nn.softmax(h)
+x = np.linspace(-1, 1, 128, dtype=np.float32).reshape(8, 16)
+w = np.linspace(-0.5, 0.5, 512, dtype=np.float32).reshape(16, 32)
+if sys.argv[2] == "jax":
+    out = jax.jit(layer)(x, w)
+else:
+    executable_cache.enable(sys.argv[2])
+    out = executable_cache.jit(layer)(x, w)
+print(repr(np.asarray(out[0]).tolist()))
+"""
+
+
+def test_a_program_loaded_from_jaxs_own_cache_is_not_stored(tmp_path):
+    """JAX's persistent cache hit (jaxbp's missing, as after an upgrade of
+    jaxbp) gives a program that serializes without its kernels' code: it
+    must not be stored, or the next process would load it and fail as it
+    runs ("Function ... not found")."""
+    jax_cache, exe = tmp_path / "jax", tmp_path / "exe"
+
+    def child(where):
+        result = python_child(
+            "import sys; sys.argv[1:] = "
+            + repr([str(jax_cache), where])
+            + "\n"
+            + THREE_PROCESSES
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    first = child("jax")
+    assert child(str(exe)) == first  # found in JAX's cache
+    assert entries(exe) == []
+    assert child(str(exe)) == first  # and again: nothing broken was stored
 
 
 def test_an_entry_under_another_programs_name_is_not_loaded(cache_dir):

@@ -239,10 +239,11 @@ def test_two_processes_train_as_one_process_and_resume(tmp_path, one_process):
 
 
 def test_a_killed_coordinator_ends_the_other(tmp_path):
-    """SIGKILL process 0 (the coordinator) mid-training: JAX's coordination
-    client ends process 1 at once (nonzero, no Python traceback, no hang).
-    (A killed process 1: fit raises JobFailed in process 0, whose one line
-    tests/cli/test_cli_distributed.py checks.)"""
+    """SIGKILL process 0 (the coordinator) mid-training: process 1 ends at
+    once (nonzero, no Python traceback, no hang), by whichever notices first:
+    JAX's coordination client, or the collective process 1 was in (fit's
+    JobFailed). (A killed process 1: fit raises JobFailed in process 0, whose
+    one line tests/cli/test_cli_distributed.py checks.)"""
     procs = start_job(tmp_path, "--epochs", 200, "--sleep", 0.2)
     deadline = time.monotonic() + TIMEOUT
     while "epoch" not in _progress(tmp_path) and time.monotonic() < deadline:
@@ -256,7 +257,8 @@ def test_a_killed_coordinator_ends_the_other(tmp_path):
     assert status != 0, text
     assert time.monotonic() - killed_at < 30
     assert "Traceback" not in text
-    assert "another task died" in text
+    job_failed = "a collective with the other processes failed, most likely"
+    assert "another task died" in text or job_failed in text, text
 
 
 def _progress(out) -> str:

@@ -159,6 +159,7 @@ def test_windows_lie_inside_the_stream_and_targets_are_next_tokens(
     np.testing.assert_array_equal(y, x + 1)  # tokens are positions here
 
 
+@pytest.mark.usefixtures("without_jax_cache")
 def test_rounds_loaded_from_the_executable_cache_train_the_same(tmp_path):
     """With jaxbp's executable cache on, a run whose programs are loaded from
     disk (nothing of them left in memory) has the history of one that
