@@ -58,10 +58,11 @@ def without_jax_cache():
     stored), and the suite shares one across its tests."""
     from jax._src import compilation_cache
 
+    enabled = jax.config.jax_enable_compilation_cache
     jax.config.update("jax_enable_compilation_cache", False)
     compilation_cache.reset_cache()  # JAX decides once whether it uses one
     yield
-    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_enable_compilation_cache", enabled)
     compilation_cache.reset_cache()
 
 

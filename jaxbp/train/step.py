@@ -37,7 +37,7 @@ def init_train_state(optimizer, params, state) -> TrainState:
     try:
         program = _init_program(optimizer.init)
     except TypeError:  # an unhashable init: jitted for this call alone
-        program = executable_cache.jit(optimizer.init)
+        program = _init_program.__wrapped__(optimizer.init)
     return TrainState(params, state, program(params))
 
 
