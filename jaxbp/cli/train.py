@@ -19,6 +19,9 @@ from jaxbp.cli.errors import UsageError, training_errors
 from jaxbp.cli.interrupts import interrupted_message
 from jaxbp.cli.parsing import number
 
+#: ``--eval-batch-size``'s default: examples evaluated at a time.
+EVAL_BATCH_SIZE = 1000
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``train`` and its flags."""
@@ -38,9 +41,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--eval-batch-size",
         type=parsing.batch_size,
-        default=1000,
+        default=argparse.SUPPRESS,  # unset, told apart from 'full' (None)
         help="evaluate this many examples at a time (bounded memory on large "
-        "datasets), or 'full' for whole splits at once (default 1000)",
+        f"datasets), or 'full' for whole splits at once (default "
+        f"{EVAL_BATCH_SIZE}; text: --eval-batches)",
     )
     p.add_argument(
         "--epochs",
@@ -207,7 +211,9 @@ def resolve_optimizer_presets(args) -> None:
 
 def check_step_flags(args) -> None:
     """Text trains in steps and other data in epochs: the other's flags are
-    UsageErrors (checked before the presets fill them in)."""
+    UsageErrors (checked before the presets fill them in). Text evaluates
+    ``--eval-batches`` batches of ``--batch-size``, so ``--eval-batch-size``
+    is not for it; elsewhere it defaults to :data:`EVAL_BATCH_SIZE`."""
     text = args.dataset == parsing.TEXT
     given = ("epochs",) if text else ("steps", "eval_interval", "eval_batches")
     for name in given:
@@ -217,6 +223,13 @@ def check_step_flags(args) -> None:
                 f"{parsing.flag(name)} does not apply to --dataset {args.dataset}, "
                 f"which trains in {'steps' if text else 'epochs'}: use {other}"
             )
+    if not text:
+        args.eval_batch_size = getattr(args, "eval_batch_size", EVAL_BATCH_SIZE)
+    elif hasattr(args, "eval_batch_size"):
+        raise UsageError(
+            "--eval-batch-size does not apply to --dataset text, which evaluates "
+            "--eval-batches batches of --batch-size"
+        )
 
 
 def check_paths(args) -> None:

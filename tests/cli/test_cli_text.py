@@ -66,6 +66,8 @@ def test_default_model_and_corpus(run_main, tmp_path):
         ),
         (["--dataset", "text", "--epochs", "3"], ["--epochs", "--steps"]),
         (["--steps", "3"], ["--steps", "--epochs"]),
+        (["--dataset", "text", "--eval-batch-size", "7"], ["--eval-batch-size"]),
+        (["--dataset", "text", "--eval-batch-size", "full"], ["--eval-batch-size"]),
         (["--dataset", "text", "--channels", "4"], ["--channels"]),
         (["--dataset", "text", "--dropout", "0.1"], ["--dropout"]),
         (["--dataset", "text", "--loss", "mse"], ["--loss mse"]),
