@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import threading
 from pathlib import Path
@@ -58,6 +59,30 @@ def jit_fast(fn):
     the outer program's options apply. Kept on disk while the executable
     cache is on (``jaxbp.executable_cache``)."""
     return executable_cache.jit(fn, FAST_COMPILE)
+
+
+def programs_per_process(maxsize: int):
+    """``functools.lru_cache(maxsize)`` for a function that makes a program
+    from settings (a model, an optimizer, sizes): a later call with the same
+    settings gets the program already made, traced and compiled. Settings that
+    cannot be hashed (an optimizer object holding a list, say) make a program
+    for that call alone. ``cache_clear`` empties the cache."""
+
+    def decorate(make):
+        cached = functools.lru_cache(maxsize=maxsize)(make)
+
+        @functools.wraps(make)
+        def program(*settings):
+            try:
+                hash(settings)
+            except TypeError:
+                return make(*settings)
+            return cached(*settings)
+
+        program.cache_clear = cached.cache_clear
+        return program
+
+    return decorate
 
 
 def host_array(x):

@@ -7,6 +7,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxbp import compilation
 
@@ -179,3 +180,34 @@ def test_importing_jaxbp_loads_no_heavy_library():
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     assert out.strip() == "[]"
+
+
+def test_programs_per_process_makes_a_program_once_per_settings():
+    made = []
+
+    @compilation.programs_per_process(maxsize=4)
+    def program(size, options):
+        """Made from settings."""
+        made.append((size, options))
+        return object()
+
+    assert program(3, ("a",)) is program(3, ("a",))  # hashable: made once
+    assert program(3, ["a"]) is not program(3, ["a"])  # unhashable: every call
+    assert made == [(3, ("a",)), (3, ["a"]), (3, ["a"])]
+    program.cache_clear()
+    program(3, ("a",))
+    assert len(made) == 4
+    assert program.__doc__ == "Made from settings."
+
+
+def test_programs_per_process_raises_a_type_error_of_its_own_once():
+    calls = []
+
+    @compilation.programs_per_process(maxsize=4)
+    def program(size):
+        calls.append(size)
+        raise TypeError("a bug in the maker")
+
+    with pytest.raises(TypeError, match="a bug in the maker"):
+        program(3)
+    assert calls == [3]  # not retried as if the settings were unhashable

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from jaxbp import backprop as bp
 from jaxbp import executable_cache, losses
 from jaxbp.checks import check_int, check_seed, choose, is_finite_number
-from jaxbp.compilation import compile_log
+from jaxbp.compilation import compile_log, programs_per_process
 from jaxbp.model import Model
 from jaxbp.train import history as hist
 from jaxbp.train.evaluate import metrics
@@ -222,7 +222,7 @@ def _config(seed, n, batch, loss, backprop, l2, clip_norm, patience, val) -> dic
 
 
 def _epoch_program(model, optimizer, config, eval_batch_size, batch_sharding):
-    """The compiled epoch (cached); an unhashable optimizer compiles uncached."""
+    """The compiled epoch (made once per process for the same settings)."""
     settings = (
         model,
         config["loss"],
@@ -235,13 +235,10 @@ def _epoch_program(model, optimizer, config, eval_batch_size, batch_sharding):
         eval_batch_size,
         batch_sharding,
     )
-    try:
-        return _compiled_epoch(*settings)
-    except TypeError:
-        return _compiled_epoch.__wrapped__(*settings)
+    return _compiled_epoch(*settings)
 
 
-@functools.lru_cache(maxsize=16)
+@programs_per_process(maxsize=16)
 def _compiled_epoch(
     model,
     loss,

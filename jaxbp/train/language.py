@@ -31,6 +31,7 @@ import jax.numpy as jnp
 
 from jaxbp import executable_cache, losses
 from jaxbp.checks import check_int
+from jaxbp.compilation import programs_per_process
 from jaxbp.model import Model
 from jaxbp.train import history as hist
 from jaxbp.train.fit import check_run_args, check_training_args
@@ -248,16 +249,13 @@ def _round_program(model, optimizer, config, lengths, batch_sharding):
 
     def program(train_state, tokens, _, train_key, number, val_tokens, val_starts):
         steps = last if int(number) == rounds else full
-        try:
-            compiled = _compiled_round(*settings, steps)
-        except TypeError:  # an unhashable optimizer: compiled uncached
-            compiled = _compiled_round.__wrapped__(*settings, steps)
+        compiled = _compiled_round(*settings, steps)
         return compiled(train_state, tokens, train_key, number, val_tokens, val_starts)
 
     return program
 
 
-@functools.lru_cache(maxsize=16)
+@programs_per_process(maxsize=16)
 def _compiled_round(
     model,
     optimizer,

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -18,6 +17,7 @@ import jax
 from jaxbp import backprop as bp
 from jaxbp import executable_cache, losses, optim
 from jaxbp.checks import choose, is_finite_number, is_number
+from jaxbp.compilation import programs_per_process
 from jaxbp.model import Model
 from jaxbp.regularization import add_l2_grad, l2_penalty
 
@@ -34,14 +34,10 @@ def init_train_state(optimizer, params, state) -> TrainState:
     """The train state before the first step: ``optimizer.init(params)``
     compiled as one program (run op by op, every zeros-like buffer of the
     optimizer's state would compile a program of its own)."""
-    try:
-        program = _init_program(optimizer.init)
-    except TypeError:  # an unhashable init: jitted for this call alone
-        program = _init_program.__wrapped__(optimizer.init)
-    return TrainState(params, state, program(params))
+    return TrainState(params, state, _init_program(optimizer.init)(params))
 
 
-@functools.lru_cache(maxsize=16)
+@programs_per_process(maxsize=16)
 def _init_program(init):
     """``init`` jitted once per function: a later fit with the same
     optimizer reuses the compiled program without tracing it again."""

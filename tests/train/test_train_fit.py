@@ -196,6 +196,25 @@ def test_same_seed_is_bit_identical_other_seed_differs(blobs):
     assert_histories_close(a.history, e.history, rtol=1e-5)
 
 
+class UnhashableAdam:
+    """An optimizer object that cannot be hashed (``__eq__`` without
+    ``__hash__``), as a user's own GradientTransformation may be."""
+
+    def __init__(self, lr):
+        self.init, self.update = optim.adam(lr)
+
+    def __eq__(self, other):
+        return self is other
+
+
+def test_an_unhashable_optimizer_trains_as_a_hashable_one(blobs):
+    net = jaxbp.mlp([2, 8, 3])
+    kwargs = {"batch_size": 16, "epochs": 2, "seed": 1}
+    a = fit(net, blobs.train, blobs.val, optimizer=optim.adam(0.01), **kwargs)
+    b = fit(net, blobs.train, blobs.val, optimizer=UnhashableAdam(0.01), **kwargs)
+    assert_bit_identical(a, b)
+
+
 # ---------------------------------------------------------------- divergence
 
 
