@@ -12,7 +12,7 @@ with weights N(0, 1)·0.01, biases 0, hidden 100, seq_length 25, lr 0.1, and
 ``smooth_loss = 0.999 smooth_loss + 0.001 loss`` started at −ln(1/V)·25.
 
 Here the recurrence is ``jaxbp.layers.rnn_forward``/``rnn_backward`` (from
-h0 through ``_recurrent_probe.rnn_forward_from``), the head is
+the carried h0), the head is
 ``dense_forward``/``dense_backward``, the loss is ``jaxbp.losses``'
 cross-entropy (a mean over the 25 positions, times 25 for his sum: the same
 value and gradient), and the update is ``optim.chain(optim.clip(5.0),
@@ -30,10 +30,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _recurrent_probe import rnn_backward_from, rnn_forward_from
 
 from jaxbp import losses, optim
-from jaxbp.layers import dense_backward, dense_forward
+from jaxbp.layers import dense_backward, dense_forward, rnn_backward, rnn_forward
 from jaxbp.train import TrainState
 
 HIDDEN = 100
@@ -76,7 +75,7 @@ def loss_and_grads(params, tokens, h0):
     inputs, labels = tokens[:, :-1], tokens[:, 1:]
     vocab_size = params["out"]["b"].shape[0]
     x = jax.nn.one_hot(inputs, vocab_size)
-    hs, cache = rnn_forward_from(params["rnn"], x, h0)
+    hs, h_last, cache = rnn_forward(params["rnn"], x, h0)
     states = jnp.swapaxes(hs, 0, 1)  # (B, T, H)
     logits = dense_forward(params["out"], states)
     ce = losses.get("cross_entropy")
@@ -85,8 +84,8 @@ def loss_and_grads(params, tokens, h0):
     value = positions * ce.value(logits, target)
     dlogits = positions * ce.backward(logits, target)
     g_out, dstates = dense_backward(params["out"], states, dlogits)
-    g_rnn, _, _ = rnn_backward_from(params["rnn"], cache, jnp.swapaxes(dstates, 0, 1))
-    return value, {"rnn": g_rnn, "out": g_out}, hs[-1]
+    g_rnn, _, _ = rnn_backward(params["rnn"], cache, jnp.swapaxes(dstates, 0, 1))
+    return value, {"rnn": g_rnn, "out": g_out}, h_last
 
 
 def make_step(tx):
@@ -131,10 +130,10 @@ def sample(params, h, seed_token: int, length: int, key):
     def step(carry, key_t):
         h, token = carry
         x = jax.nn.one_hot(jnp.array([[token]]), vocab_size)
-        hs, _ = rnn_forward_from(params["rnn"], x, h)
-        logits = dense_forward(params["out"], hs[-1])
+        _, h, _ = rnn_forward(params["rnn"], x, h)
+        logits = dense_forward(params["out"], h)
         token = jax.random.categorical(key_t, logits[0])
-        return (hs[-1], token), token
+        return (h, token), token
 
     keys = jax.random.split(key, length)
     return jax.lax.scan(step, (h, jnp.asarray(seed_token)), keys)[1]

@@ -757,33 +757,6 @@ def test_flatten_shapes():
     np.testing.assert_array_equal(layer.backward((), cache, y)[1], x)
 
 
-# ------------------------------------------------------------------ RNN
-
-
-@pytest.mark.parametrize("steps", [1, 4])
-def test_rnn_forward_is_the_recurrence(steps):
-    layer = L.rnn(3, return_sequences=True)
-    _, params, _ = layer.init(jax.random.key(0), (steps, 2), jnp.float64)
-    x = normal(0, (2, steps, 2), jnp.float64)
-    y, _, _ = layer.forward(params, (), x)
-    h = np.zeros((2, 3))
-    for t in range(steps):
-        h = np.tanh(x[:, t] @ params["w_x"] + h @ params["w_h"] + params["b"])
-        np.testing.assert_allclose(y[:, t], h, rtol=1e-12)
-    last, _, _ = L.rnn(3).forward(params, (), x)
-    np.testing.assert_allclose(last, h, rtol=1e-12)
-
-
-def test_rnn_bad_shapes():
-    with pytest.raises(
-        ValueError,
-        match=r"rnn expects inputs of per-example shape \(time, features\); got per-example shape \(5,\)",
-    ):
-        L.rnn(3).init(jax.random.key(0), (5,), jnp.float32)
-    with pytest.raises(ValueError, match=r"hidden size must be a positive integer"):
-        L.rnn(0)
-
-
 # ------------------------------------------------------------------ softmax, layernorm
 
 

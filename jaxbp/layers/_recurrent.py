@@ -1,5 +1,5 @@
-"""What the gated recurrent layers (LSTM, GRU) share: torch's initialisation,
-argument checks and the map between a layer's output and dL/dh_t."""
+"""What the recurrent layers share: argument checks and the map between a
+layer's output and dL/dh_t (RNN, LSTM, GRU), torch's initialisation (LSTM, GRU)."""
 
 from __future__ import annotations
 

@@ -4,11 +4,13 @@ finite differences, the initial-state gradients, and torch's equations."""
 import jax
 import jax.numpy as jnp
 import pytest
-from helpers import RTOL, assert_trees_rel_close
+from helpers import assert_trees_rel_close
 from hypothesis import given, settings
 from recurrent_testing import (
     assert_last_state_and_carried_state,
     assert_recurrent_backward_equals_vjp,
+    assert_state_backward_equals_finite_differences,
+    assert_state_backward_equals_vjp,
     recurrent_problem,
 )
 from seq_testing import (
@@ -38,25 +40,23 @@ def test_lstm_backward_equals_finite_differences(problem):
 
 
 @settings(max_examples=4)
-@given(problem=sequence_problems(dtypes=("float64",)))
+@given(problem=sequence_problems())
 def test_lstm_gradients_wrt_initial_and_final_state(problem):
-    """dh_0, dc_0 from lstm_backward (with ∂L/∂h_T, ∂L/∂c_T from the final
-    state) equal jax.vjp of lstm_forward; a loss on hs and on (h_T, c_T)."""
+    """dh_0, dc_0 from lstm_backward (with ∂L/∂h_T, ∂L/∂c_T from the final state)
+    equal jax.vjp of lstm_forward under jit and vmap; a loss on hs and on
+    the final state, from a drawn initial state."""
     _, params, x, _ = setup(problem, True)
-    b, t, h = problem["batch"], problem["steps"], problem["hidden"]
-    h0, c0 = normal(problem["seed"] + 2, (2, b, h), "float64")
-    dhs = normal(problem["seed"] + 3, (t, b, h), "float64")
-    dh_t, dc_t = normal(problem["seed"] + 4, (2, b, h), "float64")
-    _, _, cache = L.lstm_forward(params, x, h0, c0)
-    grads, dx, (dh0, dc0) = L.lstm_backward(params, cache, dhs, dh_t, dc_t)
+    assert_state_backward_equals_vjp(
+        L.lstm_forward, L.lstm_backward, params, x, problem, 2
+    )
 
-    def outputs(params, x, h0, c0):
-        hs, last, _ = L.lstm_forward(params, x, h0, c0)
-        return hs, last
 
-    _, vjp = jax.vjp(outputs, params, x, h0, c0)
-    assert_trees_rel_close(
-        (grads, dx, dh0, dc0), vjp((dhs, (dh_t, dc_t))), RTOL["float64"]
+@settings(max_examples=2)
+@given(problem=sequence_problems(dtypes=("float64",)))
+def test_lstm_initial_state_gradient_equals_finite_differences(problem):
+    _, params, x, _ = setup(problem, True)
+    assert_state_backward_equals_finite_differences(
+        L.lstm_forward, L.lstm_backward, params, x, problem, 2
     )
 
 

@@ -1,0 +1,81 @@
+"""The tanh RNN: the initial-state gradient of its hand-written backpropagation
+through time against jax.vjp and finite differences, the state carried between
+chunks, and the recurrence written out. (The layer's backward against jax.vjp
+and finite differences is ``tests/test_layers.py``'s, with every layer kind.)"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from recurrent_testing import (
+    assert_last_state_and_carried_state,
+    assert_state_backward_equals_finite_differences,
+    assert_state_backward_equals_vjp,
+    recurrent_problem,
+)
+from seq_testing import normal, sequence_problems
+
+from jaxbp import layers as L
+
+
+def setup(problem, return_sequences):
+    layer, params, x, dy = recurrent_problem(L.rnn, problem, return_sequences)
+    params["b"] = normal(problem["seed"] + 9, params["b"].shape, problem["dtype"])
+    return layer, params, x, dy
+
+
+@settings(max_examples=4)
+@given(problem=sequence_problems())
+def test_rnn_gradients_wrt_initial_and_final_state(problem):
+    """dh_0 from rnn_backward (with ∂L/∂h_T from the final state)
+    equals jax.vjp of rnn_forward under jit and vmap; a loss on hs and on
+    the final state, from a drawn initial state."""
+    _, params, x, _ = setup(problem, True)
+    assert_state_backward_equals_vjp(
+        L.rnn_forward, L.rnn_backward, params, x, problem, 1
+    )
+
+
+@settings(max_examples=2)
+@given(problem=sequence_problems(dtypes=("float64",)))
+def test_rnn_initial_state_gradient_equals_finite_differences(problem):
+    _, params, x, _ = setup(problem, True)
+    assert_state_backward_equals_finite_differences(
+        L.rnn_forward, L.rnn_backward, params, x, problem, 1
+    )
+
+
+def test_rnn_last_state_and_carried_state():
+    """return_sequences=False gives h_T; running two chunks with the state
+    carried equals one run over the whole sequence."""
+    assert_last_state_and_carried_state(L.rnn, L.rnn_forward)
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_rnn_forward_is_the_recurrence(steps):
+    layer = L.rnn(3, return_sequences=True)
+    _, params, _ = layer.init(jax.random.key(0), (steps, 2), jnp.float64)
+    x = normal(0, (2, steps, 2), jnp.float64)
+    h0 = normal(1, (2, 3), jnp.float64)
+    y, _, _ = layer.forward(params, (), x)
+    hs, h_last, _ = L.rnn_forward(params, x, h0)
+    h, h_from = np.zeros((2, 3)), np.asarray(h0)
+    for t in range(steps):
+        h = np.tanh(x[:, t] @ params["w_x"] + h @ params["w_h"] + params["b"])
+        h_from = np.tanh(x[:, t] @ params["w_x"] + h_from @ params["w_h"] + params["b"])
+        np.testing.assert_allclose(y[:, t], h, rtol=1e-12)
+        np.testing.assert_allclose(hs[t], h_from, rtol=1e-12)
+    last, _, _ = L.rnn(3).forward(params, (), x)
+    np.testing.assert_allclose(last, h, rtol=1e-12)
+    np.testing.assert_allclose(h_last, h_from, rtol=1e-12)
+
+
+def test_rnn_bad_shapes():
+    with pytest.raises(
+        ValueError,
+        match=r"rnn expects inputs of per-example shape \(time, features\); got per-example shape \(5,\)",
+    ):
+        L.rnn(3).init(jax.random.key(0), (5,), jnp.float32)
+    with pytest.raises(ValueError, match=r"hidden size must be a positive integer"):
+        L.rnn(0)
