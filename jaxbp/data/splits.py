@@ -104,7 +104,7 @@ def _mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
-def standardize(train_x, *others):
+def standardize(train_x, *others, in_place: bool = False):
     """Standardize features with statistics of ``train_x`` only.
 
     Statistics are per feature (over axis 0, any trailing shape), computed in
@@ -115,6 +115,9 @@ def standardize(train_x, *others):
       train_x: training features, shape ``(n, ...)`` with ``n >= 1``.
       *others: more arrays (validation, test, ...) with the same trailing
         shape, standardized with ``train_x``'s statistics.
+      in_place: write the standardized values over the arrays themselves
+        (each must be a writable float32 NumPy array) instead of new ones: the
+        same values, without a second copy of the data in memory.
 
     Returns:
       ``(mean, std, arrays)``: float32 ``mean`` and ``std`` of shape
@@ -141,14 +144,26 @@ def standardize(train_x, *others):
             )
     if arrays[0].shape[0] == 0:
         raise ValueError("train_x is empty: cannot compute standardization statistics")
+    if in_place:
+        _check_writable_float32(arrays)
     mean, std = _mean_std(arrays[0])
     out = []
     for a in arrays:
-        z = np.empty(a.shape, np.float32)
+        z = a if in_place else np.empty(a.shape, np.float32)
         for i in range(0, a.shape[0], _STATS_CHUNK):
             z[i : i + _STATS_CHUNK] = (a[i : i + _STATS_CHUNK] - mean) / std
         out.append(z)
     return mean.astype(np.float32), std.astype(np.float32), tuple(out)
+
+
+def _check_writable_float32(arrays) -> None:
+    for i, a in enumerate(arrays):
+        if a.dtype != np.float32 or not a.flags.writeable:
+            what = "train_x" if i == 0 else f"array {i} passed to standardize"
+            raise ValueError(
+                f"{what}: in_place=True needs a writable float32 array; got "
+                f"{'a read-only ' if not a.flags.writeable else ''}{a.dtype} array"
+            )
 
 
 # --------------------------------------------------------------------------
@@ -218,12 +233,15 @@ def make_dataset(
     task: str,
     num_classes: int | None,
     image_shape: tuple[int, ...] | None = None,
+    in_place: bool = False,
 ) -> Dataset:
-    """Check, standardize and (for images) reshape to NHWC."""
+    """Check, standardize and (for images) reshape to NHWC; ``in_place``:
+    the splits' float32 features are the caller's to overwrite
+    (:func:`standardize`)."""
     for split_name, split in (("train", train), ("val", val), ("test", test)):
         check_finite(split.x, f"{name} {split_name} features")
         check_finite(split.y, f"{name} {split_name} targets")
-    mean, std, (xtr, xva, xte) = standardize(train.x, val.x, test.x)
+    mean, std, (xtr, xva, xte) = standardize(train.x, val.x, test.x, in_place=in_place)
     in_shape = tuple(train.x.shape[1:])
     if image_shape is not None:
         in_shape = image_shape

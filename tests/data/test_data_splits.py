@@ -98,6 +98,34 @@ def test_standardize_image_shaped():
     np.testing.assert_allclose(z.std(axis=0), 1, atol=1e-5)
 
 
+def test_standardize_in_place_writes_the_same_values_over_its_inputs():
+    rng = np.random.default_rng(2)
+    train = rng.normal(3.0, 2.0, (50, 4)).astype(np.float32)
+    other = rng.normal(0.0, 1.0, (7, 4)).astype(np.float32)
+    mean, std, (z_train, z_other) = standardize(train, other)
+    got_mean, got_std, (w_train, w_other) = standardize(train, other, in_place=True)
+    assert w_train is train and w_other is other  # overwritten, not copied
+    for got, want in [(got_mean, mean), (got_std, std), (train, z_train)]:
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(other, z_other)
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda x: x.astype(np.float64), "float64"),
+        (
+            lambda x: np.frombuffer(x.tobytes(), np.float32).reshape(x.shape),
+            "read-only",
+        ),
+    ],
+)
+def test_standardize_in_place_needs_writable_float32(make, fragment):
+    x = np.ones((5, 2), np.float32)
+    with pytest.raises(ValueError, match=f"array 1 passed to standardize.*{fragment}"):
+        standardize(x.copy(), make(x), in_place=True)
+
+
 @given(
     counts=st.lists(st.integers(1, 30), min_size=1, max_size=6),
     fraction=st.floats(0.01, 0.99),
