@@ -52,7 +52,8 @@ def test_quick_run_stays_under_the_limit(tmp_path, capsys, monkeypatch):
     # the children run as a user's would: without the suite's fast-compile
     # XLA options (unoptimized code would triple the CNN's epoch)
     monkeypatch.setenv("XLA_FLAGS", users_xla_flags())
-    assert mnist_memory.main(["--quick", "--out", str(tmp_path)]) == 0
+    sizes = ["--train-size", "2000", "--test-size", "500"]  # a third of --quick's
+    assert mnist_memory.main(["--quick", *sizes, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     header = [h for _, h in mnist_memory.COLUMNS]
     assert out[1].split("  ")[0] == header[0] and all(h in out[1] for h in header)
@@ -63,13 +64,21 @@ def test_quick_run_stays_under_the_limit(tmp_path, capsys, monkeypatch):
     rows = written["rows"]
     assert [r["model"] for r in rows] == list(mnist_memory.MODELS) == ["mlp", "cnn"]
     for row in rows:
-        assert (row["train_images"], row["test_images"]) == (6000, 1000)
+        assert (row["train_images"], row["test_images"]) == (2000, 500)
         assert row["returncode"] == 0 and row["under_limit"] is True
         assert_positive(row, "peak_rss_mib", "wall_seconds", "train_seconds")
         assert 100 < row["peak_rss_mib"] < 2048
         assert row["train_seconds"] < row["wall_seconds"]
         assert 0.3 < row["test_accuracy"] <= 1  # chance is 0.1
     assert rows[1]["command"].endswith("--model cnn")
+
+
+def test_quick_sizes_and_given_sizes():
+    assert mnist_memory.QUICK_SIZES == (6000, 1000)
+    args = mnist_memory.parse_args(["--quick"])
+    assert (args.train_size, args.test_size) == mnist_memory.QUICK_SIZES
+    args = mnist_memory.parse_args(["--train-size", "500"])
+    assert (args.train_size, args.test_size) == (500, 10000)
 
 
 @pytest.mark.parametrize("flag", ["--train-size", "--test-size"])
