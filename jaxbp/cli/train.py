@@ -19,8 +19,7 @@ from jaxbp.cli.errors import UsageError, training_errors
 from jaxbp.cli.interrupts import interrupted_message
 from jaxbp.cli.parsing import number
 
-#: ``--eval-batch-size``'s default: examples evaluated at a time.
-EVAL_BATCH_SIZE = 1000
+EVAL_BATCH_SIZE = 1000  #: ``--eval-batch-size``'s default (examples at a time)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

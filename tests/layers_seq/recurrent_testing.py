@@ -57,7 +57,7 @@ def assert_last_state_and_carried_state(make_layer, forward):
 
 
 def state_problem(problem, n_states: int):
-    """(initial state, dhs, d final state) for a recurrence on ``x``: the
+    """(initial state, dhs, d final state) on ``problem``'s sizes: the
     initial state and the cotangents (of every h_t, (T, B, H), and of the
     final state) standard normal, in ``problem``'s dtype; a state is a tuple
     of ``n_states`` arrays (B, H): (h,), or (h, c) for the LSTM."""
