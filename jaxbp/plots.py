@@ -46,6 +46,19 @@ def best_point(history: Sequence[dict]) -> int | None:
     return min(scored)[1] if scored else None
 
 
+def compact_count(value: float, _position=None) -> str:
+    """An epoch or step count as a tick label: as it is below 10,000, else in
+    thousands or millions (``200k``, ``1.5M``), so six-digit steps do not run
+    into each other; a minus sign as matplotlib writes it."""
+    if abs(value) >= 1e6:
+        label = f"{value / 1e6:g}M"
+    elif abs(value) >= 1e4:
+        label = f"{value / 1e3:g}k"
+    else:
+        label = f"{value:g}"
+    return label.replace("-", "\N{MINUS SIGN}")
+
+
 def _spans_a_decade(history) -> bool:
     """Whether the finite positive losses span a factor of 10 (log scale then)."""
     losses = [
@@ -65,7 +78,7 @@ def curves_figure(history: Sequence[dict], *, title: str = ""):
     the panels (:func:`jaxbp.plot_layout.arrange_panels`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     key = x_axis(history)
     xs = [r[key] for r in history]
@@ -89,6 +102,7 @@ def curves_figure(history: Sequence[dict], *, title: str = ""):
         if best is not None:
             ax.axvline(best, color="0.3", linestyle=":", label=f"best {key} {best}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs/steps
+        ax.xaxis.set_major_formatter(FuncFormatter(compact_count))
         ax.set_xlabel(key)
         ax.set_ylabel(quantity)
         ax.set_title(quantity)

@@ -1,11 +1,18 @@
 """``curves.png``: whole phrases per title line, the best epoch (step) marked,
 classifier (per-epoch) and language-model (per-step) histories."""
 
+import itertools
 import math
 
 import pytest
 
-from jaxbp.plots import best_point, curves_figure, plot_curves, title_lines
+from jaxbp.plots import (
+    best_point,
+    compact_count,
+    curves_figure,
+    plot_curves,
+    title_lines,
+)
 
 #: What ``jaxbp train`` puts in the title: long enough to need two lines.
 TITLE = (
@@ -75,6 +82,35 @@ def test_text_history_is_loss_against_steps(tmp_path):
 def test_few_epochs_have_whole_ticks():
     (loss, _) = curves_figure(digits_history(epochs=3, best=2)).axes
     assert all(float(t).is_integer() for t in loss.get_xticks())
+
+
+def test_compact_count_labels():
+    values = [0, 5, 9999, 10_000, 12_500, 200_000, 1_000_000, 1_500_000, -25_000]
+    labels = [
+        "0",
+        "5",
+        "9999",
+        "10k",
+        "12.5k",
+        "200k",
+        "1M",
+        "1.5M",
+        "\N{MINUS SIGN}25k",
+    ]
+    assert [compact_count(v) for v in values] == labels
+
+
+@pytest.mark.parametrize("last", [40, 9_000, 200_000, 2_000_000])
+def test_step_tick_labels_do_not_overlap(last):
+    steps = list(range(0, last + 1, last // 20))
+    fig = curves_figure(text_history(steps, [2.0] * len(steps)))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (ax,) = fig.axes
+    shown = [t for t in ax.get_xticklabels() if t.get_text()]
+    boxes = sorted((t.get_window_extent(renderer) for t in shown), key=lambda b: b.x0)
+    assert len(boxes) >= 4
+    assert all(a.x1 < b.x0 for a, b in itertools.pairwise(boxes))
 
 
 @pytest.mark.parametrize("history", [digits_history(), text_history()])
