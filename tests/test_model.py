@@ -2,6 +2,7 @@
 training."""
 
 import functools
+import tracemalloc
 
 import chex
 import jax
@@ -176,3 +177,21 @@ def test_cnn_trains_on_digits():
     logits = jax.jit(lambda p, s: model.apply(p, ds.test.x, state=s))(params, state)
     accuracy = float(jnp.mean(jnp.argmax(logits, axis=1) == ds.test.y))
     assert accuracy > 0.96, accuracy
+
+
+def test_check_input_copies_host_data_only_to_the_device():
+    """Host data already of the model's dtype is not copied on the host before
+    its transfer (NumPy's ``astype`` copies by default); another dtype is cast."""
+    model = jaxbp.mlp([256, 4])
+    x = np.random.default_rng(0).normal(size=(4096, 256)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        got = model.check_input(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < x.nbytes / 4
+    np.testing.assert_array_equal(np.asarray(got), x)
+    cast = model.check_input(x.astype(np.float64))
+    assert cast.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(cast), x)
