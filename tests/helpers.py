@@ -1,5 +1,6 @@
 """Helpers shared by the tests: error measures, hypothesis strategies for random
-models, data and targets."""
+models, data and targets, child processes, and a small program for the
+compilation tests."""
 
 from __future__ import annotations
 
@@ -175,3 +176,12 @@ def python_child(code: str, *, timeout: float = 600, **env):
         check=False,
         env={**os.environ, "JAX_PLATFORMS": "cpu", **env},
     )
+
+
+def affine(x):
+    """A small program for the compilation tests (program keys, the executable
+    cache), with :data:`AFFINE_X` its input."""
+    return jnp.tanh(x) @ x.T + 1.0
+
+
+AFFINE_X = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)

@@ -4,7 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import python_child
+from helpers import AFFINE_X as X
+from helpers import affine, python_child
 
 from jaxbp import compilation, executable_cache
 
@@ -23,13 +24,6 @@ def cache_dir(tmp_path):
 
 def entries(directory):
     return sorted(p.name for p in directory.glob("*.exe")) if directory.exists() else []
-
-
-def affine(x):
-    return jnp.tanh(x) @ x.T + 1.0
-
-
-X = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
 
 
 def test_a_stored_program_is_loaded_and_gives_the_same_results(cache_dir):

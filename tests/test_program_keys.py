@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import AFFINE_X as X
+from helpers import affine
 
 from jaxbp import compilation, program_keys
 
@@ -14,13 +16,6 @@ from jaxbp import compilation, program_keys
 def key_of(fn, *args, options=None):
     traced = jax.jit(fn).trace(*args)
     return program_keys.program_key(traced, args, options or {})
-
-
-def affine(x):
-    return jnp.tanh(x) @ x.T + 1.0
-
-
-X = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
 
 
 def test_the_same_program_has_the_same_key():
