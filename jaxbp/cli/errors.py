@@ -7,6 +7,7 @@ traceback and the process exits with status 1.
 from __future__ import annotations
 
 import contextlib
+import re
 
 
 class UsageError(Exception):
@@ -33,6 +34,26 @@ def one_line(message: str) -> str:
 #: other settings (a plain ValueError, not a CheckpointError: matched here).
 OTHER_SETTINGS = "cannot resume from "
 
+#: XLA's status when an allocation fails (in a ``JaxRuntimeError``'s message).
+OUT_OF_MEMORY = "RESOURCE_EXHAUSTED"
+
+
+def out_of_memory(args, error) -> UsageError:
+    """The one line for XLA running out of memory: what it asked for, and the
+    size flags that bound a run's memory (a text run's windows, or the batch
+    and the evaluation chunks)."""
+    message = str(error)
+    asked = re.search(r"allocating (\d+) bytes", message)
+    size = f" ({int(asked.group(1)) / 2**30:,.1f} GiB)" if asked else ""
+    if getattr(args, "dataset", None) == "text":
+        flags = "--batch-size or --block-size (or a smaller model)"
+    else:
+        flags = "--batch-size or --eval-batch-size (or a smaller model)"
+    return UsageError(
+        f"out of memory: XLA could not allocate what this run asked for{size}; "
+        f"a smaller {flags} needs less"
+    )
+
 
 @contextlib.contextmanager
 def training_errors(args, where):
@@ -40,7 +61,10 @@ def training_errors(args, where):
     become one line: divergence a :class:`Diverged` (``where(error)`` names
     the point, e.g. "epoch 3, step 40"), an unreadable checkpoint a
     UsageError naming ``--checkpoint-dir``, one written with other settings
-    a UsageError naming ``--resume``. Anything else propagates."""
+    a UsageError naming ``--resume``, XLA out of memory a UsageError naming
+    the size flags (:func:`out_of_memory`). Anything else propagates."""
+    import jax
+
     from jaxbp import checkpoint, train
 
     try:
@@ -58,4 +82,8 @@ def training_errors(args, where):
     except ValueError as error:
         if args.resume and str(error).startswith(OTHER_SETTINGS):
             raise UsageError(f"--resume: {error}") from None
+        raise
+    except jax.errors.JaxRuntimeError as error:
+        if OUT_OF_MEMORY in str(error):
+            raise out_of_memory(args, error) from None
         raise

@@ -86,6 +86,17 @@ def test_flags_that_do_not_fit_are_one_line(run_main, argv, fragments):
     assert_one_line_error(run_main("train", *argv, "--quiet"), *fragments)
 
 
+def test_a_run_too_large_for_memory_is_one_line(run_main, tmp_path):
+    """A block size whose attention matrices no machine holds: XLA's failed
+    allocation is a usage error naming the size flags, not a traceback."""
+    gpt = ["--model", "gpt", "--layers", "1", "--heads", "1", "--width", "8"]
+    sizes = ["--block-size", "100000", "--steps", "2", "--warmup", "0"]
+    result = run_main("train", *gpt, *sizes, "--quiet", "--out", str(tmp_path))
+    assert_one_line_error(
+        result, "out of memory", "GiB", "--batch-size", "--block-size"
+    )
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [(b"", "empty"), (b"\x00\x01binary", "binary"), (b"abc", "too short")],
