@@ -105,10 +105,8 @@ class Model:
                     "integer tokens; "
                     f"got dtype {x.dtype}"
                 )
-        elif host is not None:  # NumPy copies only when the dtype changes
+        else:  # copied only when the dtype changes (NumPy's default copies)
             x = x.astype(self.dtype, copy=False)
-        else:
-            x = x.astype(self.dtype)
         return x if host is None else to_device(x)
 
     @property

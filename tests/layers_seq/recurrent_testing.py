@@ -1,7 +1,8 @@
 """The harness the recurrent layers' tests (test_seq_rnn, test_seq_gru,
-test_seq_lstm) share: the layer and its inputs for a drawn problem, its
-backward against jax.vjp, the gradients of the initial state against jax.vjp
-and finite differences, and the run in two chunks with the state carried."""
+test_seq_lstm, test_seq_recurrent) share: the layer and its inputs for a drawn
+problem, its backward against jax.vjp, the gradients of the initial state
+against jax.vjp and finite differences, and the run in two chunks with the
+state carried."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ def recurrent_problem(make_layer, problem, return_sequences):
     x = normal(problem["seed"], (problem["batch"], *in_shape), problem["dtype"])
     dy = normal(problem["seed"] + 1, (problem["batch"], *out_shape), problem["dtype"])
     return layer, params, x, dy
+
+
+def with_nonzero_biases(params, problem):
+    """``params`` with standard-normal terms added to every bias (``b``,
+    ``b_ih``, ``b_hh``): the GRU's b_hn enters through its reset gate, and a
+    zero bias would hide a term left out of a backward."""
+    seed, dtype = problem["seed"] + 9, problem["dtype"]
+    return {
+        k: v + normal(seed, v.shape, dtype) * (k[0] == "b") for k, v in params.items()
+    }
 
 
 def assert_recurrent_backward_equals_vjp(setup, problem, return_sequences):

@@ -1,5 +1,6 @@
 """The GRU: hand-written backpropagation through time against jax.vjp and
-finite differences, the initial-state gradient, and torch's equations."""
+finite differences, the state carried, and torch's equations (the initial-state
+gradient: test_seq_recurrent.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -9,9 +10,8 @@ from hypothesis import given, settings
 from recurrent_testing import (
     assert_last_state_and_carried_state,
     assert_recurrent_backward_equals_vjp,
-    assert_state_backward_equals_finite_differences,
-    assert_state_backward_equals_vjp,
     recurrent_problem,
+    with_nonzero_biases,
 )
 from seq_testing import (
     assert_backward_equals_finite_differences,
@@ -24,12 +24,7 @@ from jaxbp import layers as L
 
 def setup(problem, return_sequences):
     layer, params, x, dy = recurrent_problem(L.gru, problem, return_sequences)
-    # nonzero biases: b_hn enters through the reset gate
-    params = {
-        k: v + normal(problem["seed"] + 9, v.shape, problem["dtype"]) * (k[0] == "b")
-        for k, v in params.items()
-    }
-    return layer, params, x, dy
+    return layer, with_nonzero_biases(params, problem), x, dy
 
 
 @pytest.mark.parametrize("return_sequences", [True, False])
@@ -43,27 +38,6 @@ def test_gru_backward_equals_jax_vjp_under_jit_and_vmap(problem, return_sequence
 @given(problem=sequence_problems(dtypes=("float64",)))
 def test_gru_backward_equals_finite_differences(problem):
     assert_backward_equals_finite_differences(*setup(problem, True))
-
-
-@settings(max_examples=4)
-@given(problem=sequence_problems())
-def test_gru_gradients_wrt_initial_and_final_state(problem):
-    """dh_0 from gru_backward (with ∂L/∂h_T from the final state)
-    equals jax.vjp of gru_forward under jit and vmap; a loss on hs and on
-    the final state, from a drawn initial state."""
-    _, params, x, _ = setup(problem, True)
-    assert_state_backward_equals_vjp(
-        L.gru_forward, L.gru_backward, params, x, problem, 1
-    )
-
-
-@settings(max_examples=2)
-@given(problem=sequence_problems(dtypes=("float64",)))
-def test_gru_initial_state_gradient_equals_finite_differences(problem):
-    _, params, x, _ = setup(problem, True)
-    assert_state_backward_equals_finite_differences(
-        L.gru_forward, L.gru_backward, params, x, problem, 1
-    )
 
 
 def test_gru_last_state_and_carried_state():

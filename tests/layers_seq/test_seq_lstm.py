@@ -1,5 +1,6 @@
 """The LSTM: hand-written backpropagation through time against jax.vjp and
-finite differences, the initial-state gradients, and torch's equations."""
+finite differences, the state carried, and torch's equations (the initial-state
+gradients: test_seq_recurrent.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -9,8 +10,6 @@ from hypothesis import given, settings
 from recurrent_testing import (
     assert_last_state_and_carried_state,
     assert_recurrent_backward_equals_vjp,
-    assert_state_backward_equals_finite_differences,
-    assert_state_backward_equals_vjp,
     recurrent_problem,
 )
 from seq_testing import (
@@ -37,27 +36,6 @@ def test_lstm_backward_equals_jax_vjp_under_jit_and_vmap(problem, return_sequenc
 @given(problem=sequence_problems(dtypes=("float64",)))
 def test_lstm_backward_equals_finite_differences(problem):
     assert_backward_equals_finite_differences(*setup(problem, True))
-
-
-@settings(max_examples=4)
-@given(problem=sequence_problems())
-def test_lstm_gradients_wrt_initial_and_final_state(problem):
-    """dh_0, dc_0 from lstm_backward (with ∂L/∂h_T, ∂L/∂c_T from the final state)
-    equal jax.vjp of lstm_forward under jit and vmap; a loss on hs and on
-    the final state, from a drawn initial state."""
-    _, params, x, _ = setup(problem, True)
-    assert_state_backward_equals_vjp(
-        L.lstm_forward, L.lstm_backward, params, x, problem, 2
-    )
-
-
-@settings(max_examples=2)
-@given(problem=sequence_problems(dtypes=("float64",)))
-def test_lstm_initial_state_gradient_equals_finite_differences(problem):
-    _, params, x, _ = setup(problem, True)
-    assert_state_backward_equals_finite_differences(
-        L.lstm_forward, L.lstm_backward, params, x, problem, 2
-    )
 
 
 def test_lstm_last_state_and_carried_state():

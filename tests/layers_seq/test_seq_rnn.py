@@ -1,49 +1,16 @@
-"""The tanh RNN: the initial-state gradient of its hand-written backpropagation
-through time against jax.vjp and finite differences, the state carried between
-chunks, and the recurrence written out. (The layer's backward against jax.vjp
-and finite differences is ``tests/test_layers.py``'s, with every layer kind.)"""
+"""The tanh RNN: the state carried between chunks and the recurrence written
+out. (The layer's backward against jax.vjp and finite differences is
+``tests/test_layers.py``'s, with every layer kind; the initial-state gradient
+is ``test_seq_recurrent.py``'s, with the LSTM's and the GRU's.)"""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from recurrent_testing import (
-    assert_last_state_and_carried_state,
-    assert_state_backward_equals_finite_differences,
-    assert_state_backward_equals_vjp,
-    recurrent_problem,
-)
-from seq_testing import normal, sequence_problems
+from recurrent_testing import assert_last_state_and_carried_state
+from seq_testing import normal
 
 from jaxbp import layers as L
-
-
-def setup(problem, return_sequences):
-    layer, params, x, dy = recurrent_problem(L.rnn, problem, return_sequences)
-    params["b"] = normal(problem["seed"] + 9, params["b"].shape, problem["dtype"])
-    return layer, params, x, dy
-
-
-@settings(max_examples=4)
-@given(problem=sequence_problems())
-def test_rnn_gradients_wrt_initial_and_final_state(problem):
-    """dh_0 from rnn_backward (with ∂L/∂h_T from the final state)
-    equals jax.vjp of rnn_forward under jit and vmap; a loss on hs and on
-    the final state, from a drawn initial state."""
-    _, params, x, _ = setup(problem, True)
-    assert_state_backward_equals_vjp(
-        L.rnn_forward, L.rnn_backward, params, x, problem, 1
-    )
-
-
-@settings(max_examples=2)
-@given(problem=sequence_problems(dtypes=("float64",)))
-def test_rnn_initial_state_gradient_equals_finite_differences(problem):
-    _, params, x, _ = setup(problem, True)
-    assert_state_backward_equals_finite_differences(
-        L.rnn_forward, L.rnn_backward, params, x, problem, 1
-    )
 
 
 def test_rnn_last_state_and_carried_state():
