@@ -138,7 +138,7 @@ def test_mnist_load_holds_about_one_float_copy(tmp_path, monkeypatch):
     """Splits cut from the uint8 images, standardized in place: the peak
     allocation of a load is under twice the float features it returns (every
     image made float first, then copied into splits and standardized into new
-    arrays, was over three times)."""
+    arrays, was well over it)."""
     make_mnist(tmp_path, n_train=3000, n_test=500)
     monkeypatch.setattr(splits, "_STATS_CHUNK", 256)  # statistics' chunks small
     tracemalloc.start()

@@ -22,8 +22,8 @@ def test_char_rnn(run_quick):
     # Measured, not asserted below ln V: after the quick run's 2,000 of his
     # Adagrad steps (lr 0.1 from mem = 0, so rounding-level differences in a
     # gradient pick another trajectory), the validation loss is above ln V for
-    # some initialisations (1 of 8 keys here, 2 of 8 under the suite's XLA
-    # options). The full run's (100,000 steps) is in experiments/results.
+    # some initial keys, under XLA's default options and the suite's. The full
+    # run's (100,000 steps) is in experiments/results.
     assert 0 < a["val_nats_per_char"] < math.inf
     # the step's hand-written gradient (rnn_backward from a carried h0, clipped
     # afterwards) equals jax.grad of min-char-rnn's equations
